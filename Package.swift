@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+// XRayStream: streaming chest X-ray triage and continuous learning over Apache Kafka.
+import PackageDescription
+
+/// The binaries load librdkafka 2.16 from `.deps/lib` (installed by `Ops/setup`) before the
+/// system's 2.0.2, which cannot talk to every broker. The rpath reaches `xray` and the test
+/// binaries alike; `xray` checks the loaded version at start-up and says what to run if it is old.
+let runtimeLibraryPath = Context.packageDirectory + "/.deps/lib"
+let rpath: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-rpath", "-Xlinker", runtimeLibraryPath])]
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault")]
+
+let package = Package(
+    name: "XRayStream",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "xray", targets: ["xray"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // C shims: each imported by exactly one Swift module.
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka",
+                       providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+
+        // What the bytes on each topic mean. No I/O, no C.
+        .target(name: "Wire", swiftSettings: strict),
+        // librdkafka as Swift: records in, records out, groups, commits, admin. Knows no X-rays.
+        .target(name: "KafkaIO",
+                dependencies: ["CRdKafka",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                swiftSettings: strict),
+        // PNG/JPEG decode, resize, crop, normalise. No Kafka.
+        .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: strict),
+        // The stages: pure transforms plus the runner that owns consume → produce → commit.
+        .target(name: "Stages",
+                dependencies: ["Wire", "KafkaIO", "Imaging",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                swiftSettings: strict),
+        // The CLI: wiring only.
+        .executableTarget(name: "xray",
+                          dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log"),
+                                         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                          swiftSettings: strict, linkerSettings: rpath),
+
+        .testTarget(name: "KafkaIOTests", dependencies: ["KafkaIO"], linkerSettings: rpath),
+        .testTarget(name: "WireTests", dependencies: ["Wire"], linkerSettings: rpath),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
+                    resources: [.copy("Fixtures")], linkerSettings: rpath),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Wire", "Imaging"], linkerSettings: rpath),
+        .testTarget(name: "IntegrationTests",
+                    dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",
+                                   .product(name: "Logging", package: "swift-log")],
+                    linkerSettings: rpath),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,58 @@
+/// An 8-bit grayscale image in memory.
+public struct GrayImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    /// Row-major (H, W), top row first.
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(width > 0 && height > 0 && pixels.count == width * height, "pixels must be width*height")
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+}
+
+/// What the decoder found in the file besides the pixels.
+public struct SourceImageInfo: Sendable, Equatable {
+    public enum Format: String, Sendable { case png, jpeg }
+    public var format: Format
+    public var width: Int
+    public var height: Int
+    /// Bits per sample (8 or 16 for PNG; 8 for JPEG).
+    public var bitDepth: Int
+    /// Samples per pixel in the file (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
+    public var channels: Int
+}
+
+/// Why an image could not be decoded. Every case says what is wrong with the input; none is
+/// retriable: the same bytes will fail the same way.
+public enum ImagingError: Error, Equatable, CustomStringConvertible {
+    case unknownFormat(firstBytes: [UInt8])
+    case encodedTooLarge(bytes: Int, limit: Int)
+    case tooManyPixels(width: Int, height: Int, limit: Int)
+    case corrupt(format: String, reason: String)
+    case empty
+
+    public var description: String {
+        switch self {
+        case .unknownFormat(let first):
+            "unknown image format (first bytes \(first.prefix(8).map { String(format2hex: $0) }.joined(separator: " "))); expected PNG or JPEG"
+        case .encodedTooLarge(let bytes, let limit):
+            "encoded image of \(bytes) bytes exceeds the \(limit)-byte limit"
+        case .tooManyPixels(let w, let h, let limit):
+            "image of \(w)x\(h) pixels exceeds the \(limit)-pixel limit (decompression-bomb guard)"
+        case .corrupt(let format, let reason):
+            "corrupt or truncated \(format): \(reason)"
+        case .empty:
+            "empty image record"
+        }
+    }
+}
+
+extension String {
+    init(format2hex byte: UInt8) {
+        let digits = Array("0123456789abcdef")
+        self = String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
+    }
+}

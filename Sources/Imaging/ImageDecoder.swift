@@ -1,0 +1,51 @@
+/// Limits that protect a stage from hostile or broken input.
+public struct DecodeLimits: Sendable, Equatable {
+    /// The largest encoded image accepted, in bytes.
+    public var maxEncodedBytes: Int
+    /// The largest width*height accepted before decoding (decompression-bomb guard).
+    public var maxPixels: Int
+    /// Decoded images whose longer side exceeds this are downscaled to it (the working resolution).
+    public var maxSide: Int
+
+    public init(maxEncodedBytes: Int = 32 << 20, maxPixels: Int = 50_000_000, maxSide: Int = 1024) {
+        self.maxEncodedBytes = maxEncodedBytes
+        self.maxPixels = maxPixels
+        self.maxSide = maxSide
+    }
+}
+
+/// Turns an encoded chest X-ray (PNG or JPEG) into an 8-bit gray image at a bounded working
+/// resolution. Thread-safe; holds no state but its limits.
+public struct ImageDecoder: Sendable {
+    public var limits: DecodeLimits
+
+    public init(limits: DecodeLimits = DecodeLimits()) { self.limits = limits }
+
+    /// Decodes `bytes`, detecting the format from its signature. Throws `ImagingError` for
+    /// empty, unknown, oversized, corrupt or truncated input.
+    public func decode(_ bytes: [UInt8]) throws -> (image: GrayImage, source: SourceImageInfo) {
+        guard !bytes.isEmpty else { throw ImagingError.empty }
+        guard bytes.count <= limits.maxEncodedBytes else {
+            throw ImagingError.encodedTooLarge(bytes: bytes.count, limit: limits.maxEncodedBytes)
+        }
+        let decoded: (GrayImage, SourceImageInfo)
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
+            decoded = try PNGDecoder.decode(bytes, maxPixels: limits.maxPixels)
+        } else if bytes.starts(with: [0xFF, 0xD8]) {
+            decoded = try JPEGDecoder.decode(bytes, maxPixels: limits.maxPixels)
+        } else {
+            throw ImagingError.unknownFormat(firstBytes: Array(bytes.prefix(8)))
+        }
+        return (fitWithin(decoded.0, maxSide: limits.maxSide), decoded.1)
+    }
+
+    /// Downscales so that the longer side is at most `maxSide`, keeping the aspect ratio.
+    func fitWithin(_ image: GrayImage, maxSide: Int) -> GrayImage {
+        let longer = max(image.width, image.height)
+        guard longer > maxSide else { return image }
+        let w = max(1, Int((Double(image.width) * Double(maxSide) / Double(longer)).rounded()))
+        let h = max(1, Int((Double(image.height) * Double(maxSide) / Double(longer)).rounded()))
+        let resized = Resampler.resize(image, width: w, height: h)
+        return GrayImage(width: w, height: h, pixels: resized.map { UInt8(max(0, min(255, $0.rounded()))) })
+    }
+}

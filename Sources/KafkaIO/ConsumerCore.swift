@@ -1,0 +1,278 @@
+internal import CRdKafka
+import Logging
+import Synchronization
+
+/// The consumer's state shared between its poll thread (librdkafka's callbacks run there) and
+/// the application's tasks: the bounded buffer of fetched records, the waiting reader, the
+/// offset tracker and the pause state. Every librdkafka call here takes the handle as an
+/// argument and runs on the poll thread or on the closing thread, never on the async pool.
+final class ConsumerCore: RDKafkaCallbackTarget {
+    let logger: Logger
+    let commitsEnabled: Bool
+    private let maxBuffered: Int
+    private let commitInterval: Duration
+
+    struct State {
+        var buffer: [KafkaRecord] = []
+        var bufferHead = 0
+        var waiter: CheckedContinuation<KafkaRecord?, Never>?
+        var waiterDeadline: ContinuousClock.Instant?
+        var tracker = OffsetTracker()
+        var paused = false
+        var closed = false
+        var lastCommit = ContinuousClock.now
+        var buffered: Int { buffer.count - bufferHead }
+        mutating func popFirst() -> KafkaRecord? {
+            guard bufferHead < buffer.count else { return nil }
+            let record = buffer[bufferHead]
+            bufferHead += 1
+            if bufferHead > 64 && bufferHead * 2 > buffer.count {
+                buffer.removeFirst(bufferHead)
+                bufferHead = 0
+            }
+            return record
+        }
+    }
+    let state = Mutex(State())
+
+    init(logger: Logger, commitsEnabled: Bool, maxBuffered: Int, commitInterval: Duration) {
+        self.logger = logger
+        self.commitsEnabled = commitsEnabled
+        self.maxBuffered = max(maxBuffered, 1)
+        self.commitInterval = commitInterval
+    }
+
+    func clientError(_ error: KafkaError) {
+        if error.isFatal { logger.critical("consumer failed: \(error)") } else { logger.warning("consumer: \(error)") }
+    }
+
+    // MARK: The application's side
+
+    func next(timeout: Duration?) async -> KafkaRecord? {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                state.withLock { s in
+                    if let record = s.popFirst() {
+                        continuation.resume(returning: record)
+                    } else if s.closed || Task.isCancelled {
+                        continuation.resume(returning: nil)
+                    } else {
+                        s.waiter = continuation
+                        s.waiterDeadline = deadline
+                    }
+                }
+            }
+        } onCancel: {
+            wakeWaiter()
+        }
+    }
+
+    func complete(_ record: KafkaRecord) {
+        state.withLock {
+            _ = $0.tracker.completed(TopicPartition(record.topic, record.partition),
+                                     offset: record.offset, generation: record.assignmentGeneration)
+        }
+    }
+
+    func markClosed() {
+        state.withLock { $0.closed = true }
+        wakeWaiter()
+    }
+
+    private func wakeWaiter() {
+        let waiter: CheckedContinuation<KafkaRecord?, Never>? = state.withLock { s in
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    // MARK: The poll thread's side
+
+    /// One turn of the poll loop: flow control, one poll, due commits, reader timeouts.
+    func pollOnce(_ rk: OpaquePointer) {
+        adjustFlow(rk)
+        if let message = rd_kafka_consumer_poll(rk, 50) {
+            handle(message.pointee)
+            rd_kafka_message_destroy(message)
+        }
+        let due = state.withLock { s -> Bool in
+            guard ContinuousClock.now - s.lastCommit >= commitInterval else { return false }
+            s.lastCommit = .now
+            return true
+        }
+        if due { commit(rk, synchronous: false) }
+        expireWaiter()
+    }
+
+    private func expireWaiter() {
+        let expired: CheckedContinuation<KafkaRecord?, Never>? = state.withLock { s in
+            guard let deadline = s.waiterDeadline, s.waiter != nil, ContinuousClock.now >= deadline else { return nil }
+            defer { s.waiter = nil; s.waiterDeadline = nil }
+            return s.waiter
+        }
+        expired?.resume(returning: nil)
+    }
+
+    /// Pauses every assigned partition when the buffer is full; resumes at half.
+    private func adjustFlow(_ rk: OpaquePointer) {
+        let action: Bool? = state.withLock { s in
+            if !s.paused && s.buffered >= maxBuffered { s.paused = true; return true }
+            if s.paused && s.buffered <= maxBuffered / 2 { s.paused = false; return false }
+            return nil
+        }
+        guard let pause = action else { return }
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        if pause { _ = rd_kafka_pause_partitions(rk, list) } else { _ = rd_kafka_resume_partitions(rk, list) }
+        logger.debug("\(pause ? "paused" : "resumed") \(list.pointee.cnt) partitions (buffer \(maxBuffered))")
+    }
+
+    private func handle(_ m: rd_kafka_message_t) {
+        if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
+            var error = KafkaError(m.err, context: "consuming")
+            if m.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART {
+                error = KafkaError(m.err, context: "a subscribed topic does not exist yet (create it with `xray topics apply`)")
+            }
+            logger.warning("\(error)")
+            return
+        }
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let tp = TopicPartition(topic, m.partition)
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        var message = m
+        let timestamp = rd_kafka_message_timestamp(&message, &timestampType)
+        let headers = Self.headers(of: &message)
+
+        let waiter: CheckedContinuation<KafkaRecord?, Never>?
+        var record: KafkaRecord?
+        (waiter, record) = state.withLock { s in
+            guard let generation = s.tracker.received(tp, offset: m.offset) else { return (nil, nil) }
+            let r = KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                                headers: headers, timestampMilliseconds: timestamp >= 0 ? timestamp : nil,
+                                generation: generation)
+            if let w = s.waiter {
+                s.waiter = nil
+                s.waiterDeadline = nil
+                return (w, r)
+            }
+            s.buffer.append(r)
+            return (nil, nil)
+        }
+        if let waiter { waiter.resume(returning: record.take()) }
+    }
+
+    private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {
+        var hdrs: OpaquePointer?
+        guard rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs else { return [] }
+        var result: [KafkaHeader] = []
+        var index = 0
+        while true {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var size = 0
+            guard rd_kafka_header_get_all(hdrs, index, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR else { break }
+            result.append(KafkaHeader(name: name.map { String(cString: $0) } ?? "",
+                                      value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+            index += 1
+        }
+        return result
+    }
+
+    // MARK: Commits and rebalances
+
+    /// Commits the commit points that moved (only for `subset` if given).
+    func commit(_ rk: OpaquePointer, synchronous: Bool, only subset: Set<TopicPartition>? = nil) {
+        guard commitsEnabled else { return }
+        let points = state.withLock { $0.tracker.pendingCommits(only: subset) }
+        guard !points.isEmpty else { return }
+        let list = rd_kafka_topic_partition_list_new(Int32(points.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for (tp, offset) in points {
+            rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = offset
+        }
+        state.withLock { $0.tracker.markCommitted(points) }
+        let err = rd_kafka_commit(rk, list, synchronous ? 0 : 1)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            state.withLock { $0.tracker.commitFailed(Array(points.keys)) }
+            logger.warning("\(KafkaError(err, context: "committing \(points.count) partitions; will retry"))")
+        } else {
+            logger.trace("committed \(points.sorted { $0.key.description < $1.key.description }.map { "\($0.key)@\($0.value)" })")
+        }
+    }
+
+    func commitResult(_ err: rd_kafka_resp_err_t, _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        guard err != RD_KAFKA_RESP_ERR_NO_ERROR, err != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }
+        let tps = offsets.map(Self.topicPartitions) ?? []
+        state.withLock { $0.tracker.commitFailed(tps) }
+        logger.warning("\(KafkaError(err, context: "commit of \(tps.count) partitions failed; will retry"))")
+    }
+
+    func rebalance(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t,
+                   _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        let tps = Self.topicPartitions(partitions)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            state.withLock { s in
+                s.tracker.assign(tps)
+                s.paused = false  // new partitions start unpaused; flow control re-pauses if needed
+            }
+            let error = cooperative ? rd_kafka_incremental_assign(rk, partitions).map { KafkaError(consuming: $0) }
+                                    : nonZero(rd_kafka_assign(rk, partitions))
+            logger.info("assigned \(tps.map(\.description).sorted()) (\(cooperative ? "cooperative" : "eager"))")
+            if let error { logger.error("assign failed: \(error)") }
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let lost = rd_kafka_assignment_lost(rk) != 0
+            if !lost { commit(rk, synchronous: true, only: Set(tps)) }
+            state.withLock { s in
+                s.tracker.revoke(tps)
+                let revoked = Set(tps)
+                let kept = s.buffer[s.bufferHead...].filter { !revoked.contains(TopicPartition($0.topic, $0.partition)) }
+                s.buffer = Array(kept)
+                s.bufferHead = 0
+            }
+            let error = cooperative ? rd_kafka_incremental_unassign(rk, partitions).map { KafkaError(consuming: $0) }
+                                    : nonZero(rd_kafka_assign(rk, nil))
+            logger.info("\(lost ? "lost" : "revoked") \(tps.map(\.description).sorted())")
+            if let error { logger.error("unassign failed: \(error)") }
+        default:
+            logger.error("rebalance error: \(KafkaError(err)); dropping the assignment")
+            state.withLock { $0.tracker.revoke(tps) }
+            _ = rd_kafka_assign(rk, nil)
+        }
+    }
+
+    private func nonZero(_ err: rd_kafka_resp_err_t) -> KafkaError? {
+        err == RD_KAFKA_RESP_ERR_NO_ERROR ? nil : KafkaError(err)
+    }
+
+    static func topicPartitions(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition] {
+        (0..<Int(list.pointee.cnt)).map {
+            let e = list.pointee.elems[$0]
+            return TopicPartition(String(cString: e.topic), e.partition)
+        }
+    }
+}
+
+/// librdkafka's rebalance callback. Runs on the thread that calls `rd_kafka_consumer_poll`
+/// or `rd_kafka_consumer_close`.
+let consumerRebalanceCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t,
+                                               UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                                               UnsafeMutableRawPointer?) -> Void = { rk, err, partitions, opaque in
+    guard let rk, let partitions, let opaque else { return }
+    Unmanaged<ConsumerCore>.fromOpaque(opaque).takeUnretainedValue().rebalance(rk, err, partitions)
+}
+
+/// librdkafka's offset-commit result callback. Runs on the consumer's poll thread.
+let consumerCommitCallback: @convention(c) (OpaquePointer?, rd_kafka_resp_err_t,
+                                            UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                                            UnsafeMutableRawPointer?) -> Void = { _, err, offsets, opaque in
+    guard let opaque else { return }
+    Unmanaged<ConsumerCore>.fromOpaque(opaque).takeUnretainedValue().commitResult(err, offsets)
+}

@@ -1,0 +1,154 @@
+internal import CRdKafka
+public import Logging
+
+/// Sends records and awaits the broker's acknowledgement of each.
+///
+/// One `rd_kafka_t` producer handle, polled by a dedicated thread that runs delivery reports.
+/// `send` suspends until the record is acknowledged (or definitively failed), so a caller can
+/// commit its input only after its output is safe. Call `close()` before dropping the producer.
+public final class KafkaProducer: Sendable {
+    private let client: RDKafkaClient
+    private let registry: DeliveryRegistry
+    private let pollThread: PollThread
+    private let logger: Logger
+
+    public init(configuration: ProducerConfiguration, logger: Logger) throws {
+        try Librdkafka.requireMinimumVersion()
+        let registry = DeliveryRegistry(logger: logger)
+        let client = try RDKafkaClient(kind: RD_KAFKA_PRODUCER,
+                                       properties: configuration.librdkafkaProperties) { conf in
+            RDKafkaClient.installCommonCallbacks(conf, target: registry)
+            rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
+        }
+        self.registry = registry
+        self.client = client
+        self.logger = logger
+        self.pollThread = PollThread(name: "xray-producer-poll") {
+            rd_kafka_poll(client.pointer, 100)
+        }
+    }
+
+    deinit {
+        pollThread.stopAndWait()
+    }
+
+    /// Sends one record and returns where the broker stored it. Throws a `KafkaError` if the
+    /// record is refused (too large, unknown topic) or not acknowledged within the delivery
+    /// timeout. Waits, without blocking a thread, while librdkafka's queue is full.
+    @discardableResult
+    public func send(_ record: OutgoingRecord) async throws -> DeliveryReport {
+        while true {
+            do {
+                return try await withCheckedThrowingContinuation { continuation in
+                    let id = registry.register(continuation)
+                    if let error = enqueue(record, id: id) {
+                        registry.resolve(id, .failure(error))
+                    }
+                }
+            } catch let error as KafkaError where error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue {
+                try await Task.sleep(for: .milliseconds(5))  // let librdkafka's queue drain
+            }
+        }
+    }
+
+    /// Sends several records concurrently and returns when every one is acknowledged.
+    /// Throws the first error; records already accepted are not recalled.
+    public func sendAll(_ records: [OutgoingRecord]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for record in records {
+                group.addTask { try await self.send(record) }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Hands the record to librdkafka; returns an error if it was refused at once.
+    private func enqueue(_ record: OutgoingRecord, id: UInt) -> KafkaError? {
+        guard let headers = rd_kafka_headers_new(record.headers.count) else {
+            return .local("OUT_OF_MEMORY", "could not allocate headers")
+        }
+        for header in record.headers {
+            if let value = header.value {
+                value.withUnsafeBytes { _ = rd_kafka_header_add(headers, header.name, -1, $0.baseAddress, $0.count) }
+            } else {
+                _ = rd_kafka_header_add(headers, header.name, -1, nil, 0)
+            }
+        }
+        let error: OpaquePointer? = record.topic.withCString { topic in
+            record.value.withUnsafeBytes { value in
+                withOptionalBytes(record.key) { key in
+                    var args = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    args[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                    args[0].u.cstr = topic
+                    args[1].vtype = RD_KAFKA_VTYPE_VALUE
+                    args[1].u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: value.baseAddress), size: value.count)
+                    args[2].vtype = RD_KAFKA_VTYPE_KEY
+                    args[2].u.mem = .init(ptr: UnsafeMutableRawPointer(mutating: key?.baseAddress), size: key?.count ?? 0)
+                    args[3].vtype = RD_KAFKA_VTYPE_HEADERS
+                    args[3].u.headers = headers
+                    args[4].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    args[4].u.ptr = UnsafeMutableRawPointer(bitPattern: id)
+                    args[5].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    args[5].u.i = RD_KAFKA_MSG_F_COPY
+                    var count = 6
+                    if let partition = record.partition {
+                        args.append(rd_kafka_vu_t())
+                        args[6].vtype = RD_KAFKA_VTYPE_PARTITION
+                        args[6].u.i32 = partition
+                        count = 7
+                    }
+                    return rd_kafka_produceva(client.pointer, &args, count)
+                }
+            }
+        }
+        guard let error else { return nil }  // librdkafka now owns the headers
+        rd_kafka_headers_destroy(headers)
+        return KafkaError(consuming: error, context: "producing to \(record.topic)")
+    }
+
+    /// Waits until every record handed to librdkafka is acknowledged or failed.
+    public func flush(timeout: Duration = .seconds(30)) async throws {
+        let ms = Int32(timeout.components.seconds * 1000)
+        let err = await onDedicatedThread("xray-producer-flush") { [client] in
+            rd_kafka_flush(client.pointer, ms)
+        }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(err, context: "flushing the producer (\(registry.pendingCount) records unacknowledged)")
+        }
+    }
+
+    /// Flushes, then stops the poll thread. The producer must not be used afterwards.
+    public func close(timeout: Duration = .seconds(30)) async {
+        do { try await flush(timeout: timeout) } catch { logger.warning("\(error)") }
+        await onDedicatedThread("xray-producer-close") { [pollThread] in pollThread.stopAndWait() }
+    }
+
+    /// The partition counts of the named topics (or of all topics when nil).
+    public func partitionCounts(topics: [String]? = nil, timeout: Duration = .seconds(10)) async throws -> [String: Int] {
+        let ms = Int32(timeout.components.seconds * 1000)
+        return try await onDedicatedThread("xray-metadata") { [client] in
+            Result { try client.partitionCounts(topics: topics, timeoutMilliseconds: ms) }
+        }.get()
+    }
+}
+
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
+}
+
+/// librdkafka's delivery report: resolves the sender waiting on the message's opaque id.
+/// Runs on the producer's poll thread.
+private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+    _, message, opaque in
+    guard let message, let opaque else { return }
+    let registry = Unmanaged<DeliveryRegistry>.fromOpaque(opaque).takeUnretainedValue()
+    let id = UInt(bitPattern: message.pointee._private)
+    let m = message.pointee
+    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        registry.resolve(id, .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+    } else {
+        registry.resolve(id, .failure(KafkaError(m.err, context: "delivery failed")))
+    }
+}
