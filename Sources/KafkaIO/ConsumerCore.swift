@@ -94,7 +94,7 @@ final class ConsumerCore: RDKafkaCallbackTarget {
     func pollOnce(_ rk: OpaquePointer) {
         adjustFlow(rk)
         if let message = rd_kafka_consumer_poll(rk, 50) {
-            handle(message.pointee)
+            handle(message)
             rd_kafka_message_destroy(message)
         }
         let due = state.withLock { s -> Bool in
@@ -130,7 +130,10 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         logger.debug("\(pause ? "paused" : "resumed") \(list.pointee.cnt) partitions (buffer \(maxBuffered))")
     }
 
-    private func handle(_ m: rd_kafka_message_t) {
+    /// Takes one polled message. librdkafka finds its internal message from this pointer, so the
+    /// pointer itself (never a copy of the struct) goes to the header and timestamp calls.
+    private func handle(_ message: UnsafeMutablePointer<rd_kafka_message_t>) {
+        let m = message.pointee
         if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return }
             var error = KafkaError(m.err, context: "consuming")
@@ -145,9 +148,8 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
         let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        var message = m
-        let timestamp = rd_kafka_message_timestamp(&message, &timestampType)
-        let headers = Self.headers(of: &message)
+        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
+        let headers = Self.headers(of: message)
 
         let waiter: CheckedContinuation<KafkaRecord?, Never>?
         var record: KafkaRecord?

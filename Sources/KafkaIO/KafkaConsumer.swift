@@ -23,11 +23,12 @@ public final class KafkaConsumer: Sendable {
 
     public init(configuration: ConsumerConfiguration, subscription: Subscription, logger: Logger) throws {
         try Librdkafka.requireMinimumVersion()
-        var properties = configuration.librdkafkaProperties
+        // librdkafka wants a group.id even for assign(); without a subscription it joins nothing.
+        let properties = configuration.librdkafkaProperties
         let inGroup: Bool
         switch subscription {
         case .group: inGroup = true
-        case .wholeTopic: inGroup = false; properties["group.id"] = nil
+        case .wholeTopic: inGroup = false
         }
         let core = ConsumerCore(logger: logger, commitsEnabled: inGroup,
                                 maxBuffered: configuration.maxBufferedRecords,

@@ -1,0 +1,151 @@
+public import KafkaIO
+public import Logging
+public import ServiceLifecycle
+import Wire
+import Foundation
+
+/// How a stage instance talks to Kafka.
+public struct StageRunnerConfiguration: Sendable {
+    public var consumer: ConsumerConfiguration
+    public var producer: ProducerConfiguration
+    /// Where refused inputs go.
+    public var deadLetterTopic: String
+    /// Records whose outputs may be awaiting acknowledgement at once.
+    public var maxInFlight: Int = 32
+
+    public init(consumer: ConsumerConfiguration, producer: ProducerConfiguration, deadLetterTopic: String) {
+        self.consumer = consumer
+        self.producer = producer
+        self.deadLetterTopic = deadLetterTopic
+    }
+}
+
+/// Runs one stage instance: consume → process → produce → commit, as a `Service`.
+///
+/// - A record's offset is committed only after all of its outputs are acknowledged
+///   (`KafkaConsumer.complete` after `KafkaProducer.send`): at-least-once.
+/// - A record the stage refuses goes to the dead-letter topic with the reason; the stage goes on.
+/// - An output the broker refuses for good (too large, say) sends the input to the dead-letter
+///   topic instead; retriable failures (a broker away) are retried with backoff, forever, so
+///   nothing is skipped while the cluster is down.
+/// - Memory stays bounded: at most `maxInFlight` records await acknowledgement, and the
+///   consumer pauses its partitions while its own small buffer is full.
+/// - On SIGTERM/SIGINT (graceful shutdown) it stops taking records, waits for those in flight,
+///   commits, and leaves the group.
+public final class StageRunner: Service {
+    public let stage: any Stage
+    public let configuration: StageRunnerConfiguration
+    public let statistics = StageStatistics()
+    private let logger: Logger
+
+    public init(stage: any Stage, configuration: StageRunnerConfiguration, logger: Logger) {
+        self.stage = stage
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "stage"] = "\(stage.name)"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let producer = try KafkaProducer(configuration: configuration.producer, logger: logger)
+        let consumer = try KafkaConsumer(configuration: configuration.consumer,
+                                         subscription: .group(topics: [stage.inputTopic]), logger: logger)
+        logger.info("consuming \(stage.inputTopic) in group \(configuration.consumer.groupID)")
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await self.consume(consumer, producer)
+            }
+        } catch is CancellationError {
+            // graceful shutdown: fall through to close
+        } catch {
+            await consumer.close()
+            await producer.close()
+            throw error
+        }
+        await consumer.close()
+        await producer.close()
+        logger.info("stopped: \(describe(statistics.snapshot))")
+    }
+
+    private func consume(_ consumer: KafkaConsumer, _ producer: KafkaProducer) async throws {
+        var lastReport = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while let record = await consumer.next() {
+                let outputs = transform(record)
+                while inFlight >= configuration.maxInFlight {
+                    try await group.next()
+                    inFlight -= 1
+                }
+                group.addTask {
+                    try await self.deliver(outputs, for: record, producer)
+                    consumer.complete(record)
+                }
+                inFlight += 1
+                if ContinuousClock.now - lastReport > .seconds(10) {
+                    lastReport = .now
+                    logger.info("\(describe(statistics.snapshot))")
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// The stage's outputs, or the dead letter of a refused input.
+    func transform(_ record: KafkaRecord) -> [OutgoingRecord] {
+        let start = ContinuousClock.now
+        let outputs: [OutgoingRecord]
+        var refused = false
+        do {
+            outputs = try stage.process(record)
+        } catch {
+            refused = true
+            logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset) key=\(record.keyText ?? "-"): \(error)")
+            outputs = [deadLetter(record, reason: "\(error)")]
+        }
+        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        statistics.update {
+            $0.consumed += 1
+            $0.processingSeconds += seconds
+            if refused { $0.deadLettered += 1 } else { $0.produced += outputs.count }
+        }
+        return outputs
+    }
+
+    private func deadLetter(_ record: KafkaRecord, reason: String) -> OutgoingRecord {
+        DeadLetter.record(for: record, stage: stage.name, reason: reason, topic: configuration.deadLetterTopic)
+    }
+
+    /// Sends the outputs until they are acknowledged. Retriable failures back off and retry;
+    /// a permanent refusal dead-letters the input in their place.
+    private func deliver(_ outputs: [OutgoingRecord], for record: KafkaRecord, _ producer: KafkaProducer) async throws {
+        var pending = outputs
+        var attempt = 0
+        while true {
+            do {
+                try await producer.sendAll(pending)
+                return
+            } catch let error as KafkaError where error.isRetriable {
+                attempt += 1
+                statistics.update { $0.retries += 1 }
+                if attempt == 1 || attempt % 10 == 0 {
+                    logger.warning("send failed (attempt \(attempt)), retrying: \(error)")
+                }
+                try await Task.sleep(for: .milliseconds(min(100 << min(attempt, 6), 5_000)))
+            } catch let error as KafkaError {
+                if pending.first?.topic == configuration.deadLetterTopic {
+                    logger.error("the dead-letter topic refused \(record.topic)[\(record.partition)]@\(record.offset): \(error); skipping it")
+                    return
+                }
+                logger.warning("output of \(record.topic)[\(record.partition)]@\(record.offset) refused, dead-lettering: \(error)")
+                statistics.update { $0.deadLettered += 1; $0.produced -= outputs.count }
+                pending = [deadLetter(record, reason: "output refused by the broker: \(error)")]
+            }
+        }
+    }
+
+    private func describe(_ s: StageStatistics.Snapshot) -> String {
+        let perRecord = s.consumed > 0 ? s.processingSeconds / Double(s.consumed) * 1000 : 0
+        return "consumed \(s.consumed), produced \(s.produced), dead-lettered \(s.deadLettered), retries \(s.retries), \(String(format: "%.1f", perRecord)) ms/record"
+    }
+}

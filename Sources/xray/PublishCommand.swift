@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import KafkaIO
+import Stages
+
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "The modality simulator: publish image files or a labelled dataset to xray.raw.",
+        discussion: """
+            PATH may be image files or folders (searched recursively for .png, .jpg, .jpeg, .dcm). \
+            NIH ChestX-ray14 PNGs are labelled from --labels (the NIH Data_Entry CSV); files in \
+            NORMAL/ or PNEUMONIA/ folders (the Kermany layout) are labelled by folder.
+            """)
+
+    @OptionGroup var kafka: KafkaOptions
+    @Argument(help: "Image files or folders.") var paths: [String]
+    @Option(help: "The NIH label table (Data_Entry_2017*.csv) for NIH images.") var labels: String?
+    @Option(help: "Images per second (default: as fast as the broker acknowledges).") var rate: Double?
+    @Option(help: "Publish at most this many images.") var limit: Int?
+    @Option(help: "The source named in each record's xray.source header.") var source: String = "xray-publish"
+    @Flag(help: "Shuffle the files (with --seed) before --limit applies.") var shuffle = false
+    @Option(help: "Seed for --shuffle.") var seed: UInt64 = 1
+
+    func run() async throws {
+        let logger = kafka.logger("xray.publish")
+        let table = try labels.map { path -> NIHLabelTable in
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read the label table \(path)")
+            }
+            return try NIHLabelTable(csv: text)
+        }
+        var files = try DatasetScanner.scan(paths, nihLabels: table)
+        if shuffle {
+            var generator = SplitMix64(seed: seed)
+            files.shuffle(using: &generator)
+        }
+        if let limit { files = Array(files.prefix(limit)) }
+        guard !files.isEmpty else { throw ValidationError("no image files found under \(paths)") }
+
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: try kafka.kafka(clientID: "xray-publish")),
+                                         logger: logger)
+        let publisher = ModalityPublisher(topic: kafka.topics.raw, source: source, rate: rate)
+        let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
+        let summary = try await publisher.publish(files, with: producer) { done, total in bar.show(done, total) }
+        bar.finish()
+        await producer.close()
+
+        let mb = Double(summary.bytes) / 1_048_576
+        print(String(format: "published %d images (%d labelled) to %@: %.1f MB in %.2f s, %.1f images/s, %.1f MB/s",
+                     summary.published, summary.labelled, kafka.topics.raw, mb, summary.seconds,
+                     Double(summary.published) / max(summary.seconds, 1e-9), mb / max(summary.seconds, 1e-9)))
+        for failure in summary.failed { print("failed: \(failure.path): \(failure.reason)") }
+        if !summary.failed.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// A deterministic generator for --shuffle.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

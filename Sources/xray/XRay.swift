@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct XRay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "xray",
+        abstract: "XRayStream: streaming chest X-ray triage and continuous learning over Kafka.",
+        discussion: """
+            Every stage is its own process; run any number of each, and they share the work \
+            through a Kafka consumer group named after the stage. The broker list comes from \
+            --brokers or XRAY_BROKERS (default 127.0.0.1:9092); any librdkafka property can be \
+            set with -X key=value.
+            """,
+        subcommands: [DecoderCommand.self, PreprocessorCommand.self, PublishCommand.self, TailCommand.self,
+                      TopicsCommand.self, DevCommand.self, BenchCommand.self, VersionCommand.self])
+}
