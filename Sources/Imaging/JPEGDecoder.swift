@@ -15,7 +15,10 @@ enum JPEGDecoder {
         }
         guard headerStatus == 0 else { throw ImagingError.corrupt(format: "JPEG", reason: errorText(handle)) }
         let w = Int(width), h = Int(height)
-        guard w > 0, h > 0, w * h <= maxPixels else {
+        guard w > 0, h > 0 else {
+            throw ImagingError.corrupt(format: "JPEG", reason: "the header gives no image size (truncated?)")
+        }
+        guard w * h <= maxPixels else {
             throw ImagingError.tooManyPixels(width: w, height: h, limit: maxPixels)
         }
         var pixels = [UInt8](repeating: 0, count: w * h)
