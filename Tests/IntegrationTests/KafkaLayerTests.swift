@@ -1,0 +1,67 @@
+import KafkaIO
+import Testing
+import Wire
+
+@Suite("Kafka layer on a real broker", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
+struct KafkaLayerTests {
+    @Test("keys, headers and values arrive as sent, with a delivery report per record")
+    func roundTrip() async throws {
+        let topics = try await TestBroker.freshTopics("roundtrip")
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        let sent = (0..<20).map { i in
+            OutgoingRecord(topic: topics.raw, key: "id-\(i)", value: Array("value \(i)".utf8),
+                           headers: [KafkaHeader("n", "\(i)"), KafkaHeader(name: "null", value: nil)])
+        }
+        for record in sent {
+            let report = try await producer.send(record)
+            #expect(report.topic == topics.raw && report.offset >= 0 && (0..<6).contains(report.partition))
+        }
+        await producer.close()
+        let received = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { $0.count >= 20 }
+        #expect(received.count == 20)
+        for record in received {
+            let i = Int(record.keyText!.dropFirst(3))!
+            #expect(record.value == Array("value \(i)".utf8))
+            #expect(record.headers.text("n") == "\(i)")
+            #expect(record.headers.contains { $0.name == "null" && $0.value == nil })
+        }
+    }
+
+    @Test("a group resumes after the last completed record, never past an incomplete one")
+    func commitsOnlyCompleted() async throws {
+        let topics = try await TestBroker.freshTopics("commits")
+        let topic = topics.models  // one partition: a total order
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await producer.sendAll((0..<10).map { OutgoingRecord(topic: topic, key: "k", value: [UInt8($0)]) })
+        await producer.close()
+
+        var configuration = ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "commits-\(topic)")
+        configuration.assignmentStrategy = .eager
+        let first = try KafkaConsumer(configuration: configuration, subscription: .group(topics: [topic]), logger: TestBroker.logger)
+        var taken: [KafkaRecord] = []
+        while taken.count < 6, let record = await first.next(timeout: .seconds(30)) { taken.append(record) }
+        #expect(taken.map(\.value) == (0..<6).map { [UInt8($0)] })
+        // Records 0, 1, 2 and 4 are done; 3 is not: the group must resume at 3.
+        for i in [0, 1, 2, 4] { first.complete(taken[i]) }
+        await first.close()
+
+        let second = try KafkaConsumer(configuration: configuration, subscription: .group(topics: [topic]), logger: TestBroker.logger)
+        let next = await second.next(timeout: .seconds(30))
+        #expect(next?.offset == taken[3].offset)
+        #expect(next?.value == [3])
+        await second.close()
+    }
+
+    @Test("a producer to a broker nobody listens on fails with a retriable error")
+    func brokerAway() async throws {
+        var config = ProducerConfiguration(kafka: KafkaConfiguration(brokers: "127.0.0.1:1", clientID: "away"))
+        config.deliveryTimeoutMilliseconds = 1500
+        var quiet = TestBroker.logger
+        quiet.logLevel = .critical  // librdkafka reports every refused connection
+        let producer = try KafkaProducer(configuration: config, logger: quiet)
+        await #expect { try await producer.send(OutgoingRecord(topic: "t", key: "k", value: [1])) } throws: { error in
+            (error as? KafkaError)?.isRetriable == true
+        }
+        await producer.close(timeout: .seconds(1))
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import KafkaIO
+import Logging
+import Stages
+import Wire
+
+/// The broker `Ops/test` started, and helpers to give each test topics of its own.
+enum TestBroker {
+    /// Set by Ops/test; the integration suites are disabled (and reported as skipped) without it.
+    static let brokers = ProcessInfo.processInfo.environment["XRAY_TEST_BROKERS"]
+    static var available: Bool { brokers != nil }
+
+    static let logger: Logger = {
+        var logger = Logger(label: "integration")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    static var kafka: KafkaConfiguration { KafkaConfiguration(brokers: brokers ?? "", clientID: "xray-test") }
+
+    /// A catalog under a fresh prefix, with its topics created.
+    static func freshTopics(_ name: String) async throws -> TopicCatalog {
+        let catalog = TopicCatalog(prefix: "\(name)-\(UInt32.random(in: 0...UInt32.max)).")
+        let admin = try KafkaAdmin(configuration: kafka, logger: logger)
+        _ = try await admin.apply(catalog.settings)
+        return catalog
+    }
+
+    /// Reads a whole topic from the beginning until `done` says so or `timeout` passes.
+    static func collect(_ topic: String, timeout: Duration,
+                        until done: ([KafkaRecord]) -> Bool) async throws -> [KafkaRecord] {
+        let consumer = try KafkaConsumer(configuration: ConsumerConfiguration(kafka: kafka, groupID: "collector"),
+                                         subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
+        let deadline = ContinuousClock.now + timeout
+        var records: [KafkaRecord] = []
+        while !done(records), ContinuousClock.now < deadline {
+            if let record = await consumer.next(timeout: .milliseconds(500)) { records.append(record) }
+        }
+        await consumer.close()
+        return records
+    }
+
+    /// The `xray` executable built beside the test binary (or XRAY_BIN).
+    static var xrayBinary: String {
+        if let path = ProcessInfo.processInfo.environment["XRAY_BIN"] { return path }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return exe.deletingLastPathComponent().appendingPathComponent("xray").path
+    }
+
+    /// Starts `xray ARGS` against the test broker, logging to a temporary file.
+    static func spawnXray(_ arguments: [String], prefix: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: xrayBinary)
+        process.arguments = arguments + ["--brokers", brokers ?? "", "--topic-prefix", prefix]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)\(arguments[0])-\(UUID().uuidString.prefix(6)).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+}
+
+/// Real images from ../shared/datasets.
+enum Dataset {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/datasets")
+
+    static func nih(_ count: Int) throws -> [ImageFile] {
+        let table = try NIHLabelTable(csv: String(contentsOf: root.appendingPathComponent("nih_cxr14_fullres_starter_subset/labels.csv"), encoding: .utf8))
+        return Array(try DatasetScanner.scan([root.appendingPathComponent("nih_cxr14_fullres_starter_subset/images").path],
+                                             nihLabels: table).prefix(count))
+    }
+
+    static func kermany(_ count: Int) throws -> [ImageFile] {
+        let normal = try DatasetScanner.scan([root.appendingPathComponent("kermany_pneumonia_224/train/NORMAL").path]).prefix(count / 2)
+        let sick = try DatasetScanner.scan([root.appendingPathComponent("kermany_pneumonia_224/train/PNEUMONIA").path]).prefix(count - count / 2)
+        return Array(normal + sick)
+    }
+}
