@@ -21,11 +21,7 @@ public struct DecoderStage: Stage {
         let decoded = DecodedImage(width: image.width, height: image.height, pixels: image.pixels,
                                    originalWidth: source.width, originalHeight: source.height,
                                    originalBitDepth: source.bitDepth, originalChannels: source.channels)
-        let headers = record.headersPassedOn(
-            replacing: [HeaderName.contentType, HeaderName.schema, HeaderName.imageID],
-            adding: [(HeaderName.imageID, id), (HeaderName.contentType, ContentType.decodedImage),
-                     (HeaderName.schema, String(DecodedImage.schemaVersion)),
-                     (HeaderName.decodedAt, String(epochMilliseconds()))])
-        return [OutgoingRecord(topic: outputTopic, key: id, value: decoded.encoded(), headers: headers)]
+        return [record.passedOn(to: outputTopic, imageID: id, value: decoded.encoded(), contentType: ContentType.decodedImage,
+                                schema: DecodedImage.schemaVersion, timestampHeader: HeaderName.decodedAt)]
     }
 }

@@ -24,11 +24,7 @@ public struct PreprocessorStage: Stage {
         let decoded = try DecodedImage(decoding: record.value)
         let image = GrayImage(width: decoded.width, height: decoded.height, pixels: decoded.pixels)
         let tensor = Tensor(shape: spec.outputShape, values: preprocessor.tensor(from: image))
-        let headers = record.headersPassedOn(
-            replacing: [HeaderName.contentType, HeaderName.schema, HeaderName.imageID],
-            adding: [(HeaderName.imageID, id), (HeaderName.contentType, ContentType.tensor),
-                     (HeaderName.schema, String(Tensor.schemaVersion)),
-                     (HeaderName.preprocessedAt, String(epochMilliseconds()))])
-        return [OutgoingRecord(topic: outputTopic, key: id, value: tensor.encoded(), headers: headers)]
+        return [record.passedOn(to: outputTopic, imageID: id, value: tensor.encoded(), contentType: ContentType.tensor,
+                                schema: Tensor.schemaVersion, timestampHeader: HeaderName.preprocessedAt)]
     }
 }

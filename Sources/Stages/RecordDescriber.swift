@@ -15,6 +15,26 @@ public enum RecordDescriber {
         return lines.joined(separator: "\n")
     }
 
+    /// One line: partition@offset, key, labels, the value's summary and, for image records,
+    /// how long after acquisition each stage finished.
+    public static func oneLine(_ record: KafkaRecord) -> String {
+        var parts = ["[\(record.partition)]@\(record.offset)", record.keyText ?? "-"]
+        if let labels = record.headers.text(HeaderName.labels) { parts.append("labels=" + (labels.isEmpty ? "none" : labels)) }
+        if let error = record.headers.text(HeaderName.DeadLetter.error) {
+            parts.append("refused by \(record.headers.text(HeaderName.DeadLetter.stage) ?? "?"): \(error)")
+        } else {
+            parts.append(summarize(record.value))
+        }
+        if let acquired = record.headers.text(HeaderName.acquiredAt).flatMap({ Int64($0) }) {
+            let stages = [("decoded", HeaderName.decodedAt), ("preprocessed", HeaderName.preprocessedAt)]
+            let times = stages.compactMap { name, header in
+                record.headers.text(header).flatMap { Int64($0) }.map { "\(name) +\($0 - acquired) ms" }
+            }
+            if !times.isEmpty { parts.append("(" + times.joined(separator: ", ") + ")") }
+        }
+        return parts.joined(separator: "  ")
+    }
+
     public static func summarize(_ value: [UInt8]) -> String {
         if value.isEmpty { return "empty" }
         if value.starts(with: Array("XRDI".utf8)) {

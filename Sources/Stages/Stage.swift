@@ -34,8 +34,15 @@ extension KafkaRecord {
         throw BadInput("record has no image id (neither an xray.image-id header nor a key)")
     }
 
-    /// The input's headers with `replacing` names removed and `adding` appended: what travels on.
-    func headersPassedOn(replacing names: Set<String>, adding: [(String, String)]) -> [KafkaHeader] {
-        headers.filter { !names.contains($0.name) } + adding.map { KafkaHeader($0.0, $0.1) }
+    /// The output a stage sends on for this input: keyed by the image id, carrying the input's
+    /// headers with the content type and schema replaced and the stage's timestamp added.
+    func passedOn(to topic: String, imageID: String, value: [UInt8], contentType: String, schema: UInt16,
+                  timestampHeader: String) -> OutgoingRecord {
+        let replaced: Set<String> = [HeaderName.contentType, HeaderName.schema, HeaderName.imageID, timestampHeader]
+        let headers = self.headers.filter { !replaced.contains($0.name) } + [
+            KafkaHeader(HeaderName.imageID, imageID), KafkaHeader(HeaderName.contentType, contentType),
+            KafkaHeader(HeaderName.schema, String(schema)), KafkaHeader(timestampHeader, String(epochMilliseconds())),
+        ]
+        return OutgoingRecord(topic: topic, key: imageID, value: value, headers: headers)
     }
 }
