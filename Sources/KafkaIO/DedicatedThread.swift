@@ -35,6 +35,4 @@ final class PollThread: Sendable {
             finished.wait()
         }
     }
-
-    var isRunning: Bool { running.load(ordering: .acquiring) }
 }

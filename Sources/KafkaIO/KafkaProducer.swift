@@ -122,14 +122,6 @@ public final class KafkaProducer: Sendable {
         do { try await flush(timeout: timeout) } catch { logger.warning("\(error)") }
         await onDedicatedThread("xray-producer-close") { [pollThread] in pollThread.stopAndWait() }
     }
-
-    /// The partition counts of the named topics (or of all topics when nil).
-    public func partitionCounts(topics: [String]? = nil, timeout: Duration = .seconds(10)) async throws -> [String: Int] {
-        let ms = Int32(timeout.components.seconds * 1000)
-        return try await onDedicatedThread("xray-metadata") { [client] in
-            Result { try client.partitionCounts(topics: topics, timeoutMilliseconds: ms) }
-        }.get()
-    }
 }
 
 private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
