@@ -151,22 +151,22 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         let timestamp = rd_kafka_message_timestamp(message, &timestampType)
         let headers = Self.headers(of: message)
 
-        let waiter: CheckedContinuation<KafkaRecord?, Never>?
-        var record: KafkaRecord?
-        (waiter, record) = state.withLock { s in
-            guard let generation = s.tracker.received(tp, offset: m.offset) else { return (nil, nil) }
-            let r = KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
-                                headers: headers, timestampMilliseconds: timestamp >= 0 ? timestamp : nil,
-                                generation: generation)
-            if let w = s.waiter {
-                s.waiter = nil
-                s.waiterDeadline = nil
-                return (w, r)
+        // Hand the record to a waiting reader, or buffer it; a record of a partition revoked
+        // meanwhile is dropped (the group will deliver it to its new owner).
+        let handOff: (CheckedContinuation<KafkaRecord?, Never>, KafkaRecord)? = state.withLock { s in
+            guard let generation = s.tracker.received(tp, offset: m.offset) else { return nil }
+            let record = KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
+                                     headers: headers, timestampMilliseconds: timestamp >= 0 ? timestamp : nil,
+                                     generation: generation)
+            guard let waiter = s.waiter else {
+                s.buffer.append(record)
+                return nil
             }
-            s.buffer.append(r)
-            return (nil, nil)
+            s.waiter = nil
+            s.waiterDeadline = nil
+            return (waiter, record)
         }
-        if let waiter { waiter.resume(returning: record.take()) }
+        if let (waiter, record) = handOff { waiter.resume(returning: record) }
     }
 
     private static func headers(of message: UnsafeMutablePointer<rd_kafka_message_t>) -> [KafkaHeader] {

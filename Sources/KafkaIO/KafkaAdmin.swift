@@ -35,17 +35,17 @@ public enum TopicChange: Sendable, Equatable, CustomStringConvertible {
 /// Creates and updates topics. Every request runs on a dedicated thread.
 public final class KafkaAdmin: Sendable {
     private let client: RDKafkaClient
-    private let registry: DeliveryRegistry
+    private let callbacks: ClientCallbacks
     private let timeoutMilliseconds: Int32 = 15_000
 
     public init(configuration: KafkaConfiguration, logger: Logger) throws {
         try Librdkafka.requireMinimumVersion()
         var properties = configuration.baseProperties.merging(configuration.properties) { _, o in o }
         properties["client.id"] = configuration.clientID + "-admin"
-        let registry = DeliveryRegistry(logger: logger)
-        self.registry = registry
+        let callbacks = ClientCallbacks(logger: logger, role: "admin")
+        self.callbacks = callbacks
         self.client = try RDKafkaClient(kind: RD_KAFKA_PRODUCER, properties: properties) { conf in
-            RDKafkaClient.installCommonCallbacks(conf, target: registry)
+            RDKafkaClient.installCommonCallbacks(conf, target: callbacks)
         }
     }
 
@@ -238,5 +238,18 @@ public final class KafkaAdmin: Sendable {
                 throw KafkaError(err, context: "\(what) (\(String(cString: rd_kafka_topic_result_name(r)))) \(text)")
             }
         }
+    }
+}
+
+/// The log and error callback target of a client that has no other callbacks (the admin).
+final class ClientCallbacks: RDKafkaCallbackTarget {
+    let logger: Logger
+    private let role: String
+    init(logger: Logger, role: String) {
+        self.logger = logger
+        self.role = role
+    }
+    func clientError(_ error: KafkaError) {
+        if error.isFatal { logger.critical("\(role) failed: \(error)") } else { logger.warning("\(role): \(error)") }
     }
 }

@@ -7,8 +7,7 @@ import Wire
 @Suite("Decoder and preprocessor on a real broker", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
 struct PipelineTests {
     func runner(_ stage: any Stage, _ topics: TopicCatalog) -> StageRunner {
-        var consumer = ConsumerConfiguration(kafka: TestBroker.kafka, groupID: stage.name)
-        consumer.groupID = "\(topics.prefix)\(stage.name)"
+        let consumer = ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)\(stage.name)")
         return StageRunner(stage: stage,
                            configuration: StageRunnerConfiguration(consumer: consumer, producer: ProducerConfiguration(kafka: TestBroker.kafka),
                                                                    deadLetterTopic: topics.deadletter),
