@@ -29,6 +29,8 @@ let package = Package(
                        providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
 
         // What the bytes on each topic mean. No I/O, no C.
         .target(name: "Wire", swiftSettings: strict),
@@ -40,6 +42,9 @@ let package = Package(
                 swiftSettings: strict),
         // PNG/JPEG decode, resize, crop, normalise. No Kafka.
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: strict),
+        // The CNN engine: layers with backward passes over OpenBLAS, optimisers, architectures,
+        // weight files (safetensors, ONNX import). No Kafka; no I/O but weight files.
+        .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: strict),
         // The stages: pure transforms plus the runner that owns consume → produce → commit.
         .target(name: "Stages",
                 dependencies: ["Wire", "KafkaIO", "Imaging",
@@ -48,7 +53,7 @@ let package = Package(
                 swiftSettings: strict),
         // The CLI: wiring only.
         .executableTarget(name: "xray",
-                          dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",
+                          dependencies: ["Stages", "Wire", "KafkaIO", "Imaging", "Engine",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log"),
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -58,6 +63,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire"], linkerSettings: rpath),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
                     resources: [.copy("Fixtures")], linkerSettings: rpath),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], linkerSettings: rpath),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Wire", "Imaging"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",

@@ -1,0 +1,144 @@
+import Foundation
+
+/// A built architecture with its parameters, ready to infer or train.
+///
+/// Input (N, C, H, W) → logits (N, labels, 1, 1); `probabilities` applies the sigmoid.
+/// Stages that hold no trainable parameter run in inference mode even while training (frozen
+/// features use their running statistics) and are skipped by backward.
+public final class Network {
+    public let architecture: Architecture
+    public let labelCount: Int
+    public let inputChannels: Int
+    public let store: ParameterStore
+    let stages: [Layer]
+    let head: Dense
+    private var firstTrainableStage = 0
+    private let inputCopy = FloatBuffer()
+
+    /// Builds `architecture` with a head of `labels` outputs and standard initialisation
+    /// (torchvision's: Kaiming-normal fan-out convolutions, unit batch norms, uniform dense
+    /// weights with zero bias), drawn from `seed`.
+    public init(architecture: Architecture, labels: Int, inputChannels: Int = 3, seed: UInt64 = 0) {
+        precondition(labels > 0 && inputChannels > 0)
+        self.architecture = architecture
+        self.labelCount = labels
+        self.inputChannels = inputChannels
+        store = ParameterStore()
+        let layout = architecture.build(labels: labels, inputChannels: inputChannels, store: store, seed: seed)
+        stages = layout.stages
+        head = layout.head
+        store.allocate()
+        initialize(seed: seed)
+    }
+
+    public var parameters: [Parameter] { store.parameters }
+    public var buffers: [StateBuffer] { stages.flatMap(\.buffers) }
+    /// The head's parameters (weight, bias).
+    public var headParameters: [Parameter] { [head.weight, head.bias] }
+
+    /// Re-draws every parameter and resets the running statistics.
+    public func initialize(seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        for p in parameters {
+            let v = p.value
+            switch (p.shape.count, p.name.hasSuffix(".bias")) {
+            case (4, _): // convolution: N(0, 2 / fan_out)
+                let std = (2 / Float(p.shape[0] * p.shape[2] * p.shape[3])).squareRoot()
+                for i in 0..<p.count { v[i] = rng.normal() * std }
+            case (2, _): // dense weight: U(−1/√in, 1/√in)
+                let bound = 1 / Float(p.shape[1]).squareRoot()
+                for i in 0..<p.count { v[i] = (rng.uniform() * 2 - 1) * bound }
+            case (_, true):
+                v.update(repeating: 0, count: p.count)
+            default: // batch-norm weight
+                v.update(repeating: 1, count: p.count)
+            }
+        }
+        for b in buffers {
+            switch b.values {
+            case .float32(let f): b.values = .float32(.init(repeating: b.name.hasSuffix("running_var") ? 1 : 0, count: f.count))
+            case .int64: b.values = .int64([0])
+            }
+        }
+    }
+
+    /// Chooses what trains; everything else is frozen.
+    public func setTrainable(_ scope: TrainableScope) {
+        let headStage = stages.count - 1
+        switch scope {
+        case .all: firstTrainableStage = 0
+        case .head: firstTrainableStage = headStage
+        case .lastStages(let k): firstTrainableStage = max(0, headStage - k)
+        }
+        for (index, stage) in stages.enumerated() {
+            for p in stage.parameters { p.isTrainable = index >= firstTrainableStage }
+        }
+    }
+
+    /// Parameters that currently train.
+    public var trainableParameters: [Parameter] { parameters.filter(\.isTrainable) }
+
+    public func outputShape(for s: Shape) -> Shape {
+        stages.reduce(s) { $1.outputShape(for: $0) }
+    }
+
+    /// Logits for a batch. The returned view is valid until the next forward.
+    public func forward(_ x: Activation, mode: Mode) -> Activation {
+        precondition(x.shape.c == inputChannels, "the network takes \(inputChannels) channels, got \(x.shape.c)")
+        var a = x
+        for (index, stage) in stages.enumerated() {
+            a = stage.forward(a, mode: mode == .training && index >= firstTrainableStage ? .training : .inference)
+        }
+        return a
+    }
+
+    /// Backward from ∂loss/∂logits through the trainable stages, accumulating gradients.
+    public func backward(_ dLogits: Activation) {
+        var g = dLogits
+        for index in stride(from: stages.count - 1, through: firstTrainableStage, by: -1) {
+            g = stages[index].backward(g, inputGradient: index > firstTrainableStage)
+        }
+    }
+
+    /// Per-label probabilities for a batch given as N·C·H·W floats, row-major.
+    public func probabilities(batch: [Float], shape: Shape) -> [[Float]] {
+        precondition(batch.count == shape.count, "batch of \(batch.count) floats for shape \(shape)")
+        let x = inputCopy.view(shape)
+        batch.withUnsafeBufferPointer { x.data.update(from: $0.baseAddress!, count: batch.count) }
+        let logits = forward(x, mode: .inference)
+        return (0..<shape.n).map { i in (0..<labelCount).map { sigmoid(logits.data[i * labelCount + $0]) } }
+    }
+
+    /// Multiply-accumulate operations of one forward pass for one image of (C, H, W), doubled:
+    /// the conventional FLOP count.
+    public func forwardFLOPs(height: Int, width: Int) -> Double {
+        var flops = 0.0
+        var shape = Shape(n: 1, c: inputChannels, h: height, w: width)
+        func visit(_ layer: Layer, _ s: Shape) -> Shape {
+            switch layer {
+            case let seq as Sequential:
+                return seq.layers.reduce(s) { visit($1, $0) }
+            case let block as ResidualBlock:
+                let out = visit(block.main, s)
+                if let shortcut = block.shortcut { _ = visit(shortcut, s) }
+                return out
+            case let block as DenseBlock:
+                for (i, layer) in block.layers.enumerated() {
+                    _ = visit(layer, Shape(n: 1, c: block.inputChannels + i * block.growth, h: s.h, w: s.w))
+                }
+                return block.outputShape(for: s)
+            case let conv as Conv2D:
+                let out = conv.outputShape(for: s)
+                flops += 2 * Double(out.count) * Double(conv.inChannels * conv.kernelSize * conv.kernelSize)
+                return out
+            case let dense as Dense:
+                flops += 2 * Double(dense.inFeatures * dense.outFeatures)
+                return dense.outputShape(for: s)
+            default:
+                return layer.outputShape(for: s)
+            }
+        }
+        for stage in stages { shape = visit(stage, shape) }
+        return flops
+    }
+}

@@ -1,0 +1,42 @@
+/// A ResNet block: y = relu(main(x) + shortcut(x)), where the shortcut is the identity or a
+/// strided 1x1 convolution and batch norm (`downsample`) when the shape changes. The main path
+/// is conv-bn-relu-conv-bn for a basic block (ResNet-18/34) or 1x1, 3x3, 1x1 convolutions
+/// with batch norms for a bottleneck (ResNet-50), as torchvision builds them.
+///
+/// input (N, C, H, W) → output (N, OC, H/stride, W/stride).
+public final class ResidualBlock: Layer {
+    let main: Sequential
+    let shortcut: Sequential?
+    private let add = ResidualAdd()
+    private let relu = ReLU()
+
+    init(main: [Layer], shortcut: [Layer]?) {
+        self.main = Sequential(main)
+        self.shortcut = shortcut.map(Sequential.init)
+    }
+
+    public var parameters: [Parameter] { main.parameters + (shortcut?.parameters ?? []) }
+    public var buffers: [StateBuffer] { main.buffers + (shortcut?.buffers ?? []) }
+
+    public func outputShape(for s: Shape) -> Shape { main.outputShape(for: s) }
+
+    public func forward(_ x: Activation, mode: Mode) -> Activation {
+        let h = main.forward(x, mode: mode)
+        let identity = shortcut?.forward(x, mode: mode) ?? x
+        return relu.forward(add.forward(h, identity), mode: mode)
+    }
+
+    public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
+        let dSum = relu.backward(dy, inputGradient: true)
+        let dMain = main.backward(dSum, inputGradient: inputGradient)
+        guard inputGradient else {
+            _ = shortcut?.backward(dSum, inputGradient: false)
+            return .none
+        }
+        let dShortcut = shortcut?.backward(dSum, inputGradient: true) ?? dSum
+        // dMain is the first convolution's own input-gradient buffer: add into it in place.
+        let count = dMain.shape.count
+        for j in 0..<count { dMain.data[j] += dShortcut.data[j] }
+        return dMain
+    }
+}

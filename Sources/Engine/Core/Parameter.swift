@@ -1,0 +1,52 @@
+/// A trained tensor (a weight or a bias), a named view into its network's `ParameterStore`.
+/// The name is its key in the state dict (`layer1.0.conv1.weight`).
+public final class Parameter {
+    public let name: String
+    /// PyTorch's shape: (OC, C, KH, KW) for a convolution, (out, in) for a dense layer.
+    public let shape: [Int]
+    public let count: Int
+    /// Offset of the first element in the store's value and gradient arrays.
+    public let offset: Int
+    /// False when the parameter is frozen: its gradient is neither computed nor applied.
+    public var isTrainable = true
+    unowned let store: ParameterStore
+
+    init(name: String, shape: [Int], offset: Int, store: ParameterStore) {
+        self.name = name
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.offset = offset
+        self.store = store
+    }
+
+    /// The values. Valid once the network is assembled.
+    public var value: UnsafeMutablePointer<Float> { store.values + offset }
+    /// ∂loss/∂value, accumulated by backward passes; zeroed by `ParameterStore.zeroGradients`.
+    public var gradient: UnsafeMutablePointer<Float> { store.gradients + offset }
+
+    /// The values as an array (copies).
+    public var values: [Float] { Array(UnsafeBufferPointer(start: value, count: count)) }
+}
+
+/// Untrained state kept with the weights: batch-norm running statistics and counters.
+public final class StateBuffer {
+    public enum Values {
+        case float32([Float])
+        case int64([Int64])
+    }
+    public let name: String
+    public let shape: [Int]
+    public var values: Values
+
+    init(name: String, shape: [Int], values: Values) {
+        self.name = name
+        self.shape = shape
+        self.values = values
+    }
+
+    /// The float values (empty for an integer buffer).
+    public var floats: [Float] {
+        get { if case .float32(let v) = values { return v } else { return [] } }
+        set { values = .float32(newValue) }
+    }
+}

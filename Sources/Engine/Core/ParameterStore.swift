@@ -1,0 +1,53 @@
+/// Every parameter of a network in one allocation, carved into named views, with a gradient
+/// array of the same layout: the optimiser is one loop, and a gradient update is a slice of
+/// one flat array. Layers declare their parameters while the network is built; `allocate()`
+/// then reserves the memory once.
+public final class ParameterStore {
+    public private(set) var parameters: [Parameter] = []
+    /// Total floats across all parameters.
+    public private(set) var count = 0
+    private(set) var values: UnsafeMutablePointer<Float>
+    private(set) var gradients: UnsafeMutablePointer<Float>
+    private var isAllocated = false
+
+    init() {
+        values = .allocate(capacity: 1)
+        gradients = .allocate(capacity: 1)
+    }
+
+    deinit {
+        values.deallocate()
+        gradients.deallocate()
+    }
+
+    /// Declares a parameter; its memory exists after `allocate()`.
+    func make(_ name: String, _ shape: [Int]) -> Parameter {
+        precondition(!isAllocated, "parameters must be declared before the store is allocated")
+        let parameter = Parameter(name: name, shape: shape, offset: count, store: self)
+        parameters.append(parameter)
+        count += parameter.count
+        return parameter
+    }
+
+    /// Reserves the values and gradients (zeroed).
+    func allocate() {
+        precondition(!isAllocated)
+        values.deallocate(); gradients.deallocate()
+        values = .allocate(capacity: max(count, 1))
+        gradients = .allocate(capacity: max(count, 1))
+        values.initialize(repeating: 0, count: max(count, 1))
+        gradients.initialize(repeating: 0, count: max(count, 1))
+        isAllocated = true
+    }
+
+    /// Sets every gradient to zero. Backward passes add into the gradients, so call this
+    /// before each step's first backward.
+    public func zeroGradients() {
+        gradients.update(repeating: 0, count: count)
+    }
+
+    /// All values, flat, in declaration order.
+    public var flatValues: UnsafeMutableBufferPointer<Float> { .init(start: values, count: count) }
+    /// All gradients, flat, in declaration order.
+    public var flatGradients: UnsafeMutableBufferPointer<Float> { .init(start: gradients, count: count) }
+}

@@ -1,0 +1,150 @@
+/// 2-D convolution (cross-correlation, as in PyTorch) by im2col and one matrix product.
+///
+/// weight (OC, C, KH, KW), optional bias (OC); input (N, C, H, W) → output (N, OC, OH, OW)
+/// with OH = (H + 2·padding − KH) / stride + 1.
+///
+/// Each image is unfolded into a (C·KH·KW, OH·OW) column matrix and multiplied by the weight
+/// viewed as (OC, C·KH·KW). When the output planes are small (deep layers), the images of a
+/// batch share one wide column matrix so OpenBLAS sees one large product instead of N thin
+/// ones; the result is then scattered back to NCHW.
+public final class Conv2D: Layer {
+    public let inChannels: Int, outChannels: Int
+    public let kernelSize: Int, stride: Int, padding: Int
+    public let weight: Parameter
+    public let bias: Parameter?
+
+    private var input: Activation?
+    private let output = FloatBuffer(), dInput = FloatBuffer()
+    private let columns = FloatBuffer(), product = FloatBuffer()
+
+    /// Output planes smaller than this are computed for the whole batch in one product.
+    static let batchedPlaneLimit = 1024
+
+    init(_ name: String, _ store: ParameterStore, inChannels: Int, outChannels: Int,
+         kernelSize: Int, stride: Int = 1, padding: Int = 0, bias: Bool = false) {
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernelSize = kernelSize; self.stride = stride; self.padding = padding
+        weight = store.make(name + ".weight", [outChannels, inChannels, kernelSize, kernelSize])
+        self.bias = bias ? store.make(name + ".bias", [outChannels]) : nil
+    }
+
+    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    func geometry(_ s: Shape) -> ConvGeometry {
+        precondition(s.c == inChannels, "Conv2D \(weight.name): input has \(s.c) channels, expected \(inChannels)")
+        let g = ConvGeometry(channels: s.c, height: s.h, width: s.w, kernelH: kernelSize, kernelW: kernelSize,
+                             stride: stride, padding: padding)
+        precondition(g.outHeight > 0 && g.outWidth > 0, "Conv2D \(weight.name): input \(s) smaller than the kernel")
+        return g
+    }
+
+    public func outputShape(for s: Shape) -> Shape {
+        let g = geometry(s)
+        return Shape(n: s.n, c: outChannels, h: g.outHeight, w: g.outWidth)
+    }
+
+    /// Uses the batched path for this input?
+    private func batched(_ s: Shape, _ g: ConvGeometry) -> Bool {
+        s.n > 1 && g.columnCols < Self.batchedPlaneLimit
+    }
+
+    public func forward(_ x: Activation, mode: Mode) -> Activation {
+        precondition(x.isContiguous)
+        let g = geometry(x.shape)
+        let y = output.view(outputShape(for: x.shape))
+        let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
+        if batched(x.shape, g) {
+            // columns (K, N·P) → product (OC, N·P) → y (N, OC, P)
+            let cols = columns.reserve(k * n * p)
+            for i in 0..<n { im2col(cols + i * p, x.image(i), g, rowStride: n * p) }
+            let prod = product.reserve(oc * n * p)
+            BLAS.gemm(m: oc, n: n * p, k: k, a: weight.value, lda: k, b: cols, ldb: n * p,
+                      beta: 0, c: prod, ldc: n * p)
+            for i in 0..<n {
+                for o in 0..<oc { (y.image(i) + o * p).update(from: prod + o * n * p + i * p, count: p) }
+            }
+        } else {
+            for i in 0..<n {
+                let cols: UnsafePointer<Float>
+                if g.isPointwise { cols = UnsafePointer(x.image(i)) } else {
+                    let buffer = columns.reserve(k * p)
+                    im2col(buffer, x.image(i), g)
+                    cols = UnsafePointer(buffer)
+                }
+                BLAS.gemm(m: oc, n: p, k: k, a: weight.value, lda: k, b: cols, ldb: p,
+                          beta: 0, c: y.image(i), ldc: p)
+            }
+        }
+        if let bias {
+            for i in 0..<n {
+                for o in 0..<oc {
+                    let b = bias.value[o], plane = y.image(i) + o * p
+                    for j in 0..<p { plane[j] += b }
+                }
+            }
+        }
+        input = mode == .training ? x : nil
+        return y
+    }
+
+    public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
+        guard let x = input else { preconditionFailure("Conv2D.backward without a training forward") }
+        let g = geometry(x.shape)
+        let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
+        precondition(dy.shape == outputShape(for: x.shape) && dy.isContiguous)
+        if let bias, bias.isTrainable {
+            for i in 0..<n {
+                for o in 0..<oc {
+                    let plane = dy.image(i) + o * p
+                    var sum: Float = 0
+                    for j in 0..<p { sum += plane[j] }
+                    bias.gradient[o] += sum
+                }
+            }
+        }
+        let dx = inputGradient ? dInput.zeroedView(x.shape) : .none
+        if batched(x.shape, g) {
+            // dY gathered to (OC, N·P); dW += dY · colsᵀ; dCols = Wᵀ · dY.
+            let dProd = product.reserve(oc * n * p)
+            for i in 0..<n {
+                for o in 0..<oc { (dProd + o * n * p + i * p).update(from: dy.image(i) + o * p, count: p) }
+            }
+            let cols = columns.reserve(k * n * p)
+            if weight.isTrainable {
+                for i in 0..<n { im2col(cols + i * p, x.image(i), g, rowStride: n * p) }
+                BLAS.gemm(transB: true, m: oc, n: k, k: n * p, a: dProd, lda: n * p, b: cols, ldb: n * p,
+                          beta: 1, c: weight.gradient, ldc: k)
+            }
+            if inputGradient {
+                BLAS.gemm(transA: true, m: k, n: n * p, k: oc, a: weight.value, lda: k, b: dProd, ldb: n * p,
+                          beta: 0, c: cols, ldc: n * p)
+                for i in 0..<n { col2im(dx.image(i), cols + i * p, g, rowStride: n * p) }
+            }
+        } else {
+            for i in 0..<n {
+                if weight.isTrainable {
+                    let cols: UnsafePointer<Float>
+                    if g.isPointwise { cols = UnsafePointer(x.image(i)) } else {
+                        let buffer = columns.reserve(k * p)
+                        im2col(buffer, x.image(i), g)
+                        cols = UnsafePointer(buffer)
+                    }
+                    BLAS.gemm(transB: true, m: oc, n: k, k: p, a: dy.image(i), lda: p, b: cols, ldb: p,
+                              beta: 1, c: weight.gradient, ldc: k)
+                }
+                if inputGradient {
+                    if g.isPointwise {
+                        BLAS.gemm(transA: true, m: k, n: p, k: oc, a: weight.value, lda: k, b: dy.image(i), ldb: p,
+                                  beta: 0, c: dx.image(i), ldc: p)
+                    } else {
+                        let dCols = columns.reserve(k * p)
+                        BLAS.gemm(transA: true, m: k, n: p, k: oc, a: weight.value, lda: k, b: dy.image(i), ldb: p,
+                                  beta: 0, c: dCols, ldc: p)
+                        col2im(dx.image(i), dCols, g)
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,33 @@
+/// max(x, 0), computed in place: the output is the input's memory. Safe wherever the input
+/// is consumed only by this layer (after a batch norm or a residual add), which is how the
+/// architectures use it; backward needs only the output's sign.
+///
+/// input (N, C, H, W) → output (N, C, H, W), the same memory.
+public final class ReLU: Layer {
+    private var output: Activation?
+    private let dInput = FloatBuffer()
+
+    init() {}
+
+    public func outputShape(for s: Shape) -> Shape { s }
+
+    public func forward(_ x: Activation, mode: Mode) -> Activation {
+        precondition(x.isContiguous)
+        let data = x.data
+        Parallel.forEach(x.shape.n, costPerItem: x.shape.perImage) { i in
+            let p = data + i * x.shape.perImage
+            for j in 0..<x.shape.perImage where p[j] < 0 { p[j] = 0 }
+        }
+        output = mode == .training ? x : nil
+        return x
+    }
+
+    public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
+        guard let y = output else { preconditionFailure("ReLU.backward without a training forward") }
+        guard inputGradient else { return .none }
+        precondition(dy.shape == y.shape)
+        let dx = dInput.view(y.shape)
+        for j in 0..<y.shape.count { dx.data[j] = y.data[j] > 0 ? dy.data[j] : 0 }
+        return dx
+    }
+}

@@ -1,0 +1,20 @@
+/// The residual connection's sum, y = a + b, of two batches of one shape. Its backward passes
+/// ∂loss/∂y unchanged to both inputs, so it keeps no state.
+public final class ResidualAdd {
+    private let output = FloatBuffer()
+
+    init() {}
+
+    /// a (N, C, H, W) + b (N, C, H, W) → (N, C, H, W).
+    public func forward(_ a: Activation, _ b: Activation) -> Activation {
+        precondition(a.shape == b.shape && a.isContiguous && b.isContiguous,
+                     "ResidualAdd: shapes \(a.shape) and \(b.shape) differ")
+        let y = output.view(a.shape)
+        let per = a.shape.perImage
+        Parallel.forEach(a.shape.n, costPerItem: per) { i in
+            let p = a.image(i), q = b.image(i), r = y.image(i)
+            for j in 0..<per { r[j] = p[j] + q[j] }
+        }
+        return y
+    }
+}

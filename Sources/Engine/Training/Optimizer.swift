@@ -1,0 +1,124 @@
+import Foundation
+
+/// Which update rule, with PyTorch's semantics (torch.optim.SGD, Adam, AdamW).
+public enum OptimizerKind: String, Codable, Sendable, CaseIterable {
+    /// SGD with optional (Nesterov) momentum; weight decay added to the gradient.
+    case sgd
+    /// Adam; weight decay added to the gradient (L2).
+    case adam
+    /// Adam with decoupled weight decay: the weights shrink by lr·decay each step.
+    case adamw
+}
+
+/// The hyper-parameters of an optimiser.
+public struct OptimizerSettings: Codable, Sendable, Equatable {
+    public var kind: OptimizerKind
+    public var momentum: Float = 0.9
+    public var nesterov: Bool = false
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    public var weightDecay: Float = 0
+
+    public init(kind: OptimizerKind, momentum: Float = 0.9, nesterov: Bool = false, beta1: Float = 0.9,
+                beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0) {
+        self.kind = kind; self.momentum = momentum; self.nesterov = nesterov
+        self.beta1 = beta1; self.beta2 = beta2; self.epsilon = epsilon; self.weightDecay = weightDecay
+    }
+}
+
+/// Applies accumulated gradients to a network's trainable parameters. Its state (moments,
+/// momentum, step count) is laid out like the parameter store, one flat array per slot, so a
+/// step is one loop per parameter and the state saves and restores as tensors.
+public final class Optimizer {
+    public let settings: OptimizerSettings
+    /// Steps applied so far (Adam's bias correction counts from 1).
+    public private(set) var step = 0
+    /// Momentum (SGD) or first moment (Adam), then second moment (Adam).
+    private var first: [Float], second: [Float]
+    private var started: Bool = false
+
+    public init(_ settings: OptimizerSettings, parameterCount: Int) {
+        self.settings = settings
+        first = .init(repeating: 0, count: parameterCount)
+        second = settings.kind == .sgd ? [] : .init(repeating: 0, count: parameterCount)
+    }
+
+    /// One update of every trainable parameter from its gradient, at `learningRate`.
+    public func apply(to store: ParameterStore, learningRate lr: Float) {
+        precondition(first.count == store.count, "optimiser state is for \(first.count) values, the network has \(store.count)")
+        step += 1
+        let s = settings
+        let values = store.flatValues, grads = store.flatGradients
+        first.withUnsafeMutableBufferPointer { m in
+            second.withUnsafeMutableBufferPointer { v in
+                for p in store.parameters where p.isTrainable {
+                    let range = p.offset..<(p.offset + p.count)
+                    switch s.kind {
+                    case .sgd: sgd(values, grads, m, range, lr)
+                    case .adam, .adamw: adam(values, grads, m, v, range, lr)
+                    }
+                }
+            }
+        }
+        started = true
+    }
+
+    private func sgd(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeMutableBufferPointer<Float>,
+                     _ buf: UnsafeMutableBufferPointer<Float>, _ range: Range<Int>, _ lr: Float) {
+        let s = settings
+        for i in range {
+            var d = g[i] + s.weightDecay * w[i]
+            if s.momentum != 0 {
+                buf[i] = started ? s.momentum * buf[i] + d : d
+                d = s.nesterov ? d + s.momentum * buf[i] : buf[i]
+            }
+            w[i] -= lr * d
+        }
+    }
+
+    private func adam(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeMutableBufferPointer<Float>,
+                      _ m: UnsafeMutableBufferPointer<Float>, _ v: UnsafeMutableBufferPointer<Float>,
+                      _ range: Range<Int>, _ lr: Float) {
+        let s = settings
+        let correction1 = 1 - pow(s.beta1, Float(step))
+        let correction2Root = (1 - pow(s.beta2, Float(step))).squareRoot()
+        let stepSize = lr / correction1
+        let decoupled = s.kind == .adamw
+        for i in range {
+            var d = g[i]
+            if decoupled { w[i] *= 1 - lr * s.weightDecay } else { d += s.weightDecay * w[i] }
+            m[i] = s.beta1 * m[i] + (1 - s.beta1) * d
+            v[i] = s.beta2 * v[i] + (1 - s.beta2) * d * d
+            w[i] -= stepSize * m[i] / (v[i].squareRoot() / correction2Root + s.epsilon)
+        }
+    }
+
+    /// The state as named tensors plus the step count, for saving.
+    public var state: OptimizerState {
+        var slots = ["first": first]
+        if !second.isEmpty { slots["second"] = second }
+        return OptimizerState(settings: settings, step: step, slots: slots)
+    }
+
+    /// Continues from a saved state (same settings kind and parameter count).
+    public func restore(_ saved: OptimizerState) throws {
+        guard saved.settings.kind == settings.kind else {
+            throw EngineError.incompatible("the saved optimiser state is \(saved.settings.kind.rawValue), not \(settings.kind.rawValue)")
+        }
+        guard saved.slots["first"]?.count == first.count, saved.slots["second"]?.count ?? 0 == second.count else {
+            throw EngineError.incompatible("the saved optimiser state is for a different network (parameter count differs)")
+        }
+        first = saved.slots["first"]!
+        second = saved.slots["second"] ?? []
+        step = saved.step
+        started = step > 0
+    }
+}
+
+/// An optimiser's saved state.
+public struct OptimizerState: Sendable, Equatable {
+    public var settings: OptimizerSettings
+    public var step: Int
+    public var slots: [String: [Float]]
+}

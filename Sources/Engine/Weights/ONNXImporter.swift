@@ -1,0 +1,161 @@
+public import Foundation
+
+/// Brings the weights of an ONNX ResNet/DenseNet/small CNN (for example a CheXNet-style model
+/// exported from PyTorch) into a `Network`.
+///
+/// Exporters rename initializers (`onnx::Conv_497`) and fold each batch norm that follows a
+/// convolution into the convolution's weight and bias, so weights are matched by structure,
+/// not by name: the graph's Conv, BatchNormalization and Gemm/MatMul nodes, in order, against
+/// the network's convolutions, batch norms and dense head, shapes checked at every step. A
+/// folded batch norm becomes the identity normalisation plus the folded bias, which computes
+/// the same function.
+public enum ONNXImporter {
+    public struct Result {
+        public var network: Network
+        /// Labels the file's head predicts.
+        public var headOutputs: Int
+        /// Batch norms that the exporter had folded into the preceding convolution.
+        public var foldedBatchNorms: Int
+        public var keptFreshHead: Bool
+    }
+
+    private enum Unit {
+        case conv(weight: NamedTensor, bias: NamedTensor?)
+        case batchNorm(scale: NamedTensor, bias: NamedTensor, mean: NamedTensor, variance: NamedTensor, epsilon: Float)
+        case dense(weight: NamedTensor, bias: NamedTensor?) // weight (out, in)
+    }
+
+    /// Imports `data` (an ONNX ModelProto). With `architecture` nil, each known architecture
+    /// is tried. With `labels` nil the file's head size is used; a different count keeps a
+    /// freshly initialised head of that size.
+    public static func importModel(_ data: Data, architecture: Architecture? = nil, labels: Int? = nil,
+                                   seed: UInt64 = 0) throws -> Result {
+        let graph = try ONNXGraph(data)
+        let units = try weightUnits(graph)
+        guard case .dense(let headWeight, _)? = units.last else {
+            throw EngineError.incompatible("the ONNX graph does not end in a dense (Gemm/MatMul) head")
+        }
+        let headOutputs = headWeight.shape[0]
+        let inputChannels = units.first.flatMap { if case .conv(let w, _) = $0 { w.shape[1] } else { nil } } ?? 3
+        var failures: [String] = []
+        for candidate in architecture.map({ [$0] }) ?? Architecture.allCases {
+            let network = Network(architecture: candidate, labels: labels ?? headOutputs, inputChannels: inputChannels, seed: seed)
+            do {
+                let (folded, freshHead) = try assign(units, to: network)
+                return Result(network: network, headOutputs: headOutputs, foldedBatchNorms: folded, keptFreshHead: freshHead)
+            } catch {
+                failures.append("\(candidate.rawValue): \(error)")
+            }
+        }
+        throw EngineError.incompatible("the ONNX graph matches no known architecture (\(failures.joined(separator: "; ")))")
+    }
+
+    private static func weightUnits(_ graph: ONNXGraph) throws -> [Unit] {
+        func constant(_ name: String, _ node: ONNXGraph.Node) throws -> NamedTensor {
+            guard let t = graph.constants[name] else {
+                throw EngineError.unsupported("\(node.opType) input \(name) is computed, not a stored weight")
+            }
+            return t
+        }
+        var units: [Unit] = []
+        var pendingMatMul: NamedTensor?
+        for node in graph.nodes {
+            switch node.opType {
+            case "Conv":
+                guard node.intAttributes["group"] ?? 1 == 1 else { throw EngineError.unsupported("grouped convolutions") }
+                units.append(.conv(weight: try constant(node.inputs[1], node),
+                                   bias: node.inputs.count > 2 && !node.inputs[2].isEmpty ? try constant(node.inputs[2], node) : nil))
+            case "BatchNormalization":
+                units.append(.batchNorm(scale: try constant(node.inputs[1], node), bias: try constant(node.inputs[2], node),
+                                        mean: try constant(node.inputs[3], node), variance: try constant(node.inputs[4], node),
+                                        epsilon: node.floatAttributes["epsilon"] ?? 1e-5))
+            case "Gemm":
+                var w = try constant(node.inputs[1], node)
+                if node.intAttributes["transB"] ?? 0 == 0 { w = transpose(w) }
+                units.append(.dense(weight: w, bias: node.inputs.count > 2 ? try constant(node.inputs[2], node) : nil))
+            case "MatMul":
+                if let w = graph.constants[node.inputs[1]], w.shape.count == 2 { pendingMatMul = transpose(w) }
+            case "Add":
+                if let w = pendingMatMul {
+                    let b = graph.constants[node.inputs[1]] ?? graph.constants[node.inputs[0]]
+                    units.append(.dense(weight: w, bias: b))
+                    pendingMatMul = nil
+                }
+            default: continue
+            }
+        }
+        if let w = pendingMatMul { units.append(.dense(weight: w, bias: nil)) }
+        return units
+    }
+
+    private static func transpose(_ t: NamedTensor) -> NamedTensor {
+        let rows = t.shape[0], cols = t.shape[1], v = t.floats
+        var out = [Float](repeating: 0, count: v.count)
+        for r in 0..<rows { for c in 0..<cols { out[c * rows + r] = v[r * cols + c] } }
+        return NamedTensor(name: t.name, shape: [cols, rows], floats: out)
+    }
+
+    /// Copies `units` into the network in order; returns (folded batch norms, kept fresh head).
+    private static func assign(_ units: [Unit], to network: Network) throws -> (Int, Bool) {
+        let targets = network.weightUnits
+        var source = units.makeIterator()
+        var pendingFoldedBias: NamedTensor?
+        var folded = 0, freshHead = false
+        func set(_ p: Parameter, _ t: NamedTensor) throws {
+            guard t.shape == p.shape || (t.shape.reduce(1, *) == p.count && p.shape.count == 1) else {
+                throw EngineError.incompatible("\(p.name) is \(p.shape), the ONNX tensor is \(t.shape)")
+            }
+            t.floats.withUnsafeBufferPointer { p.value.update(from: $0.baseAddress!, count: p.count) }
+        }
+        for target in targets {
+            switch target {
+            case .conv(let conv):
+                guard case .conv(let w, let b)? = source.next() else { throw EngineError.incompatible("expected a Conv for \(conv.weight.name)") }
+                try set(conv.weight, w)
+                switch (b, conv.bias) {
+                case (let b?, let bias?): try set(bias, b)
+                case (let b?, nil): pendingFoldedBias = b // a batch norm was folded into this Conv
+                case (nil, let bias?): bias.value.update(repeating: 0, count: bias.count)
+                case (nil, nil): pendingFoldedBias = nil
+                }
+            case .batchNorm(let bn):
+                if let foldedBias = pendingFoldedBias {
+                    bn.weight.value.update(repeating: 1, count: bn.channels)
+                    try set(bn.bias, foldedBias)
+                    bn.runningMean.floats = .init(repeating: 0, count: bn.channels)
+                    bn.runningVar.floats = .init(repeating: 1 - bn.epsilon, count: bn.channels)
+                    pendingFoldedBias = nil
+                    folded += 1
+                    continue
+                }
+                guard case .batchNorm(let scale, let bias, let mean, let variance, let epsilon)? = source.next() else {
+                    throw EngineError.incompatible("expected a BatchNormalization for \(bn.weight.name)")
+                }
+                guard abs(epsilon - bn.epsilon) < 1e-9 else { throw EngineError.unsupported("batch-norm epsilon \(epsilon)") }
+                try set(bn.weight, scale); try set(bn.bias, bias)
+                guard mean.count == bn.channels, variance.count == bn.channels else {
+                    throw EngineError.incompatible("\(bn.weight.name) has \(bn.channels) channels, the ONNX node \(mean.count)")
+                }
+                bn.runningMean.floats = mean.floats
+                bn.runningVar.floats = variance.floats
+            case .dense(let dense):
+                guard case .dense(let w, let b)? = source.next() else { throw EngineError.incompatible("expected a Gemm for \(dense.weight.name)") }
+                guard w.shape[1] == dense.inFeatures else {
+                    throw EngineError.incompatible("\(dense.weight.name) takes \(dense.inFeatures) features, the ONNX head \(w.shape[1])")
+                }
+                if w.shape[0] == dense.outFeatures {
+                    try set(dense.weight, w)
+                    if let b { try set(dense.bias, b) } else { dense.bias.value.update(repeating: 0, count: dense.outFeatures) }
+                } else {
+                    freshHead = true
+                }
+            }
+        }
+        if source.next() != nil { throw EngineError.incompatible("the ONNX graph has weight layers left over") }
+        return (folded, freshHead)
+    }
+}
+
+private extension NamedTensor {
+    var count: Int { values.count }
+}
