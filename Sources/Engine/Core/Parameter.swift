@@ -9,20 +9,20 @@ public final class Parameter {
     public let offset: Int
     /// False when the parameter is frozen: its gradient is neither computed nor applied.
     public var isTrainable = true
-    unowned let store: ParameterStore
+    private let memory: ParameterMemory
 
-    init(name: String, shape: [Int], offset: Int, store: ParameterStore) {
+    init(name: String, shape: [Int], offset: Int, memory: ParameterMemory) {
         self.name = name
         self.shape = shape
         self.count = shape.reduce(1, *)
         self.offset = offset
-        self.store = store
+        self.memory = memory
     }
 
     /// The values. Valid once the network is assembled.
-    public var value: UnsafeMutablePointer<Float> { store.values + offset }
+    public var value: UnsafeMutablePointer<Float> { memory.values + offset }
     /// ∂loss/∂value, accumulated by backward passes; zeroed by `ParameterStore.zeroGradients`.
-    public var gradient: UnsafeMutablePointer<Float> { store.gradients + offset }
+    public var gradient: UnsafeMutablePointer<Float> { memory.gradients + offset }
 
     /// The values as an array (copies).
     public var values: [Float] { Array(UnsafeBufferPointer(start: value, count: count)) }

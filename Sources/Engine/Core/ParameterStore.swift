@@ -6,24 +6,17 @@ public final class ParameterStore {
     public private(set) var parameters: [Parameter] = []
     /// Total floats across all parameters.
     public private(set) var count = 0
-    private(set) var values: UnsafeMutablePointer<Float>
-    private(set) var gradients: UnsafeMutablePointer<Float>
-    private var isAllocated = false
+    /// Shared with every parameter, so a layer stays usable whoever holds it.
+    private let memory = ParameterMemory()
+    var values: UnsafeMutablePointer<Float> { memory.values }
+    var gradients: UnsafeMutablePointer<Float> { memory.gradients }
 
-    init() {
-        values = .allocate(capacity: 1)
-        gradients = .allocate(capacity: 1)
-    }
-
-    deinit {
-        values.deallocate()
-        gradients.deallocate()
-    }
+    init() {}
 
     /// Declares a parameter; its memory exists after `allocate()`.
     func make(_ name: String, _ shape: [Int]) -> Parameter {
-        precondition(!isAllocated, "parameters must be declared before the store is allocated")
-        let parameter = Parameter(name: name, shape: shape, offset: count, store: self)
+        precondition(!memory.isAllocated, "parameters must be declared before the store is allocated")
+        let parameter = Parameter(name: name, shape: shape, offset: count, memory: memory)
         parameters.append(parameter)
         count += parameter.count
         return parameter
@@ -31,13 +24,7 @@ public final class ParameterStore {
 
     /// Reserves the values and gradients (zeroed).
     func allocate() {
-        precondition(!isAllocated)
-        values.deallocate(); gradients.deallocate()
-        values = .allocate(capacity: max(count, 1))
-        gradients = .allocate(capacity: max(count, 1))
-        values.initialize(repeating: 0, count: max(count, 1))
-        gradients.initialize(repeating: 0, count: max(count, 1))
-        isAllocated = true
+        memory.allocate(count)
     }
 
     /// Sets every gradient to zero. Backward passes add into the gradients, so call this
@@ -50,4 +37,26 @@ public final class ParameterStore {
     public var flatValues: UnsafeMutableBufferPointer<Float> { .init(start: values, count: count) }
     /// All gradients, flat, in declaration order.
     public var flatGradients: UnsafeMutableBufferPointer<Float> { .init(start: gradients, count: count) }
+}
+
+/// The two flat arrays behind a store: values and gradients.
+final class ParameterMemory {
+    private(set) var values = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var gradients = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var isAllocated = false
+
+    func allocate(_ count: Int) {
+        precondition(!isAllocated, "the store is already allocated")
+        values.deallocate(); gradients.deallocate()
+        values = .allocate(capacity: max(count, 1))
+        gradients = .allocate(capacity: max(count, 1))
+        values.initialize(repeating: 0, count: max(count, 1))
+        gradients.initialize(repeating: 0, count: max(count, 1))
+        isAllocated = true
+    }
+
+    deinit {
+        values.deallocate()
+        gradients.deallocate()
+    }
 }

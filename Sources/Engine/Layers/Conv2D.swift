@@ -18,7 +18,7 @@ public final class Conv2D: Layer {
     private let columns = FloatBuffer(), product = FloatBuffer()
 
     /// Output planes smaller than this are computed for the whole batch in one product.
-    static let batchedPlaneLimit = 1024
+    var batchedPlaneLimit = 1024
 
     init(_ name: String, _ store: ParameterStore, inChannels: Int, outChannels: Int,
          kernelSize: Int, stride: Int = 1, padding: Int = 0, bias: Bool = false) {
@@ -45,7 +45,7 @@ public final class Conv2D: Layer {
 
     /// Uses the batched path for this input?
     private func batched(_ s: Shape, _ g: ConvGeometry) -> Bool {
-        s.n > 1 && g.columnCols < Self.batchedPlaneLimit
+        s.n > 1 && g.columnCols < batchedPlaneLimit
     }
 
     public func forward(_ x: Activation, mode: Mode) -> Activation {

@@ -99,9 +99,7 @@ struct ONNXGraph {
             case 4:
                 switch value {
                 case .fixed32(let bits): floats.append(Float(bitPattern: bits))
-                case .bytes(let b): floats += stride(from: b.startIndex, to: b.endIndex, by: 4).map {
-                    Float(bitPattern: UInt32(truncatingIfNeeded: UInt64(littleEndianBytes: b[$0..<($0 + 4)])))
-                }
+                case .bytes(let b): floats += LittleEndian.array(b, as: Float.self)
                 default: break
                 }
             case 7: ints += try ProtobufReader.varints(value).map { Int64(bitPattern: $0) }
@@ -118,15 +116,11 @@ struct ONNXGraph {
         switch (dataType, raw) {
         case (1, let raw?): // FLOAT
             guard raw.count == count * 4 else { throw EngineError.malformed("tensor \(name): \(raw.count) bytes for \(count) floats") }
-            floats = stride(from: raw.startIndex, to: raw.endIndex, by: 4).map {
-                Float(bitPattern: UInt32(truncatingIfNeeded: UInt64(littleEndianBytes: raw[$0..<($0 + 4)])))
-            }
+            floats = LittleEndian.array(raw, as: Float.self)
         case (10, let raw?): // FLOAT16
-            floats = stride(from: raw.startIndex, to: raw.endIndex, by: 2).map {
-                halfToFloat(UInt16(truncatingIfNeeded: UInt64(littleEndianBytes: raw[$0..<($0 + 2)])))
-            }
+            floats = LittleEndian.array(raw, as: UInt16.self).map(halfToFloat)
         case (7, let raw?): // INT64
-            ints = stride(from: raw.startIndex, to: raw.endIndex, by: 8).map { Int64(bitPattern: UInt64(littleEndianBytes: raw[$0..<($0 + 8)])) }
+            ints = LittleEndian.array(raw, as: Int64.self)
         case (1, nil), (7, nil), (10, nil): break
         default:
             return NamedTensor(name: name, shape: [0], values: .float32([]))

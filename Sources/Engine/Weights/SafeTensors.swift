@@ -88,19 +88,15 @@ public enum SafeTensors {
         guard bytes.count == count * width else {
             throw EngineError.malformed("tensor \(name): \(bytes.count) bytes for \(count) \(dtype) values")
         }
-        let raw = [UInt8](bytes)
-        func word<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
-            var v: T = 0
-            for b in 0..<MemoryLayout<T>.size { v |= T(raw[i * MemoryLayout<T>.size + b]) << (8 * b) }
-            return v
-        }
-        switch dtype {
-        case "F32": return .float32((0..<count).map { Float(bitPattern: word($0, UInt32.self)) })
-        case "F64": return .float32((0..<count).map { Float(Double(bitPattern: word($0, UInt64.self))) })
-        case "BF16": return .float32((0..<count).map { Float(bitPattern: UInt32(word($0, UInt16.self)) << 16) })
-        case "F16": return .float32((0..<count).map { halfToFloat(word($0, UInt16.self)) })
-        case "I64": return .int64((0..<count).map { Int64(bitPattern: word($0, UInt64.self)) })
-        default: return .int64((0..<count).map { Int64(Int32(bitPattern: word($0, UInt32.self))) })
+        return bytes.withUnsafeBytes { raw -> NamedTensor.Values in
+            switch dtype {
+            case "F32": .float32(LittleEndian.array(raw, as: Float.self))
+            case "F64": .float32(LittleEndian.array(raw, as: Double.self).map { Float($0) })
+            case "BF16": .float32(LittleEndian.array(raw, as: UInt16.self).map { Float(bitPattern: UInt32($0) << 16) })
+            case "F16": .float32(LittleEndian.array(raw, as: UInt16.self).map(halfToFloat))
+            case "I64": .int64(LittleEndian.array(raw, as: Int64.self))
+            default: .int64(LittleEndian.array(raw, as: Int32.self).map { Int64($0) })
+            }
         }
     }
 
