@@ -122,3 +122,25 @@ public struct OptimizerState: Sendable, Equatable {
     public var step: Int
     public var slots: [String: [Float]]
 }
+
+extension OptimizerState {
+    /// The state as a safetensors file: one tensor per slot (`optimizer.first`,
+    /// `optimizer.second`), the settings and step count in the metadata.
+    public var file: SafeTensors.File {
+        let settingsJSON = String(decoding: try! JSONEncoder().encode(settings), as: UTF8.self)
+        return SafeTensors.File(
+            tensors: slots.keys.sorted().map { NamedTensor(name: "optimizer.\($0)", shape: [slots[$0]!.count], floats: slots[$0]!) },
+            metadata: ["xray.optimizer": settingsJSON, "xray.optimizer.step": String(step)])
+    }
+
+    /// Reads a state written by `file`.
+    public init(file: SafeTensors.File) throws {
+        guard let json = file.metadata["xray.optimizer"], let stepText = file.metadata["xray.optimizer.step"],
+              let step = Int(stepText),
+              let settings = try? JSONDecoder().decode(OptimizerSettings.self, from: Data(json.utf8))
+        else { throw EngineError.malformed("not an optimiser state file (no xray.optimizer metadata)") }
+        var slots: [String: [Float]] = [:]
+        for t in file.tensors where t.name.hasPrefix("optimizer.") { slots[String(t.name.dropFirst(10))] = t.floats }
+        self.init(settings: settings, step: step, slots: slots)
+    }
+}
