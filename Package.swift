@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: strict),
         // The stages: pure transforms plus the runner that owns consume → produce → commit.
         .target(name: "Stages",
-                dependencies: ["Wire", "KafkaIO", "Imaging",
+                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: strict),

@@ -12,5 +12,5 @@ struct XRay: AsyncParsableCommand {
             set with -X key=value.
             """,
         subcommands: [DecoderCommand.self, PreprocessorCommand.self, PublishCommand.self, TailCommand.self,
-                      TopicsCommand.self, BenchCommand.self, VersionCommand.self])
+                      TopicsCommand.self, ModelCommand.self, PredictCommand.self, BenchCommand.self, VersionCommand.self])
 }

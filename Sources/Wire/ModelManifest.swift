@@ -1,0 +1,43 @@
+/// What a model file (and, from the triage issue on, a model version on xray.models) says
+/// about its network: the architecture, the labels of its outputs in order, the input it
+/// takes and how an X-ray becomes that input. Stored as JSON in the safetensors metadata
+/// under `xray.manifest`.
+public struct ModelManifest: Codable, Sendable, Equatable {
+    public static let schemaVersion = 1
+    public static let metadataKey = "xray.manifest"
+
+    public var schema: Int
+    /// An engine architecture name: `small-cnn`, `resnet18`, `resnet50`, `densenet121`.
+    public var architecture: String
+    /// Output labels, in the order of the network's outputs.
+    public var labels: [String]
+    /// Input shape (C, H, W).
+    public var input: [Int]
+    /// How a decoded X-ray becomes the input (its output shape must equal `input`).
+    public var preprocess: PreprocessSpec
+    /// Where the weights came from: `init seed 7`, `import chexnet.onnx`, ...
+    public var origin: String
+    /// ISO 8601 creation time.
+    public var createdAt: String
+
+    public init(architecture: String, labels: [String], preprocess: PreprocessSpec, origin: String, createdAt: String) {
+        schema = Self.schemaVersion
+        self.architecture = architecture
+        self.labels = labels
+        input = preprocess.outputShape
+        self.preprocess = preprocess
+        self.origin = origin
+        self.createdAt = createdAt
+    }
+
+    /// Nil when consistent; otherwise what is wrong.
+    public var problem: String? {
+        if schema != Self.schemaVersion { return "manifest schema \(schema) is not \(Self.schemaVersion)" }
+        if labels.isEmpty { return "no labels" }
+        if Set(labels).count != labels.count { return "duplicate labels" }
+        if input.count != 3 || input.contains(where: { $0 < 1 }) { return "input must be (C, H, W), got \(input)" }
+        if let p = preprocess.problem { return "preprocessing: \(p)" }
+        if preprocess.outputShape != input { return "preprocessing makes \(preprocess.outputShape), the input is \(input)" }
+        return nil
+    }
+}
