@@ -23,6 +23,7 @@ public final class ResidualBlock: Layer {
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         let h = main.forward(x, mode: mode)
         let identity = shortcut?.forward(x, mode: mode) ?? x
+        if mode == .inference { return add.forward(h, identity, relu: true) }
         return relu.forward(add.forward(h, identity), mode: mode)
     }
 

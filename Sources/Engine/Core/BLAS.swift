@@ -1,31 +1,65 @@
 internal import COpenBLAS
+import Foundation
 
 /// The only door to OpenBLAS. Row-major matrices throughout.
+///
+/// OpenBLAS runs single-threaded here and the engine splits each product across its own
+/// workers (`Parallel`): OpenBLAS's idle threads spin between calls, and would fight the
+/// engine's workers for the cores during the memory-bound work between products.
 enum BLAS {
-    /// C (m×n) = alpha · op(A) · op(B) + beta · C, where op(A) is m×k and op(B) is k×n.
-    /// `lda`, `ldb`, `ldc` are the row strides of A, B and C as stored.
+    /// C (m×n) = alpha · op(A) · op(B) + beta · C on the calling thread, where op(A) is m×k
+    /// and op(B) is k×n. `lda`, `ldb`, `ldc` are the row strides of A, B and C as stored.
     @inline(__always)
-    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
-                     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                     b: UnsafePointer<Float>, ldb: Int,
-                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    static func serialGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
                     beta, c, blasint(ldc))
     }
 
-    /// The number of threads OpenBLAS uses for one call (its default is every core).
-    static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(newValue)) }
+    /// The same product split across the engine's workers along C's longer side (rows of
+    /// op(A), or columns of op(B)); each worker computes its own block of C.
+    static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                     alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                     b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        configure
+        let workers = Parallel.workers
+        guard workers > 1, m * n * k >= 1 << 18 else {
+            serialGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        let splitRows = m >= n
+        let length = splitRows ? m : n
+        // Blocks of whole multiples of 16 keep OpenBLAS's micro-kernels on full tiles.
+        let block = max(16, ((length + workers - 1) / workers + 15) / 16 * 16)
+        let blocks = (length + block - 1) / block
+        Parallel.forEach(blocks, costPerItem: .max / blocks) { index in
+            let start = index * block, size = min(block, length - start)
+            if splitRows {
+                serialGemm(transA: transA, transB: transB, m: size, n: n, k: k, alpha: alpha,
+                           a: transA ? a + start : a + start * lda, lda: lda, b: b, ldb: ldb,
+                           beta: beta, c: c + start * ldc, ldc: ldc)
+            } else {
+                serialGemm(transA: transA, transB: transB, m: m, n: size, k: k, alpha: alpha,
+                           a: a, lda: lda, b: transB ? b + start * ldb : b + start, ldb: ldb,
+                           beta: beta, c: c + start, ldc: ldc)
+            }
+        }
     }
+
+    /// Makes OpenBLAS single-threaded, once.
+    static let configure: Void = { openblas_set_num_threads(1) }()
 }
 
 /// Engine-wide settings.
 public enum EngineSettings {
-    /// Threads used inside one matrix multiplication (OpenBLAS). Defaults to every core.
-    public static var blasThreads: Int {
-        get { BLAS.threads }
-        set { BLAS.threads = max(1, newValue) }
+    /// Worker threads for one forward or backward pass (matrix products, im2col, normalisation,
+    /// pooling). Defaults to every core.
+    public static var threads: Int {
+        get { Parallel.workers }
+        set { Parallel.workers = max(1, newValue) }
     }
 }

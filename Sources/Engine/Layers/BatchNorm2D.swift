@@ -46,6 +46,11 @@ public final class BatchNorm2D: Layer {
     }
 
     public func forward(_ x: Activation, mode: Mode) -> Activation {
+        forward(x, mode: mode, relu: false)
+    }
+
+    /// `relu`: in inference, apply a following ReLU in the same pass.
+    func forward(_ x: Activation, mode: Mode, relu: Bool) -> Activation {
         let s = outputShape(for: x.shape)
         let y = output.view(s)
         let plane = s.plane
@@ -55,11 +60,13 @@ public final class BatchNorm2D: Layer {
                 let i = index / channels, c = index % channels
                 let src = x.image(i) + c * plane, dst = y.image(i) + c * plane
                 let a = scale[c], b = shift[c]
-                for j in 0..<plane { dst[j] = src[j] * a + b }
+                if relu { for j in 0..<plane { dst[j] = max(src[j] * a + b, 0) } }
+                else { for j in 0..<plane { dst[j] = src[j] * a + b } }
             }
             input = nil
             return y
         }
+        precondition(!relu, "a fused ReLU is for inference only")
         let xhat = normalized.view(s)
         let m = s.n * plane
         var means = [Float](repeating: 0, count: channels), variances = means

@@ -49,6 +49,16 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ x: Activation, mode: Mode) -> Activation {
+        forward(x, mode: mode, epilogue: nil)
+    }
+
+    /// Inference with a following batch norm (and ReLU) applied as the product is written
+    /// out: y = max(conv(x)·scale + shift, 0) per output channel, one pass instead of three.
+    struct Epilogue {
+        var scale: [Float], shift: [Float], relu: Bool
+    }
+
+    func forward(_ x: Activation, mode: Mode, epilogue: Epilogue?) -> Activation {
         precondition(x.isContiguous)
         let g = geometry(x.shape)
         let y = output.view(outputShape(for: x.shape))
@@ -75,12 +85,15 @@ public final class Conv2D: Layer {
                           beta: 0, c: y.image(i), ldc: p)
             }
         }
-        if let bias {
-            for i in 0..<n {
-                for o in 0..<oc {
-                    let b = bias.value[o], plane = y.image(i) + o * p
-                    for j in 0..<p { plane[j] += b }
-                }
+        if bias != nil || epilogue != nil {
+            let b = bias.map { Array(UnsafeBufferPointer(start: $0.value, count: oc)) } ?? .init(repeating: 0, count: oc)
+            let scale = epilogue?.scale ?? .init(repeating: 1, count: oc)
+            let shift = epilogue?.shift ?? .init(repeating: 0, count: oc), relu = epilogue?.relu ?? false
+            Parallel.forEach(n * oc, costPerItem: p) { index in
+                let o = index % oc, plane = y.image(index / oc) + o * p
+                let a = scale[o], c = b[o] * scale[o] + shift[o]
+                if relu { for j in 0..<p { plane[j] = max(plane[j] * a + c, 0) } }
+                else { for j in 0..<p { plane[j] = plane[j] * a + c } }
             }
         }
         input = mode == .training ? x : nil

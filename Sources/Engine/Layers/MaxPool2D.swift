@@ -7,7 +7,9 @@ public final class MaxPool2D: Layer {
     public let kernelSize: Int, stride: Int, padding: Int
     private var inputShape: Shape?
     private let output = FloatBuffer(), dInput = FloatBuffer()
-    private var argmax: [Int32] = []
+    /// Per output element, the index of the winning input within its plane (training only).
+    private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private var argmaxCapacity = 0
 
     init(kernelSize: Int, stride: Int, padding: Int = 0) {
         precondition(padding * 2 <= kernelSize, "padding must be at most half the kernel")
@@ -18,6 +20,8 @@ public final class MaxPool2D: Layer {
         ConvGeometry(channels: s.c, height: s.h, width: s.w, kernelH: kernelSize, kernelW: kernelSize,
                      stride: stride, padding: padding)
     }
+
+    deinit { argmax.deallocate() }
 
     public func outputShape(for s: Shape) -> Shape {
         let g = geometry(s)
@@ -30,10 +34,38 @@ public final class MaxPool2D: Layer {
         let s = x.shape, os = outputShape(for: s)
         let y = output.view(os)
         let training = mode == .training
-        if training { argmax = .init(repeating: 0, count: os.count) }
-        argmax.withUnsafeMutableBufferPointer { winners in
-            Parallel.forEach(s.n * s.c, costPerItem: os.plane * kernelSize * kernelSize) { planeIndex in
+        if training && os.count > argmaxCapacity {
+            argmax.deallocate()
+            argmax = .allocate(capacity: os.count)
+            argmaxCapacity = os.count
+        }
+        let winners = argmax
+        let simple = kernelSize == 2 && stride == 2 && padding == 0
+        Parallel.forEach(s.n * s.c, costPerItem: os.plane * kernelSize * kernelSize) { planeIndex in
                 let src = x.data + planeIndex * s.plane, dst = y.data + planeIndex * os.plane
+                if simple {
+                    // 2x2, stride 2: the common case, without window bookkeeping or branches.
+                    for oy in 0..<os.h {
+                        let top = src + 2 * oy * s.w, bottom = top + s.w, out = dst + oy * os.w
+                        if !training {
+                            for ox in 0..<os.w {
+                                out[ox] = max(max(top[2 * ox], top[2 * ox + 1]), max(bottom[2 * ox], bottom[2 * ox + 1]))
+                            }
+                            continue
+                        }
+                        let win = winners + planeIndex * os.plane + oy * os.w
+                        for ox in 0..<os.w {
+                            let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
+                            var best = a, at = 0
+                            at = b > best ? 1 : at; best = max(best, b)
+                            at = c > best ? s.w : at; best = max(best, c)
+                            at = d > best ? s.w + 1 : at; best = max(best, d)
+                            out[ox] = best
+                            win[ox] = Int32(2 * oy * s.w + 2 * ox + at)
+                        }
+                    }
+                    return
+                }
                 for oy in 0..<os.h {
                     let y0 = max(0, oy * stride - padding), y1 = min(s.h, oy * stride - padding + kernelSize)
                     for ox in 0..<os.w {
@@ -48,7 +80,6 @@ public final class MaxPool2D: Layer {
                         if training { winners[planeIndex * os.plane + oy * os.w + ox] = Int32(bestIndex) }
                     }
                 }
-            }
         }
         inputShape = training ? s : nil
         return y
@@ -60,9 +91,10 @@ public final class MaxPool2D: Layer {
         let os = outputShape(for: s)
         precondition(dy.shape == os)
         let dx = dInput.zeroedView(s)
-        for planeIndex in 0..<(s.n * s.c) {
+        let winners = argmax
+        Parallel.forEach(s.n * s.c, costPerItem: s.plane) { planeIndex in
             let g = dy.data + planeIndex * os.plane, d = dx.data + planeIndex * s.plane
-            for j in 0..<os.plane { d[Int(argmax[planeIndex * os.plane + j])] += g[j] }
+            for j in 0..<os.plane { d[Int(winners[planeIndex * os.plane + j])] += g[j] }
         }
         return dx
     }

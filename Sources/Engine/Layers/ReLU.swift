@@ -16,7 +16,7 @@ public final class ReLU: Layer {
         let data = x.data
         Parallel.forEach(x.shape.n, costPerItem: x.shape.perImage) { i in
             let p = data + i * x.shape.perImage
-            for j in 0..<x.shape.perImage where p[j] < 0 { p[j] = 0 }
+            for j in 0..<x.shape.perImage { p[j] = max(p[j], 0) }
         }
         output = mode == .training ? x : nil
         return x
@@ -27,7 +27,10 @@ public final class ReLU: Layer {
         guard inputGradient else { return .none }
         precondition(dy.shape == y.shape)
         let dx = dInput.view(y.shape)
-        for j in 0..<y.shape.count { dx.data[j] = y.data[j] > 0 ? dy.data[j] : 0 }
+        Parallel.forEach(y.shape.n, costPerItem: y.shape.perImage) { i in
+            let o = y.image(i), g = dy.image(i), d = dx.image(i)
+            for j in 0..<y.shape.perImage { d[j] = o[j] > 0 ? g[j] : 0 }
+        }
         return dx
     }
 }

@@ -5,15 +5,17 @@ public final class ResidualAdd {
 
     init() {}
 
-    /// a (N, C, H, W) + b (N, C, H, W) → (N, C, H, W).
-    public func forward(_ a: Activation, _ b: Activation) -> Activation {
+    /// a (N, C, H, W) + b (N, C, H, W) → (N, C, H, W); with `relu`, max(a + b, 0) in the
+    /// same pass (inference).
+    public func forward(_ a: Activation, _ b: Activation, relu: Bool = false) -> Activation {
         precondition(a.shape == b.shape && a.isContiguous && b.isContiguous,
                      "ResidualAdd: shapes \(a.shape) and \(b.shape) differ")
         let y = output.view(a.shape)
         let per = a.shape.perImage
         Parallel.forEach(a.shape.n, costPerItem: per) { i in
             let p = a.image(i), q = b.image(i), r = y.image(i)
-            for j in 0..<per { r[j] = p[j] + q[j] }
+            if relu { for j in 0..<per { r[j] = max(p[j] + q[j], 0) } }
+            else { for j in 0..<per { r[j] = p[j] + q[j] } }
         }
         return y
     }
