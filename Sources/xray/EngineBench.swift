@@ -12,6 +12,7 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Seconds to spend on each measurement (after one warm-up batch).") var seconds: Double = 4
     @Option(help: "Input size (square).") var size: Int = 224
     @Option(help: "Engine worker threads (default: every core).") var threads: Int?
+    @Option(help: "Measurements, comma-separated: infer1, infer16, train16.") var modes: String = "infer1,infer16,train16"
 
     func run() async throws {
         if let threads { EngineSettings.threads = threads }
@@ -21,9 +22,10 @@ struct EngineBench: AsyncParsableCommand {
             let arch = try parseArchitecture(String(name))
             let network = Network(architecture: arch, labels: 14, seed: 1)
             let gflop = network.forwardFLOPs(height: size, width: size) / 1e9
-            let b1 = measure(network, batch: 1, training: false)
-            let b16 = measure(network, batch: 16, training: false)
-            let train = measure(network, batch: 16, training: true)
+            let chosen = Set(modes.split(separator: ",").map(String.init))
+            let b1 = chosen.contains("infer1") ? measure(network, batch: 1, training: false) : .nan
+            let b16 = chosen.contains("infer16") ? measure(network, batch: 16, training: false) : .nan
+            let train = chosen.contains("train16") ? measure(network, batch: 16, training: true) : .nan
             func cell(_ rate: Double, _ flopsPerImage: Double) -> String {
                 String(format: "%7.1f (%5.0f)", rate, rate * flopsPerImage)
             }

@@ -9,8 +9,7 @@ struct DenseNetBuilder {
         let initial = 2 * growth, bottleneckWidth = 4 * growth
         var stages: [Layer] = [Sequential([
             Conv2D("features.conv0", store, inChannels: inputChannels, outChannels: initial, kernelSize: 7, stride: 2, padding: 3),
-            BatchNorm2D("features.norm0", store, channels: initial),
-            ReLU(),
+            BatchNorm2D("features.norm0", store, channels: initial, relu: true),
             MaxPool2D(kernelSize: 3, stride: 2, padding: 1),
         ])]
         var channels = initial
@@ -20,11 +19,9 @@ struct DenseNetBuilder {
                 let name = "\(blockName).denselayer\(layerIndex + 1)"
                 let inChannels = channels + layerIndex * growth
                 return Sequential([
-                    BatchNorm2D(name + ".norm1", store, channels: inChannels),
-                    ReLU(),
+                    BatchNorm2D(name + ".norm1", store, channels: inChannels, relu: true),
                     Conv2D(name + ".conv1", store, inChannels: inChannels, outChannels: bottleneckWidth, kernelSize: 1),
-                    BatchNorm2D(name + ".norm2", store, channels: bottleneckWidth),
-                    ReLU(),
+                    BatchNorm2D(name + ".norm2", store, channels: bottleneckWidth, relu: true),
                     Conv2D(name + ".conv2", store, inChannels: bottleneckWidth, outChannels: growth, kernelSize: 3, padding: 1),
                 ])
             }
@@ -34,14 +31,13 @@ struct DenseNetBuilder {
                 let name = "features.transition\(blockIndex + 1)"
                 stages.append(Sequential([
                     block,
-                    BatchNorm2D(name + ".norm", store, channels: channels),
-                    ReLU(),
+                    BatchNorm2D(name + ".norm", store, channels: channels, relu: true),
                     Conv2D(name + ".conv", store, inChannels: channels, outChannels: channels / 2, kernelSize: 1),
                     AvgPool2D(kernelSize: 2, stride: 2),
                 ]))
                 channels /= 2
             } else {
-                stages.append(Sequential([block, BatchNorm2D("features.norm5", store, channels: channels), ReLU()]))
+                stages.append(Sequential([block, BatchNorm2D("features.norm5", store, channels: channels, relu: true)]))
             }
         }
         let head = Dense("classifier", store, inFeatures: channels, outFeatures: labels)

@@ -7,8 +7,7 @@ struct ResNetBuilder {
     func build(blocks: [Int], bottleneck: Bool, labels: Int, inputChannels: Int) -> ArchitectureLayout {
         var stages: [Layer] = [Sequential([
             Conv2D("conv1", store, inChannels: inputChannels, outChannels: 64, kernelSize: 7, stride: 2, padding: 3),
-            BatchNorm2D("bn1", store, channels: 64),
-            ReLU(),
+            BatchNorm2D("bn1", store, channels: 64, relu: true),
             MaxPool2D(kernelSize: 3, stride: 2, padding: 1),
         ])]
         let expansion = bottleneck ? 4 : 1
@@ -40,8 +39,7 @@ struct ResNetBuilder {
     private func basicPath(_ name: String, _ channels: Int, _ width: Int, _ stride: Int) -> [Layer] {
         [
             Conv2D(name + ".conv1", store, inChannels: channels, outChannels: width, kernelSize: 3, stride: stride, padding: 1),
-            BatchNorm2D(name + ".bn1", store, channels: width),
-            ReLU(),
+            BatchNorm2D(name + ".bn1", store, channels: width, relu: true),
             Conv2D(name + ".conv2", store, inChannels: width, outChannels: width, kernelSize: 3, padding: 1),
             BatchNorm2D(name + ".bn2", store, channels: width),
         ]
@@ -50,11 +48,9 @@ struct ResNetBuilder {
     private func bottleneckPath(_ name: String, _ channels: Int, _ width: Int, _ out: Int, _ stride: Int) -> [Layer] {
         [
             Conv2D(name + ".conv1", store, inChannels: channels, outChannels: width, kernelSize: 1),
-            BatchNorm2D(name + ".bn1", store, channels: width),
-            ReLU(),
+            BatchNorm2D(name + ".bn1", store, channels: width, relu: true),
             Conv2D(name + ".conv2", store, inChannels: width, outChannels: width, kernelSize: 3, stride: stride, padding: 1),
-            BatchNorm2D(name + ".bn2", store, channels: width),
-            ReLU(),
+            BatchNorm2D(name + ".bn2", store, channels: width, relu: true),
             Conv2D(name + ".conv3", store, inChannels: width, outChannels: out, kernelSize: 1),
             BatchNorm2D(name + ".bn3", store, channels: out),
         ]

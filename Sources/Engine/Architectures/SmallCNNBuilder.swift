@@ -11,8 +11,7 @@ struct SmallCNNBuilder {
             let name = "features.\(index)"
             stages.append(Sequential([
                 Conv2D(name + ".conv", store, inChannels: channels, outChannels: width, kernelSize: 3, padding: 1),
-                BatchNorm2D(name + ".bn", store, channels: width),
-                ReLU(),
+                BatchNorm2D(name + ".bn", store, channels: width, relu: true),
                 MaxPool2D(kernelSize: 2, stride: 2),
             ]))
             channels = width

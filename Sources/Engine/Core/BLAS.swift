@@ -26,7 +26,7 @@ enum BLAS {
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         configure
         let workers = Parallel.workers
-        guard workers > 1, m * n * k >= 1 << 18 else {
+        guard !nativeThreads, workers > 1, m * n * k >= 1 << 18 else {
             serialGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
@@ -50,8 +50,9 @@ enum BLAS {
         }
     }
 
+    static let nativeThreads = ProcessInfo.processInfo.environment["XRAY_NATIVE_BLAS"] != nil
     /// Makes OpenBLAS single-threaded, once.
-    static let configure: Void = { openblas_set_num_threads(1) }()
+    static let configure: Void = { if !nativeThreads { openblas_set_num_threads(1) } }()
 }
 
 /// Engine-wide settings.

@@ -28,8 +28,7 @@ public final class ReLU: Layer {
         precondition(dy.shape == y.shape)
         let dx = dInput.view(y.shape)
         Parallel.forEach(y.shape.n, costPerItem: y.shape.perImage) { i in
-            let o = y.image(i), g = dy.image(i), d = dx.image(i)
-            for j in 0..<y.shape.perImage { d[j] = o[j] > 0 ? g[j] : 0 }
+            Vectorized.reluBackward(dx.image(i), dy.image(i), y.image(i), count: y.shape.perImage)
         }
         return dx
     }

@@ -14,18 +14,15 @@ public final class Sequential: Layer {
 
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         guard mode == .inference else { return layers.reduce(x) { $1.forward($0, mode: mode) } }
-        // Inference fuses conv → batch norm (→ ReLU) and batch norm → ReLU into single passes.
+        // Inference applies a batch norm (and a ReLU) as the preceding convolution writes its output.
         var a = x, index = 0
         func isReLU(_ i: Int) -> Bool { i < layers.count && layers[i] is ReLU }
         while index < layers.count {
             switch (layers[index], index + 1 < layers.count ? layers[index + 1] : nil) {
             case (let conv as Conv2D, let bn as BatchNorm2D):
                 let (scale, shift) = bn.inferenceAffine()
-                a = conv.forward(a, mode: .inference, epilogue: .init(scale: scale, shift: shift, relu: isReLU(index + 2)))
+                a = conv.forward(a, mode: .inference, epilogue: .init(scale: scale, shift: shift, relu: bn.relu || isReLU(index + 2)))
                 index += isReLU(index + 2) ? 3 : 2
-            case (let bn as BatchNorm2D, _) where isReLU(index + 1):
-                a = bn.forward(a, mode: .inference, relu: true)
-                index += 2
             default:
                 a = layers[index].forward(a, mode: .inference)
                 index += 1
