@@ -37,4 +37,28 @@ struct InferenceTests {
         let stepwise = x.with { relu.forward(bn.forward(conv.forward($0, mode: .inference), mode: .inference), mode: .inference).values }
         expectClose(fused, stepwise, absolute: 1e-6, "fused conv-bn-relu")
     }
+
+    /// A batch norm carrying its ReLU equals a batch norm followed by a ReLU layer, forward and
+    /// backward, in training (the fused path against the composition it replaces).
+    @Test func batchNormWithReLUEqualsTheTwoLayers() {
+        func make() -> (BatchNorm2D, BatchNorm2D, ParameterStore, ParameterStore) {
+            let a = ParameterStore(), b = ParameterStore()
+            let fused = BatchNorm2D("bn", a, channels: 4, relu: true), plain = BatchNorm2D("bn", b, channels: 4)
+            a.allocate(); b.allocate()
+            for (p, q) in zip(a.parameters, b.parameters) { let v = randomValues(p.count, seed: UInt64(p.offset) + 3); set(p, v); set(q, v) }
+            return (fused, plain, a, b)
+        }
+        let (fused, plain, a, b) = make()
+        let relu = ReLU()
+        let shape = Shape(n: 3, c: 4, h: 5, w: 6)
+        let x = Batch(randomValues(shape.count, seed: 30), shape), dy = Batch(randomValues(shape.count, seed: 31), shape)
+        let yFused = x.with { fused.forward($0, mode: .training).values }
+        let yPlain = x.with { relu.forward(plain.forward($0, mode: .training), mode: .training).values }
+        #expect(yFused == yPlain)
+        let dFused = dy.with { fused.backward($0, inputGradient: true).values }
+        let dPlain = dy.with { plain.backward(relu.backward($0, inputGradient: true), inputGradient: true).values }
+        expectClose(dFused, dPlain, absolute: 1e-6, "∂input, fused against layered")
+        for (p, q) in zip(a.parameters, b.parameters) { expectClose(gradient(p), gradient(q), absolute: 1e-6, "∂\(p.name)") }
+        #expect(yFused.contains(0) && yFused.contains { $0 > 0 })
+    }
 }
