@@ -64,7 +64,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
                     resources: [.copy("Fixtures")], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Wire", "Imaging"], linkerSettings: rpath),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",
                                    .product(name: "Logging", package: "swift-log")],
