@@ -1,5 +1,4 @@
 internal import COpenBLAS
-import Foundation
 
 /// The only door to OpenBLAS. Row-major matrices throughout.
 ///
@@ -26,7 +25,7 @@ enum BLAS {
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         configure
         let workers = Parallel.workers
-        guard !nativeThreads, workers > 1, m * n * k >= 1 << 18 else {
+        guard workers > 1, m * n * k >= 1 << 18 else {
             serialGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
@@ -36,7 +35,7 @@ enum BLAS {
         // Blocks of whole multiples of 16 keep OpenBLAS's micro-kernels on full tiles.
         let block = max(16, ((length + workers - 1) / workers + 15) / 16 * 16)
         let blocks = (length + block - 1) / block
-        Parallel.forEach(blocks, costPerItem: .max / blocks) { index in
+        Parallel.forEach(blocks) { index in
             let start = index * block, size = min(block, length - start)
             if splitRows {
                 serialGemm(transA: transA, transB: transB, m: size, n: n, k: k, alpha: alpha,
@@ -50,9 +49,9 @@ enum BLAS {
         }
     }
 
-    static let nativeThreads = ProcessInfo.processInfo.environment["XRAY_NATIVE_BLAS"] != nil
-    /// Makes OpenBLAS single-threaded, once.
-    static let configure: Void = { if !nativeThreads { openblas_set_num_threads(1) } }()
+    /// Makes OpenBLAS single-threaded, once. (Leaving OpenBLAS its own two threads measured the
+    /// same for products and slower for the passes between them.)
+    static let configure: Void = { openblas_set_num_threads(1) }()
 }
 
 /// Engine-wide settings.

@@ -19,10 +19,19 @@ enum Parallel {
     /// (roughly, floats touched) is large enough to repay the hand-off. The calls must touch
     /// disjoint memory.
     static func forEach(_ count: Int, costPerItem: Int, _ body: (Int) -> Void) {
+        let cost = costPerItem.multipliedReportingOverflow(by: count)
+        if !cost.overflow && cost.partialValue < 32_768 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        forEach(count, body)
+    }
+
+    /// Calls `body(i)` for every i in 0..<count, split across the workers whatever the cost.
+    static func forEach(_ count: Int, _ body: (Int) -> Void) {
         BLAS.configure
         let workers = workers
-        let cost = costPerItem.multipliedReportingOverflow(by: count)
-        if workers == 1 || count < 2 || (!cost.overflow && cost.partialValue < 32_768) {
+        if workers == 1 || count < 2 {
             for i in 0..<count { body(i) }
             return
         }
