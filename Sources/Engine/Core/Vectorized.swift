@@ -79,3 +79,17 @@ extension Vectorized {
         }
     }
 }
+
+extension Vectorized {
+    /// d[j] += s[j] for j in 0..<count.
+    static func add(_ d: UnsafeMutablePointer<Float>, _ s: UnsafePointer<Float>, count: Int) {
+        let dr = UnsafeMutableRawPointer(d), sr = UnsafeRawPointer(s)
+        var j = 0
+        while j + V.scalarCount <= count {
+            let sum = dr.loadUnaligned(fromByteOffset: j * 4, as: V.self) + sr.loadUnaligned(fromByteOffset: j * 4, as: V.self)
+            dr.storeBytes(of: sum, toByteOffset: j * 4, as: V.self)
+            j += V.scalarCount
+        }
+        while j < count { d[j] += s[j]; j += 1 }
+    }
+}

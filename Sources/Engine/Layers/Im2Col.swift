@@ -67,7 +67,11 @@ func col2im(_ image: UnsafeMutablePointer<Float>, _ columns: UnsafePointer<Float
                     guard iy >= 0, iy < g.height else { continue }
                     let src = row + oy * ow
                     let dst = plane + iy * g.width - g.padding + kw
-                    for ox in firstX..<lastX { dst[ox * g.stride] += src[ox] }
+                    if g.stride == 1 {
+                        Vectorized.add(dst + firstX, src + firstX, count: lastX - firstX)
+                    } else {
+                        for ox in firstX..<lastX { dst[ox * g.stride] += src[ox] }
+                    }
                 }
             }
         }

@@ -54,14 +54,15 @@ public final class MaxPool2D: Layer {
                             continue
                         }
                         let win = winners + planeIndex * os.plane + oy * os.w
+                        let rowStart = Int32(truncatingIfNeeded: 2 * oy * s.w), width = Int32(truncatingIfNeeded: s.w)
                         for ox in 0..<os.w {
                             let a = top[2 * ox], b = top[2 * ox + 1], c = bottom[2 * ox], d = bottom[2 * ox + 1]
-                            var best = a, at = 0
+                            var best = a, at: Int32 = 0
                             at = b > best ? 1 : at; best = max(best, b)
-                            at = c > best ? s.w : at; best = max(best, c)
-                            at = d > best ? s.w + 1 : at; best = max(best, d)
+                            at = c > best ? width : at; best = max(best, c)
+                            at = d > best ? width &+ 1 : at; best = max(best, d)
                             out[ox] = best
-                            win[ox] = Int32(2 * oy * s.w + 2 * ox + at)
+                            win[ox] = rowStart &+ Int32(truncatingIfNeeded: 2 * ox) &+ at
                         }
                     }
                     return
