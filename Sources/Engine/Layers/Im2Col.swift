@@ -12,6 +12,13 @@ struct ConvGeometry: Hashable {
     var columnCols: Int { outHeight * outWidth }
     /// A 1x1, stride-1, unpadded convolution reads its input as the column matrix directly.
     var isPointwise: Bool { kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 }
+
+    /// The output columns ox whose input column ox·stride − padding + kw lies inside the image.
+    func insideColumns(kernelColumn kw: Int) -> Range<Int> {
+        let first = max(0, (padding - kw + stride - 1) / stride)
+        let last = min(outWidth, (width + padding - kw + stride - 1) / stride)
+        return first..<max(first, last)
+    }
 }
 
 /// Unfolds one image (C, H, W) into the column matrix (C·KH·KW, OH·OW), zeros where the window
@@ -25,9 +32,7 @@ func im2col(_ columns: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float
         for kh in 0..<g.kernelH {
             for kw in 0..<g.kernelW {
                 let row = columns + ((c * g.kernelH + kh) * g.kernelW + kw) * rowStride
-                // Output columns whose input column iw = ox·stride − pad + kw lies inside the image.
-                let firstX = max(0, (g.padding - kw + g.stride - 1) / g.stride)
-                let lastX = min(ow, (g.width + g.padding - kw + g.stride - 1) / g.stride)
+                let inside = g.insideColumns(kernelColumn: kw), firstX = inside.lowerBound, lastX = inside.upperBound
                 for oy in 0..<oh {
                     let dst = row + oy * ow
                     let iy = oy * g.stride - g.padding + kh
@@ -59,8 +64,7 @@ func col2im(_ image: UnsafeMutablePointer<Float>, _ columns: UnsafePointer<Float
         for kh in 0..<g.kernelH {
             for kw in 0..<g.kernelW {
                 let row = columns + ((c * g.kernelH + kh) * g.kernelW + kw) * rowStride
-                let firstX = max(0, (g.padding - kw + g.stride - 1) / g.stride)
-                let lastX = min(ow, (g.width + g.padding - kw + g.stride - 1) / g.stride)
+                let inside = g.insideColumns(kernelColumn: kw), firstX = inside.lowerBound, lastX = inside.upperBound
                 guard firstX < lastX else { continue }
                 for oy in 0..<oh {
                     let iy = oy * g.stride - g.padding + kh
