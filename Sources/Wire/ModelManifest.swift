@@ -19,6 +19,15 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var origin: String
     /// ISO 8601 creation time.
     public var createdAt: String
+    /// The version id, given when the model is published to xray.models.
+    public var version: String?
+    /// Operating thresholds and urgent labels; nil means `TriagePolicy.standard(labels:)`.
+    public var triage: TriagePolicy?
+    /// Evaluation figures (per-label AUC, mean AUC, ...), by name.
+    public var metrics: [String: Double]?
+
+    /// The triage policy in force.
+    public var triagePolicy: TriagePolicy { triage ?? .standard(labels: labels) }
 
     public init(architecture: String, labels: [String], preprocess: PreprocessSpec, origin: String, createdAt: String) {
         schema = Self.schemaVersion
@@ -38,6 +47,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         if input.count != 3 || input.contains(where: { $0 < 1 }) { return "input must be (C, H, W), got \(input)" }
         if let p = preprocess.problem { return "preprocessing: \(p)" }
         if preprocess.outputShape != input { return "preprocessing makes \(preprocess.outputShape), the input is \(input)" }
+        if let p = triage?.problem(labels: labels) { return p }
         return nil
     }
 }
