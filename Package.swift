@@ -31,6 +31,7 @@ let package = Package(
                        providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // What the bytes on each topic mean. No I/O, no C.
         .target(name: "Wire", swiftSettings: strict),
@@ -47,7 +48,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: strict),
         // The stages: pure transforms plus the runner that owns consume → produce → commit.
         .target(name: "Stages",
-                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine",
+                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine", "CZlib",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: strict),

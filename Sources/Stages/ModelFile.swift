@@ -22,14 +22,28 @@ public struct ModelFile {
     }
 
     public func write(to url: URL) throws {
-        let json = String(decoding: try JSONEncoder().encode(manifest), as: UTF8.self)
-        try SafeTensors.write(SafeTensors.File(tensors: network.stateDict(), metadata: [ModelManifest.metadataKey: json]), to: url)
+        try Data(encoded()).write(to: url, options: .atomic)
     }
 
     /// Reads a model file; throws with the reason if it has no valid manifest or its weights
     /// do not fit the manifest's architecture exactly.
     public static func read(_ url: URL) throws -> ModelFile {
-        let file = try SafeTensors.read(url)
+        try decode(SafeTensors.read(url), name: url.path)
+    }
+
+    /// A model from the bytes of a model file (as assembled from xray.models).
+    public static func decode(_ bytes: [UInt8], name: String) throws -> ModelFile {
+        try decode(SafeTensors.decode(Data(bytes)), name: name)
+    }
+
+    /// The bytes of the model file.
+    public func encoded() throws -> [UInt8] {
+        let json = String(decoding: try JSONEncoder().encode(manifest), as: UTF8.self)
+        return [UInt8](SafeTensors.encode(SafeTensors.File(tensors: network.stateDict(), metadata: [ModelManifest.metadataKey: json])))
+    }
+
+    private static func decode(_ file: SafeTensors.File, name: String) throws -> ModelFile {
+        let url = URL(fileURLWithPath: name)
         guard let json = file.metadata[ModelManifest.metadataKey] else {
             throw BadInput("\(url.path) has no \(ModelManifest.metadataKey) metadata; bring plain torchvision weights in with `xray model import`")
         }

@@ -14,6 +14,34 @@ public protocol Stage: Sendable {
     var inputTopic: String { get }
     /// The outputs of one input record. Throws when the input is bad.
     func process(_ record: KafkaRecord) throws -> [OutgoingRecord]
+    /// How many records `process(batch:)` takes at once, and how long the runner may wait to
+    /// fill a batch. One record, no waiting, unless the stage says otherwise.
+    var batching: Batching { get }
+    /// The outputs of each record of a batch, in order; a failure is that record's fault only.
+    func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>]
+}
+
+/// A stage's batching: up to `maxRecords` records, or whatever arrived within `maxWait` of the
+/// first, whichever comes first.
+public struct Batching: Sendable, Equatable {
+    public var maxRecords: Int
+    public var maxWait: Duration
+
+    public init(maxRecords: Int, maxWait: Duration) {
+        precondition(maxRecords >= 1)
+        self.maxRecords = maxRecords
+        self.maxWait = maxWait
+    }
+
+    public static let single = Batching(maxRecords: 1, maxWait: .zero)
+}
+
+extension Stage {
+    public var batching: Batching { .single }
+
+    public func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>] {
+        batch.map { record in Result { try process(record) } }
+    }
 }
 
 /// A record refused by a stage, with a reason an operator can act on.

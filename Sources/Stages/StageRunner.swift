@@ -12,6 +12,8 @@ public struct StageRunnerConfiguration: Sendable {
     public var deadLetterTopic: String
     /// Records whose outputs may be awaiting acknowledgement at once.
     public var maxInFlight: Int = 32
+    /// Awaited before the first record is read (the scorer waits for a model).
+    public var beforeConsuming: (@Sendable () async throws -> Void)?
 
     public init(consumer: ConsumerConfiguration, producer: ProducerConfiguration, deadLetterTopic: String) {
         self.consumer = consumer
@@ -53,6 +55,7 @@ public final class StageRunner: Service {
         logger.info("consuming \(stage.inputTopic) in group \(configuration.consumer.groupID)")
         do {
             try await cancelWhenGracefulShutdown {
+                try await self.configuration.beforeConsuming?()
                 try await self.consume(consumer, producer)
             }
         } catch is CancellationError {
@@ -71,17 +74,19 @@ public final class StageRunner: Service {
         var lastReport = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
-            while let record = await consumer.next() {
-                let outputs = transform(record)
-                while inFlight >= configuration.maxInFlight {
-                    try await group.next()
-                    inFlight -= 1
+            while let first = await consumer.next() {
+                let batch = await fill([first], from: consumer)
+                for (record, outputs) in zip(batch, transform(batch)) {
+                    while inFlight >= configuration.maxInFlight {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    group.addTask {
+                        try await self.deliver(outputs, for: record, producer)
+                        consumer.complete(record)
+                    }
+                    inFlight += 1
                 }
-                group.addTask {
-                    try await self.deliver(outputs, for: record, producer)
-                    consumer.complete(record)
-                }
-                inFlight += 1
                 if ContinuousClock.now - lastReport > .seconds(10) {
                     lastReport = .now
                     logger.info("\(describe(statistics.snapshot))")
@@ -91,23 +96,43 @@ public final class StageRunner: Service {
         }
     }
 
-    /// The stage's outputs, or the dead letter of a refused input.
-    func transform(_ record: KafkaRecord) -> [OutgoingRecord] {
+    /// Adds records to `batch` until the stage's batch is full or its wait is over.
+    private func fill(_ batch: [KafkaRecord], from consumer: KafkaConsumer) async -> [KafkaRecord] {
+        let batching = stage.batching
+        var batch = batch
+        let deadline = ContinuousClock.now + batching.maxWait
+        while batch.count < batching.maxRecords {
+            let remaining = deadline - .now
+            guard remaining > .zero, let record = await consumer.next(timeout: remaining) else { break }
+            batch.append(record)
+        }
+        return batch
+    }
+
+    /// Each record's outputs, or the dead letter of a refused input.
+    func transform(_ batch: [KafkaRecord]) -> [[OutgoingRecord]] {
         let start = ContinuousClock.now
-        let outputs: [OutgoingRecord]
-        var refused = false
-        do {
-            outputs = try stage.process(record)
-        } catch {
-            refused = true
-            logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset) key=\(record.keyText ?? "-"): \(error)")
-            outputs = [deadLetter(record, reason: "\(error)")]
+        let results = stage.process(batch: batch)
+        precondition(results.count == batch.count, "\(stage.name) returned \(results.count) results for \(batch.count) records")
+        var refused = 0, produced = 0
+        let outputs = zip(batch, results).map { record, result -> [OutgoingRecord] in
+            switch result {
+            case .success(let outputs):
+                produced += outputs.count
+                return outputs
+            case .failure(let error):
+                refused += 1
+                logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset) key=\(record.keyText ?? "-"): \(error)")
+                return [deadLetter(record, reason: "\(error)")]
+            }
         }
         let seconds = (ContinuousClock.now - start) / .seconds(1)
         statistics.update {
-            $0.consumed += 1
+            $0.consumed += batch.count
+            $0.batches += 1
             $0.processingSeconds += seconds
-            if refused { $0.deadLettered += 1 } else { $0.produced += outputs.count }
+            $0.deadLettered += refused
+            $0.produced += produced
         }
         return outputs
     }

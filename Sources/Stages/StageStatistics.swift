@@ -4,6 +4,8 @@ import Synchronization
 public final class StageStatistics: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var consumed = 0
+        /// Calls of the stage's `process(batch:)`.
+        public var batches = 0
         public var produced = 0
         public var deadLettered = 0
         /// Sends that failed with a retriable error and were tried again.

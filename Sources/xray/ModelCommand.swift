@@ -6,8 +6,8 @@ import Wire
 
 struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "model", abstract: "Create and import model files (safetensors with a manifest).",
-        subcommands: [Init.self, Import.self])
+        commandName: "model", abstract: "Create, import and publish model files (safetensors with a manifest).",
+        subcommands: [Init.self, Import.self, Publish.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -22,18 +22,26 @@ struct StageOptions: ParsableArguments {
         guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
     }
 
-    /// Runs `stage` until SIGTERM or SIGINT, then shuts down gracefully.
-    func run(_ stage: any Stage, kafka options: KafkaOptions) async throws {
+    /// Runs `stage` until SIGTERM or SIGINT, then shuts down gracefully. `companions` run beside
+    /// it (the scorer's model follower); `beforeConsuming` is awaited before the first record.
+    func run(_ stage: any Stage, kafka options: KafkaOptions, companions: [any Service] = [],
+             beforeConsuming: (@Sendable () async throws -> Void)? = nil) async throws {
         let logger = options.logger("xray.\(stage.name)")
         let kafka = try options.kafka(clientID: "xray-\(stage.name)")
-        var consumer = ConsumerConfiguration(kafka: kafka, groupID: group ?? stage.name)
-        consumer.assignmentStrategy = AssignmentStrategy(rawValue: assignment)!
-        var configuration = StageRunnerConfiguration(consumer: consumer, producer: ProducerConfiguration(kafka: kafka),
+        var configuration = StageRunnerConfiguration(consumer: consumer(kafka, stage: stage), producer: ProducerConfiguration(kafka: kafka),
                                                      deadLetterTopic: options.topics.deadletter)
         configuration.maxInFlight = maxInFlight
+        configuration.beforeConsuming = beforeConsuming
         let runner = StageRunner(stage: stage, configuration: configuration, logger: logger)
-        let services = ServiceGroup(configuration: .init(services: [runner], gracefulShutdownSignals: [.sigterm, .sigint],
+        let services = ServiceGroup(configuration: .init(services: companions + [runner], gracefulShutdownSignals: [.sigterm, .sigint],
                                                          logger: logger))
         try await services.run()
+    }
+
+    /// The consumer configuration of `stage`'s group.
+    func consumer(_ kafka: KafkaConfiguration, stage: any Stage) -> ConsumerConfiguration {
+        var consumer = ConsumerConfiguration(kafka: kafka, groupID: group ?? stage.name)
+        consumer.assignmentStrategy = AssignmentStrategy(rawValue: assignment)!
+        return consumer
     }
 }

@@ -1,0 +1,10 @@
+import CZlib
+
+/// CRC-32 (IEEE 802.3, zlib's) of a byte buffer, as 8 lower-case hex digits.
+public func crc32Hex(_ bytes: some Collection<UInt8>) -> String {
+    let value = Array(bytes).withUnsafeBufferPointer { buffer -> UInt in
+        crc32(0, buffer.baseAddress, UInt32(buffer.count))
+    }
+    let hex = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, 8 - hex.count)) + hex
+}

@@ -1,0 +1,79 @@
+import Foundation
+public import KafkaIO
+public import Wire
+
+/// xray.tensors → xray.predictions (every image) and xray.alerts (urgent images), scoring
+/// batches with the version the `ModelSlot` serves when the batch starts.
+public struct ScorerStage: Stage {
+    public let name = "scorer"
+    public let inputTopic: String
+    let predictionsTopic: String
+    let alertsTopic: String
+    public let slot: ModelSlot
+    public let batching: Batching
+
+    public init(topics: TopicCatalog, slot: ModelSlot, batching: Batching = Batching(maxRecords: 16, maxWait: .milliseconds(20))) {
+        inputTopic = topics.tensors
+        predictionsTopic = topics.predictions
+        alertsTopic = topics.alerts
+        self.slot = slot
+        self.batching = batching
+    }
+
+    public func process(_ record: KafkaRecord) throws -> [OutgoingRecord] {
+        try process(batch: [record])[0].get()
+    }
+
+    public func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>] {
+        guard let model = slot.current else {
+            return batch.map { _ in .failure(BadInput("no model is serving yet")) }
+        }
+        var results = [Result<[OutgoingRecord], any Error>](repeating: .success([]), count: batch.count)
+        var inputs: [(index: Int, id: String, values: [Float])] = []
+        for (index, record) in batch.enumerated() {
+            do {
+                let id = try record.imageID()
+                let tensor = try Tensor(decoding: record.value)
+                guard tensor.shape == model.manifest.input else {
+                    throw BadInput("tensor shape \(tensor.shape) is not model \(model.version)'s input \(model.manifest.input); is the preprocessor following the same manifest?")
+                }
+                inputs.append((index, id, tensor.values))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        guard !inputs.isEmpty else { return results }
+        let probabilities = model.probabilities(inputs.map(\.values))
+        let scoredAt = epochMilliseconds()
+        for (input, p) in zip(inputs, probabilities) {
+            results[input.index] = .success(outputs(for: batch[input.index], id: input.id, probabilities: p, model: model, at: scoredAt))
+        }
+        return results
+    }
+
+    func outputs(for record: KafkaRecord, id: String, probabilities: [Float], model: ServingModel, at scoredAt: Int64) -> [OutgoingRecord] {
+        let labels = model.manifest.labels
+        let (findings, level) = model.policy.assess(labels: labels, probabilities: probabilities)
+        func time(_ header: String) -> Int64? { record.headers.text(header).flatMap { Int64($0) } }
+        let prediction = Prediction(
+            imageId: id, modelVersion: model.version,
+            probabilities: zip(labels, probabilities).map { LabelProbability(label: $0, probability: $1) },
+            triage: level, findings: findings,
+            times: StageTimes(acquired: time(HeaderName.acquiredAt), decoded: time(HeaderName.decodedAt),
+                              preprocessed: time(HeaderName.preprocessedAt), scored: scoredAt),
+            source: record.headers.text(HeaderName.source), patientId: record.headers.text(HeaderName.patientID),
+            labels: record.headers.text(HeaderName.labels).map(ImageMetadata.parseLabels))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var headers = [KafkaHeader(HeaderName.imageID, id), KafkaHeader(HeaderName.contentType, ContentType.json),
+                       KafkaHeader(HeaderName.schema, String(Prediction.schemaVersion)),
+                       KafkaHeader(ModelVersionRecord.Header.version, model.version)]
+        if let trace = record.headers.text(HeaderName.traceparent) { headers.append(KafkaHeader(HeaderName.traceparent, trace)) }
+        var out = [OutgoingRecord(topic: predictionsTopic, key: id, value: [UInt8](try! encoder.encode(prediction)), headers: headers)]
+        if level == .urgent {
+            let alert = Alert(prediction: prediction, policy: model.policy)
+            out.append(OutgoingRecord(topic: alertsTopic, key: id, value: [UInt8](try! encoder.encode(alert)), headers: headers))
+        }
+        return out
+    }
+}

@@ -1,0 +1,40 @@
+import Engine
+import Synchronization
+public import Wire
+
+/// A model version ready to score: its manifest (with version and triage policy) and network.
+///
+/// The network is not thread-safe; a scorer uses it from one task, one batch at a time (the
+/// runner processes batches one after another), hence `@unchecked Sendable`.
+public final class ServingModel: @unchecked Sendable {
+    public let manifest: ModelManifest
+    public let version: String
+    public let policy: TriagePolicy
+    let network: Network
+
+    public init(_ model: ModelFile, version: String) {
+        manifest = model.manifest
+        self.version = version
+        policy = model.manifest.triagePolicy
+        network = model.network
+    }
+
+    /// Per-label probabilities for a batch of model inputs, each of the manifest's input shape.
+    func probabilities(_ inputs: [[Float]]) -> [[Float]] {
+        let s = manifest.input
+        return network.probabilities(batch: inputs.flatMap { $0 }, shape: Shape(n: inputs.count, c: s[0], h: s[1], w: s[2]))
+    }
+}
+
+/// The version a scorer serves now. The follower of xray.models replaces it; the scorer reads
+/// it once per batch, so a switch happens between batches and no image is scored twice or
+/// skipped.
+public final class ModelSlot: Sendable {
+    private let state = Mutex<ServingModel?>(nil)
+
+    public init() {}
+
+    public var current: ServingModel? { state.withLock { $0 } }
+
+    func replace(with model: ServingModel) { state.withLock { $0 = model } }
+}

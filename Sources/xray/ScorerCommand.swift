@@ -1,0 +1,36 @@
+import ArgumentParser
+import KafkaIO
+import Stages
+
+struct ScorerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scorer",
+        abstract: "Score xray.tensors with the latest model on xray.models; write xray.predictions and xray.alerts.",
+        discussion: """
+            Batches adaptively: up to --batch records, or those that arrived within --batch-wait-ms \
+            of the first. Follows xray.models: a new version is loaded in the background and \
+            serves from the next batch; a corrupt or incomplete version is refused and the \
+            current one keeps serving. Waits for a first model before reading any tensor.
+            """)
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var stage: StageOptions
+    @Option(help: "Most images scored together.") var batch: Int = 16
+    @Option(help: "Longest wait, in milliseconds, for a batch to fill after its first image.") var batchWaitMs: Int = 20
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard batchWaitMs >= 0 else { throw ValidationError("--batch-wait-ms must not be negative") }
+    }
+
+    func run() async throws {
+        let slot = ModelSlot()
+        let scorer = ScorerStage(topics: kafka.topics, slot: slot,
+                                 batching: Batching(maxRecords: batch, maxWait: .milliseconds(batchWaitMs)))
+        let clientKafka = try kafka.kafka(clientID: "xray-scorer-models")
+        var models = stage.consumer(clientKafka, stage: scorer)
+        models.groupID += "-models"
+        let follower = ModelFollower(topic: kafka.topics.models, consumer: models, slot: slot, logger: kafka.logger("xray.scorer.models"))
+        try await stage.run(scorer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() })
+    }
+}
