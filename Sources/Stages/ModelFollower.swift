@@ -3,16 +3,22 @@ public import KafkaIO
 public import Logging
 public import ServiceLifecycle
 import Synchronization
-import Wire
+public import Wire
 
-/// Follows xray.models from the beginning and puts each complete, valid version into a
-/// `ModelSlot`: the latest accepted version serves. A corrupt or incomplete version, or one
-/// whose weights do not load, is refused with a log line and the previous one keeps serving.
+/// Follows xray.models from the beginning and hands each complete, valid version to its
+/// consumer: the scorer loads the weights into a `ModelSlot` (`serving(into:)`), the
+/// preprocessor takes the manifest's preprocessing (`manifests(_:)`). A corrupt or incomplete
+/// version, or one the consumer cannot use, is refused with a log line and the previous one
+/// stays in force.
 ///
-/// `ready()` returns once the topic has been read to its end at start-up and a version is
-/// serving, so a starting scorer serves the latest version, not the first.
+/// `ready()` returns once the topic has been read to its end at start-up and a version is in
+/// force, so a starting stage uses the latest version, not the first.
 public final class ModelFollower: Service, Sendable {
-    public let slot: ModelSlot
+    /// What to do with an accepted version; throws to refuse it.
+    public typealias Use = @Sendable (ModelAnnouncement, [UInt8]) throws -> Void
+
+    private let use: Use
+    private let current = Mutex<String?>(nil)
     private let topic: String
     private let consumer: ConsumerConfiguration
     private let logger: Logger
@@ -22,14 +28,36 @@ public final class ModelFollower: Service, Sendable {
     /// Versions accepted and refused, in order (for status and tests).
     private let history = Mutex<[(version: String, accepted: Bool, reason: String?)]>([])
 
-    public init(topic: String, consumer: ConsumerConfiguration, slot: ModelSlot = ModelSlot(), logger: Logger,
-                settle: Duration = .seconds(2)) {
+    public init(topic: String, consumer: ConsumerConfiguration, logger: Logger, settle: Duration = .seconds(2), use: @escaping Use) {
         self.topic = topic
         self.consumer = consumer
-        self.slot = slot
         self.logger = logger
         self.settle = settle
+        self.use = use
     }
+
+    /// A follower that loads each version's weights into `slot` (the scorer).
+    public static func serving(into slot: ModelSlot, topic: String, consumer: ConsumerConfiguration, logger: Logger,
+                               settle: Duration = .seconds(2)) -> ModelFollower {
+        ModelFollower(topic: topic, consumer: consumer, logger: logger, settle: settle) { announcement, file in
+            let model = try ModelFile.decode(file, name: "model version \(announcement.version)")
+            guard model.manifest.architecture == announcement.manifest.architecture,
+                  model.manifest.labels == announcement.manifest.labels else {
+                throw BadInput("the weights' manifest (\(model.manifest.architecture), \(model.manifest.labels.count) labels) differs from the announcement's")
+            }
+            slot.replace(with: ServingModel(ModelFile(manifest: announcement.manifest, network: model.network), version: announcement.version))
+        }
+    }
+
+    /// A follower that hands each version's manifest to `use` (the preprocessor), without
+    /// loading weights.
+    public static func manifests(topic: String, consumer: ConsumerConfiguration, logger: Logger,
+                                 use: @escaping @Sendable (ModelManifest) throws -> Void) -> ModelFollower {
+        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, _ in try use(announcement.manifest) }
+    }
+
+    /// The version in force, if any.
+    public var version: String? { current.withLock { $0 } }
 
     public var decisions: [(version: String, accepted: Bool, reason: String?)] { history.withLock { $0 } }
 
@@ -41,7 +69,7 @@ public final class ModelFollower: Service, Sendable {
                 guard let record = await consumer.next(timeout: self.settle) else {
                     if !self.caughtUp.withLock({ $0 }) {
                         self.caughtUp.withLock { $0 = true }
-                        self.logger.info(self.slot.current.map { "read \(self.topic) to its end; serving \($0.version)" }
+                        self.logger.info(self.version.map { "read \(self.topic) to its end; using \($0)" }
                                          ?? "read \(self.topic) to its end; no model yet, waiting for one (xray model publish)")
                     }
                     continue
@@ -59,31 +87,28 @@ public final class ModelFollower: Service, Sendable {
 
     private func accept(_ announcement: ModelAnnouncement, _ file: [UInt8]) {
         let version = announcement.version
+        var announcement = announcement
+        announcement.manifest.version = version
         do {
-            let model = try ModelFile.decode(file, name: "model version \(version)")
-            guard model.manifest.architecture == announcement.manifest.architecture,
-                  model.manifest.labels == announcement.manifest.labels else {
-                throw BadInput("the weights' manifest (\(model.manifest.architecture), \(model.manifest.labels.count) labels) differs from the announcement's")
-            }
-            var manifest = announcement.manifest
-            manifest.version = version
-            slot.replace(with: ServingModel(ModelFile(manifest: manifest, network: model.network), version: version))
+            try use(announcement, file)
+            current.withLock { $0 = version }
             history.withLock { $0.append((version, true, nil)) }
-            logger.info("serving model \(version): \(manifest.architecture), \(manifest.labels.count) labels, input \(manifest.input)")
+            let m = announcement.manifest
+            logger.info("using model \(version): \(m.architecture), \(m.labels.count) labels, input \(m.input)")
         } catch {
-            refuse(version, "weights do not load: \(error)")
+            refuse(version, "\(error)")
         }
     }
 
     private func refuse(_ version: String, _ reason: String) {
         history.withLock { $0.append((version, false, reason)) }
-        logger.error("refused model \(version): \(reason); \(slot.current.map { "still serving \($0.version)" } ?? "no model serving")")
+        logger.error("refused model \(version): \(reason); \(self.version.map { "still using \($0)" } ?? "no model in force")")
     }
 
     /// Waits until the topic has been read to its end and a version serves.
     public func ready() async throws {
         var waited = Duration.zero
-        while !(caughtUp.withLock { $0 } && slot.current != nil) {
+        while !(caughtUp.withLock { $0 } && version != nil) {
             try await Task.sleep(for: .milliseconds(100))
             waited += .milliseconds(100)
             if waited == .seconds(30) { logger.warning("still waiting for a model on \(topic)") }

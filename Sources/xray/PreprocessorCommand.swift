@@ -5,7 +5,13 @@ import Wire
 struct PreprocessorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "preprocessor",
-        abstract: "Resize, centre-crop and normalise xray.decoded images into xray.tensors.")
+        abstract: "Resize, centre-crop and normalise xray.decoded images into xray.tensors.",
+        discussion: """
+            The preprocessing options apply until a model version is in force on xray.models; \
+            from then on the preprocessor follows the preprocessing in the serving version's \
+            manifest, so tensors fit the model the scorers serve. --no-follow-models keeps the \
+            options for good.
+            """)
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var stage: StageOptions
@@ -19,11 +25,22 @@ struct PreprocessorCommand: AsyncParsableCommand {
     @Option(help: "Per-channel standard deviations, comma-separated.")
     var std: String = PreprocessSpec.imagenet224.std.map { "\($0)" }.joined(separator: ",")
 
+    @Flag(inversion: .prefixedNo, help: "Take the preprocessing from the model version in force on xray.models.")
+    var followModels = true
+
     func run() async throws {
         let means = mean.split(separator: ",").compactMap { Float($0) }
         let stds = std.split(separator: ",").compactMap { Float($0) }
         let spec = PreprocessSpec(resize: resize, crop: crop, channels: means.count, mean: means, std: stds)
         if let problem = spec.problem { throw ValidationError(problem) }
-        try await stage.run(try PreprocessorStage(topics: kafka.topics, spec: spec), kafka: kafka)
+        let preprocessor = try PreprocessorStage(topics: kafka.topics, spec: spec)
+        guard followModels else { return try await stage.run(preprocessor, kafka: kafka) }
+        var models = stage.consumer(try kafka.kafka(clientID: "xray-preprocessor-models"), stage: preprocessor)
+        models.groupID += "-models"
+        let follower = ModelFollower.manifests(topic: kafka.topics.models, consumer: models,
+                                               logger: kafka.logger("xray.preprocessor.models")) { manifest in
+            try preprocessor.use(manifest)
+        }
+        try await stage.run(preprocessor, kafka: kafka, companions: [follower])
     }
 }

@@ -30,7 +30,7 @@ struct ScorerCommand: AsyncParsableCommand {
         let clientKafka = try kafka.kafka(clientID: "xray-scorer-models")
         var models = stage.consumer(clientKafka, stage: scorer)
         models.groupID += "-models"
-        let follower = ModelFollower(topic: kafka.topics.models, consumer: models, slot: slot, logger: kafka.logger("xray.scorer.models"))
+        let follower = ModelFollower.serving(into: slot, topic: kafka.topics.models, consumer: models, logger: kafka.logger("xray.scorer.models"))
         try await stage.run(scorer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() })
     }
 }

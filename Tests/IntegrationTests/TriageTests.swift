@@ -44,8 +44,9 @@ struct TriageTests {
         try await publish(Self.model(seed: 1), version: "v1", topics: topics, with: producer)
 
         let slot = ModelSlot()
-        let follower = ModelFollower(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)models"),
-                                     slot: slot, logger: TestBroker.logger, settle: .seconds(1))
+        let follower = ModelFollower.serving(into: slot, topic: topics.models,
+                                             consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)models"),
+                                             logger: TestBroker.logger, settle: .seconds(1))
         let scorer = runner(ScorerStage(topics: topics, slot: slot, batching: Batching(maxRecords: 8, maxWait: .milliseconds(20))), topics,
                             beforeConsuming: { try await follower.ready() })
         let stages = [runner(DecoderStage(topics: topics), topics), runner(try PreprocessorStage(topics: topics, spec: Self.spec), topics), scorer]

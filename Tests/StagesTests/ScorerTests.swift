@@ -124,4 +124,20 @@ struct ScorerTests {
         var rng = SeededGenerator(seed: seed)
         return (0..<(3 * 32 * 32)).map { _ in rng.normal() }
     }
+
+    @Test func thePreprocessorFollowsTheManifestAndRefusesAnInvalidOne() throws {
+        let stage = try PreprocessorStage(topics: TopicCatalog())
+        #expect(stage.spec == .imagenet224)
+        try stage.use(model().manifest)
+        #expect(stage.spec == spec)
+        let png = [UInt8](try Data(contentsOf: datasets.appendingPathComponent("nih_cxr14_fullres_starter_subset/images/00000075_000.png")))
+        let decoded = try DecoderStage(topics: TopicCatalog()).process(
+            KafkaRecord(topic: "xray.raw", partition: 0, offset: 0, key: Array("a".utf8), value: png, headers: []))[0]
+        let out = try stage.process(KafkaRecord(topic: "xray.decoded", partition: 0, offset: 0, key: decoded.key, value: decoded.value, headers: decoded.headers))
+        #expect(try Tensor(decoding: out[0].value).shape == [3, 32, 32])
+        var broken = model().manifest
+        broken.preprocess.crop = 99
+        #expect(throws: BadInput.self) { try stage.use(broken) }
+        #expect(stage.spec == spec)
+    }
 }
