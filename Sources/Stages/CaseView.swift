@@ -1,0 +1,46 @@
+import Foundation
+public import Wire
+
+/// How `xray alerts` shows a case to a reading room or a pager bridge: one line each,
+/// image id, level, findings with probabilities, age of the image.
+public enum CaseView {
+    public static func line(_ alert: Alert, now: Int64) -> String {
+        let findings = alert.urgentFindings.map { "\($0.label) \(percent($0.probability)) (≥\(percent($0.threshold)))" }
+        let others = alert.findings.filter { f in !alert.urgentFindings.contains { $0.label == f } }
+        return "URGENT   \(alert.imageId)  " + findings.joined(separator: ", ")
+            + (others.isEmpty ? "" : "; also \(others.joined(separator: ", "))")
+            + "  · \(age(alert.times, now: now))" + details(source: alert.source, patient: alert.patientId, version: alert.modelVersion)
+    }
+
+    public static func line(_ p: Prediction, now: Int64) -> String {
+        let level = p.triage.rawValue.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
+        let found = p.findings.compactMap { label in p.probability(of: label).map { "\(label) \(percent($0))" } }
+        let top = p.probabilities.max { $0.probability < $1.probability }.map { "top \($0.label) \(percent($0.probability))" } ?? ""
+        return "\(level) \(p.imageId)  " + (found.isEmpty ? "no finding (\(top))" : found.joined(separator: ", "))
+            + "  · \(age(p.times, now: now))" + details(source: p.source, patient: p.patientId, version: p.modelVersion)
+    }
+
+    /// "acquired 1.2 s ago, scored in 310 ms (decode 90, preprocess 40, score 180)".
+    static func age(_ t: StageTimes, now: Int64) -> String {
+        guard let acquired = t.acquired else { return "scored \(duration(now - t.scored)) ago" }
+        var steps: [String] = []
+        var last = acquired
+        for (name, time) in [("decode", t.decoded), ("preprocess", t.preprocessed), ("score", Optional(t.scored))] {
+            if let time { steps.append("\(name) \(time - last)"); last = time }
+        }
+        return "acquired \(duration(now - acquired)) ago, scored in \(t.scored - acquired) ms (\(steps.joined(separator: ", ")))"
+    }
+
+    static func details(source: String?, patient: String?, version: String) -> String {
+        var parts = ["model \(version)"]
+        if let patient { parts.insert("patient \(patient)", at: 0) }
+        if let source { parts.insert("from \(source)", at: 0) }
+        return "  · " + parts.joined(separator: ", ")
+    }
+
+    static func percent(_ p: Float) -> String { String(format: "%.0f%%", p * 100) }
+
+    static func duration(_ ms: Int64) -> String {
+        ms < 1000 ? "\(ms) ms" : ms < 120_000 ? String(format: "%.1f s", Double(ms) / 1000) : "\(ms / 60_000) min"
+    }
+}
