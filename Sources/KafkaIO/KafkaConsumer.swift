@@ -92,6 +92,28 @@ public final class KafkaConsumer: Sendable {
         core.state.withLock { $0.tracker.assigned }
     }
 
+    /// Per assigned partition, records on the broker this member has not fetched yet: the
+    /// high watermark (from the latest fetch response, cached by librdkafka; no request is
+    /// made) minus the fetch position. Partitions without both figures yet are left out.
+    public var lag: [TopicPartition: Int64] {
+        let partitions = Array(assignment)
+        guard !partitions.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return [:] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+        guard rd_kafka_position(client.pointer, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        var result: [TopicPartition: Int64] = [:]
+        for i in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[i]
+            let tp = TopicPartition(String(cString: element.topic), element.partition)
+            var low: Int64 = 0, high: Int64 = 0
+            guard element.offset >= 0,
+                  rd_kafka_get_watermark_offsets(client.pointer, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            result[tp] = max(0, high - element.offset)
+        }
+        return result
+    }
+
     /// Commits what is done, leaves the group (handing partitions to the other members) and
     /// stops polling. Records handed out and not completed will be read again by the group.
     public func close() async {

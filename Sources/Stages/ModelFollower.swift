@@ -19,6 +19,7 @@ public final class ModelFollower: Service, Sendable {
 
     private let use: Use
     private let current = Mutex<String?>(nil)
+    private let metrics: ModelMetrics
     private let topic: String
     private let consumer: ConsumerConfiguration
     private let logger: Logger
@@ -28,7 +29,10 @@ public final class ModelFollower: Service, Sendable {
     /// Versions accepted and refused, in order (for status and tests).
     private let history = Mutex<[(version: String, accepted: Bool, reason: String?)]>([])
 
-    public init(topic: String, consumer: ConsumerConfiguration, logger: Logger, settle: Duration = .seconds(2), use: @escaping Use) {
+    /// `stage` names the user in metrics (`xray_model_version_info{stage=...}`).
+    public init(topic: String, consumer: ConsumerConfiguration, logger: Logger, settle: Duration = .seconds(2),
+                stage: String = "scorer", use: @escaping Use) {
+        metrics = ModelMetrics(stage: stage)
         self.topic = topic
         self.consumer = consumer
         self.logger = logger
@@ -53,7 +57,7 @@ public final class ModelFollower: Service, Sendable {
     /// loading weights.
     public static func manifests(topic: String, consumer: ConsumerConfiguration, logger: Logger,
                                  use: @escaping @Sendable (ModelManifest) throws -> Void) -> ModelFollower {
-        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, _ in try use(announcement.manifest) }
+        ModelFollower(topic: topic, consumer: consumer, logger: logger, stage: "preprocessor") { announcement, _ in try use(announcement.manifest) }
     }
 
     /// The version in force, if any.
@@ -91,7 +95,8 @@ public final class ModelFollower: Service, Sendable {
         announcement.manifest.version = version
         do {
             try use(announcement, file)
-            current.withLock { $0 = version }
+            let previous = current.withLock { state in defer { state = version }; return state }
+            metrics.accepted(version, previous: previous)
             history.withLock { $0.append((version, true, nil)) }
             let m = announcement.manifest
             logger.info("using model \(version): \(m.architecture), \(m.labels.count) labels, input \(m.input)")
@@ -102,6 +107,7 @@ public final class ModelFollower: Service, Sendable {
 
     private func refuse(_ version: String, _ reason: String) {
         history.withLock { $0.append((version, false, reason)) }
+        metrics.refused()
         logger.error("refused model \(version): \(reason); \(self.version.map { "still using \($0)" } ?? "no model in force")")
     }
 

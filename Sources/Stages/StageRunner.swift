@@ -39,6 +39,7 @@ public final class StageRunner: Service {
     public let configuration: StageRunnerConfiguration
     public let statistics = StageStatistics()
     private let logger: Logger
+    private let metrics: StageMetrics
 
     public init(stage: any Stage, configuration: StageRunnerConfiguration, logger: Logger) {
         self.stage = stage
@@ -46,6 +47,7 @@ public final class StageRunner: Service {
         var logger = logger
         logger[metadataKey: "stage"] = "\(stage.name)"
         self.logger = logger
+        metrics = StageMetrics(stage: stage.name)
     }
 
     public func run() async throws {
@@ -71,7 +73,7 @@ public final class StageRunner: Service {
     }
 
     private func consume(_ consumer: KafkaConsumer, _ producer: KafkaProducer) async throws {
-        var lastReport = ContinuousClock.now
+        var lastReport = ContinuousClock.now, lastLag = ContinuousClock.now
         try await withThrowingTaskGroup(of: Void.self) { group in
             var inFlight = 0
             while let first = await consumer.next() {
@@ -86,6 +88,10 @@ public final class StageRunner: Service {
                         consumer.complete(record)
                     }
                     inFlight += 1
+                }
+                if ContinuousClock.now - lastLag > .seconds(2) {
+                    lastLag = .now
+                    for (tp, records) in consumer.lag { metrics.lag(records, topic: tp.topic, partition: tp.partition) }
                 }
                 if ContinuousClock.now - lastReport > .seconds(10) {
                     lastReport = .now
@@ -126,7 +132,13 @@ public final class StageRunner: Service {
                 return [deadLetter(record, reason: "\(error)")]
             }
         }
-        let seconds = (ContinuousClock.now - start) / .seconds(1)
+        let elapsed = ContinuousClock.now - start
+        let seconds = elapsed / .seconds(1)
+        metrics.processing.recordNanoseconds(Int64(seconds * 1e9))
+        metrics.batchSize.record(batch.count)
+        metrics.consumed.increment(by: batch.count)
+        metrics.produced.increment(by: produced)
+        if refused > 0 { metrics.deadLettered.increment(by: refused) }
         statistics.update {
             $0.consumed += batch.count
             $0.batches += 1
@@ -153,6 +165,7 @@ public final class StageRunner: Service {
             } catch let error as KafkaError where error.isRetriable {
                 attempt += 1
                 statistics.update { $0.retries += 1 }
+                metrics.retries.increment()
                 if attempt == 1 || attempt % 10 == 0 {
                     logger.warning("send failed (attempt \(attempt)), retrying: \(error)")
                 }
@@ -164,6 +177,7 @@ public final class StageRunner: Service {
                 }
                 logger.warning("output of \(record.topic)[\(record.partition)]@\(record.offset) refused, dead-lettering: \(error)")
                 statistics.update { $0.deadLettered += 1; $0.produced -= outputs.count }
+                metrics.deadLettered.increment()
                 pending = [deadLetter(record, reason: "output refused by the broker: \(error)")]
             }
         }

@@ -1,6 +1,9 @@
 import ArgumentParser
 import KafkaIO
 import Logging
+import Metrics
+import MetricsServer
+import Prometheus
 import ServiceLifecycle
 import Stages
 
@@ -15,11 +18,18 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Records whose outputs may await acknowledgement at once.")
     var maxInFlight: Int = 32
 
+    @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics (0: any free port, logged).")
+    var metricsPort: Int?
+
+    @Option(help: "Address the metrics server binds.")
+    var metricsHost: String = "0.0.0.0"
+
     func validate() throws {
         guard AssignmentStrategy(rawValue: assignment) != nil else {
             throw ValidationError("--assignment must be one of \(AssignmentStrategy.allCases.map(\.rawValue))")
         }
         guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be in 0...65535") }
     }
 
     /// Runs `stage` until SIGTERM or SIGINT, then shuts down gracefully. `companions` run beside
@@ -32,10 +42,24 @@ struct StageOptions: ParsableArguments {
                                                      deadLetterTopic: options.topics.deadletter)
         configuration.maxInFlight = maxInFlight
         configuration.beforeConsuming = beforeConsuming
+        // Bootstrap metrics before the runner creates its counters.
+        let server = metricsPort.map { metricsServer(port: $0, logger: logger) }
         let runner = StageRunner(stage: stage, configuration: configuration, logger: logger)
-        let services = ServiceGroup(configuration: .init(services: companions + [runner], gracefulShutdownSignals: [.sigterm, .sigint],
-                                                         logger: logger))
-        try await services.run()
+        let services: [any Service] = companions + [runner] + (server.map { [$0] } ?? [])
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
+                                                      logger: logger))
+        try await group.run()
+    }
+
+    /// Bootstraps swift-metrics with a Prometheus registry and returns the server for it.
+    func metricsServer(port: Int, logger: Logger) -> PrometheusHTTPServer {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets["xray_batch_size"] = [1, 2, 4, 8, 16, 32, 64]
+        factory.durationHistogramBuckets["xray_processing_seconds"] =
+            [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].map { Duration.milliseconds($0) }
+        MetricsSystem.bootstrap(factory)
+        return PrometheusHTTPServer(registry: registry, host: metricsHost, port: port, logger: logger)
     }
 
     /// The consumer configuration of `stage`'s group.

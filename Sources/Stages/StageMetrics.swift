@@ -1,0 +1,51 @@
+import Metrics
+
+/// What a stage reports to the metrics system (Prometheus when `--metrics-port` is given; a
+/// no-op otherwise). Names follow Prometheus conventions; every series has a `stage` label.
+///
+/// - `xray_records_consumed_total`, `xray_records_produced_total`,
+///   `xray_records_dead_lettered_total`, `xray_send_retries_total`: counters
+/// - `xray_batch_size`: histogram of records per `process(batch:)` call
+/// - `xray_processing_seconds`: histogram of time in `process(batch:)` per batch
+/// - `xray_consumer_lag`: records on the broker not fetched yet, per `topic` and `partition`
+struct StageMetrics: Sendable {
+    let stage: String
+    let consumed: Counter, produced: Counter, deadLettered: Counter, retries: Counter
+    let batchSize: Recorder
+    let processing: Metrics.Timer
+
+    init(stage: String) {
+        self.stage = stage
+        let d = [("stage", stage)]
+        consumed = Counter(label: "xray_records_consumed_total", dimensions: d)
+        produced = Counter(label: "xray_records_produced_total", dimensions: d)
+        deadLettered = Counter(label: "xray_records_dead_lettered_total", dimensions: d)
+        retries = Counter(label: "xray_send_retries_total", dimensions: d)
+        batchSize = Recorder(label: "xray_batch_size", dimensions: d, aggregate: true)
+        processing = Metrics.Timer(label: "xray_processing_seconds", dimensions: d)
+    }
+
+    func lag(_ records: Int64, topic: String, partition: Int32) {
+        Gauge(label: "xray_consumer_lag", dimensions: [("stage", stage), ("topic", topic), ("partition", String(partition))])
+            .record(records)
+    }
+}
+
+/// Which model version a stage uses: `xray_model_version_info{stage, version}` is 1 for the
+/// version in force and 0 for those before it; `xray_model_versions_total{stage, outcome}`
+/// counts accepted and refused versions.
+struct ModelMetrics: Sendable {
+    let stage: String
+
+    func accepted(_ version: String, previous: String?) {
+        if let previous, previous != version {
+            Gauge(label: "xray_model_version_info", dimensions: [("stage", stage), ("version", previous)]).record(0)
+        }
+        Gauge(label: "xray_model_version_info", dimensions: [("stage", stage), ("version", version)]).record(1)
+        Counter(label: "xray_model_versions_total", dimensions: [("stage", stage), ("outcome", "accepted")]).increment()
+    }
+
+    func refused() {
+        Counter(label: "xray_model_versions_total", dimensions: [("stage", stage), ("outcome", "refused")]).increment()
+    }
+}
