@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Imaging
 import Stages
 import Testing
 import Wire
@@ -73,5 +74,27 @@ struct OfflinePredictorTests {
     ])
     func malformedNpy(data: Data) {
         #expect(throws: BadInput.self) { try NpyArray(data) }
+    }
+}
+
+@Suite("Offline evaluation")
+struct EvaluationTests {
+    @Test func aucTableAndROCPlotOnKermanyImages() throws {
+        let spec = PreprocessSpec(resize: 40, crop: 32, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
+        let model = ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 2)
+        let root = datasets.appendingPathComponent("kermany_pneumonia_224/train")
+        let files = try DatasetScanner.scan([root.appendingPathComponent("NORMAL").path]).prefix(5)
+            + DatasetScanner.scan([root.appendingPathComponent("PNEUMONIA").path]).prefix(7)
+        let evaluation = Evaluation(model: model, files: Array(files), batchSize: 4)
+        #expect(evaluation.images == 12 && evaluation.failures.isEmpty)
+        let pneumonia = try #require(evaluation.labels.first)
+        #expect(pneumonia.positives == 7 && pneumonia.negatives == 5)
+        let roc = try #require(pneumonia.roc)
+        #expect(roc.auc >= 0 && roc.auc <= 1 && evaluation.meanAUC == roc.auc)
+        #expect(evaluation.table.contains("Pneumonia") && evaluation.table.contains("mean AUC"))
+        // The plot is a real PNG of the requested size.
+        let png = try ROCPlot.png([roc], size: 300)
+        let decoded = try ImageDecoder(limits: DecodeLimits(maxSide: 4096)).decode(png)
+        #expect(decoded.image.width == 300 && decoded.image.height == 300)
     }
 }
