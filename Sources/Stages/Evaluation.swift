@@ -29,15 +29,16 @@ public struct Evaluation: Sendable {
     /// Scores `files` (each labelled: `metadata.labels` not nil) in batches.
     public init(model: ModelFile, files: [ImageFile], batchSize: Int = 16) {
         let predictor = OfflinePredictor(model: model, batchSize: batchSize)
-        let byPath = Dictionary(files.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
         var scores: [[Float]] = [], truth: [[String]] = [], failures: [(String, String)] = []
+        var next = 0  // predictions come back in input order, failures included
         predictor.predict(files.map { URL(fileURLWithPath: $0.path) }) { prediction in
+            defer { next += 1 }
             guard let p = prediction.probabilities else {
-                failures.append((prediction.input, prediction.error ?? "unreadable"))
+                failures.append((files[next].path, prediction.error ?? "unreadable"))
                 return
             }
             scores.append(p)
-            truth.append(byPath[prediction.input]?.metadata.labels ?? [])
+            truth.append(files[next].metadata.labels ?? [])
         }
         let policy = model.manifest.triagePolicy
         self.model = model.manifest.version ?? model.manifest.origin

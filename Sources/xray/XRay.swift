@@ -12,5 +12,5 @@ struct XRay: AsyncParsableCommand {
             set with -X key=value.
             """,
         subcommands: [DecoderCommand.self, PreprocessorCommand.self, ScorerCommand.self, PublishCommand.self, AlertsCommand.self, TailCommand.self,
-                      TopicsCommand.self, ModelCommand.self, PredictCommand.self, EvaluateCommand.self, BenchCommand.self, VersionCommand.self])
+                      TopicsCommand.self, ModelCommand.self, PredictCommand.self, EvaluateCommand.self, TrainCommand.self, BenchCommand.self, VersionCommand.self])
 }
