@@ -13,12 +13,24 @@ public struct ModelFile {
         self.network = network
     }
 
+    /// A model for `network` with a new manifest; throws if the labels, preprocessing and
+    /// network do not agree.
+    public init(network: Network, labels: [String], preprocess: PreprocessSpec, origin: String) throws {
+        guard network.inputChannels == preprocess.channels, network.labelCount == labels.count else {
+            throw BadInput("the network takes \(network.inputChannels) channels and has \(network.labelCount) outputs; "
+                + "the preprocessing gives \(preprocess.channels) channels and there are \(labels.count) labels")
+        }
+        let manifest = ModelManifest(architecture: network.architecture.rawValue, labels: labels, preprocess: preprocess,
+                                     origin: origin, createdAt: isoNow())
+        if let problem = manifest.problem { throw BadInput(problem) }
+        self.init(manifest: manifest, network: network)
+    }
+
     /// A freshly initialised model.
     public static func initialized(architecture: Architecture, labels: [String], preprocess: PreprocessSpec,
-                                   seed: UInt64) -> ModelFile {
+                                   seed: UInt64) throws -> ModelFile {
         let network = Network(architecture: architecture, labels: labels.count, inputChannels: preprocess.channels, seed: seed)
-        return ModelFile(manifest: ModelManifest(architecture: architecture.rawValue, labels: labels, preprocess: preprocess,
-                                                 origin: "init seed \(seed)", createdAt: isoNow()), network: network)
+        return try ModelFile(network: network, labels: labels, preprocess: preprocess, origin: "init seed \(seed)")
     }
 
     public func write(to url: URL) throws {

@@ -22,7 +22,7 @@ public enum ModelVersionCodec {
         var manifest = manifest
         manifest.version = version
         let announcement = ModelAnnouncement(version: version, manifest: manifest, chunks: index, bytes: file.count,
-                                             crc32: crc32Hex(file), publishedAt: ISO8601DateFormatter().string(from: Date()))
+                                             crc32: crc32Hex(file), publishedAt: isoNow())
         let json = try! JSONEncoder().encode(announcement)
         records.append(OutgoingRecord(topic: topic, key: version, value: [UInt8](json), headers: [
             KafkaHeader(H.version, version), KafkaHeader(H.part, "announcement"),
@@ -44,9 +44,6 @@ public struct ModelVersionAssembler {
     private var faults: [String: String] = [:]
 
     public init() {}
-
-    /// Versions with chunks but no announcement yet.
-    public var pending: [String] { Array(chunks.keys).sorted() }
 
     public mutating func add(_ record: KafkaRecord) -> Outcome? {
         typealias H = ModelVersionRecord.Header

@@ -45,13 +45,17 @@ public struct ScorerStage: Stage {
         guard !inputs.isEmpty else { return results }
         let probabilities = model.probabilities(inputs.map(\.values))
         let scoredAt = epochMilliseconds()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
         for (input, p) in zip(inputs, probabilities) {
-            results[input.index] = .success(outputs(for: batch[input.index], id: input.id, probabilities: p, model: model, at: scoredAt))
+            results[input.index] = .success(outputs(for: batch[input.index], id: input.id, probabilities: p, model: model,
+                                                    at: scoredAt, encoder: encoder))
         }
         return results
     }
 
-    func outputs(for record: KafkaRecord, id: String, probabilities: [Float], model: ServingModel, at scoredAt: Int64) -> [OutgoingRecord] {
+    func outputs(for record: KafkaRecord, id: String, probabilities: [Float], model: ServingModel, at scoredAt: Int64,
+                 encoder: JSONEncoder) -> [OutgoingRecord] {
         let labels = model.manifest.labels
         let (findings, level) = model.policy.assess(labels: labels, probabilities: probabilities)
         func time(_ header: String) -> Int64? { record.headers.text(header).flatMap { Int64($0) } }
@@ -63,8 +67,6 @@ public struct ScorerStage: Stage {
                               preprocessed: time(HeaderName.preprocessedAt), scored: scoredAt),
             source: record.headers.text(HeaderName.source), patientId: record.headers.text(HeaderName.patientID),
             labels: record.headers.text(HeaderName.labels).map(ImageMetadata.parseLabels))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         var headers = [KafkaHeader(HeaderName.imageID, id), KafkaHeader(HeaderName.contentType, ContentType.json),
                        KafkaHeader(HeaderName.schema, String(Prediction.schemaVersion)),
                        KafkaHeader(ModelVersionRecord.Header.version, model.version)]

@@ -3,8 +3,8 @@ import Metrics
 /// What a stage reports to the metrics system (Prometheus when `--metrics-port` is given; a
 /// no-op otherwise). Names follow Prometheus conventions; every series has a `stage` label.
 ///
-/// - `xray_records_consumed_total`, `xray_records_produced_total`,
-///   `xray_records_dead_lettered_total`, `xray_send_retries_total`: counters
+/// - `xray_records_consumed_total`, `xray_records_produced_total` (outputs the broker
+///   acknowledged), `xray_records_dead_lettered_total`, `xray_send_retries_total`: counters
 /// - `xray_batch_size`: histogram of records per `process(batch:)` call
 /// - `xray_processing_seconds`: histogram of time in `process(batch:)` per batch
 /// - `xray_consumer_lag`: records on the broker not fetched yet, per `topic` and `partition`

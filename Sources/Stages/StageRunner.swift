@@ -37,9 +37,8 @@ public struct StageRunnerConfiguration: Sendable {
 public final class StageRunner: Service {
     public let stage: any Stage
     public let configuration: StageRunnerConfiguration
-    public let statistics = StageStatistics()
+    public let statistics: StageStatistics
     private let logger: Logger
-    private let metrics: StageMetrics
 
     public init(stage: any Stage, configuration: StageRunnerConfiguration, logger: Logger) {
         self.stage = stage
@@ -47,7 +46,7 @@ public final class StageRunner: Service {
         var logger = logger
         logger[metadataKey: "stage"] = "\(stage.name)"
         self.logger = logger
-        metrics = StageMetrics(stage: stage.name)
+        statistics = StageStatistics(stage: stage.name)
     }
 
     public func run() async throws {
@@ -91,7 +90,7 @@ public final class StageRunner: Service {
                 }
                 if ContinuousClock.now - lastLag > .seconds(2) {
                     lastLag = .now
-                    for (tp, records) in consumer.lag { metrics.lag(records, topic: tp.topic, partition: tp.partition) }
+                    for (tp, records) in consumer.lag { statistics.lag(records, topic: tp.topic, partition: tp.partition) }
                 }
                 if ContinuousClock.now - lastReport > .seconds(10) {
                     lastReport = .now
@@ -120,11 +119,10 @@ public final class StageRunner: Service {
         let start = ContinuousClock.now
         let results = stage.process(batch: batch)
         precondition(results.count == batch.count, "\(stage.name) returned \(results.count) results for \(batch.count) records")
-        var refused = 0, produced = 0
+        var refused = 0
         let outputs = zip(batch, results).map { record, result -> [OutgoingRecord] in
             switch result {
             case .success(let outputs):
-                produced += outputs.count
                 return outputs
             case .failure(let error):
                 refused += 1
@@ -132,20 +130,7 @@ public final class StageRunner: Service {
                 return [deadLetter(record, reason: "\(error)")]
             }
         }
-        let elapsed = ContinuousClock.now - start
-        let seconds = elapsed / .seconds(1)
-        metrics.processing.recordNanoseconds(Int64(seconds * 1e9))
-        metrics.batchSize.record(batch.count)
-        metrics.consumed.increment(by: batch.count)
-        metrics.produced.increment(by: produced)
-        if refused > 0 { metrics.deadLettered.increment(by: refused) }
-        statistics.update {
-            $0.consumed += batch.count
-            $0.batches += 1
-            $0.processingSeconds += seconds
-            $0.deadLettered += refused
-            $0.produced += produced
-        }
+        statistics.batch(records: batch.count, refused: refused, seconds: (ContinuousClock.now - start) / .seconds(1))
         return outputs
     }
 
@@ -161,11 +146,11 @@ public final class StageRunner: Service {
         while true {
             do {
                 try await producer.sendAll(pending)
+                if pending.first?.topic != configuration.deadLetterTopic { statistics.produced(pending.count) }
                 return
             } catch let error as KafkaError where error.isRetriable {
                 attempt += 1
-                statistics.update { $0.retries += 1 }
-                metrics.retries.increment()
+                statistics.retried()
                 if attempt == 1 || attempt % 10 == 0 {
                     logger.warning("send failed (attempt \(attempt)), retrying: \(error)")
                 }
@@ -176,8 +161,7 @@ public final class StageRunner: Service {
                     return
                 }
                 logger.warning("output of \(record.topic)[\(record.partition)]@\(record.offset) refused, dead-lettering: \(error)")
-                statistics.update { $0.deadLettered += 1; $0.produced -= outputs.count }
-                metrics.deadLettered.increment()
+                statistics.outputsRefused()
                 pending = [deadLetter(record, reason: "output refused by the broker: \(error)")]
             }
         }

@@ -23,7 +23,7 @@ struct ModelCommand: AsyncParsableCommand {
         @OptionGroup var preprocessing: PreprocessingOptions
 
         func run() async throws {
-            let model = ModelFile.initialized(architecture: arch, labels: try parseLabels(labels),
+            let model = try ModelFile.initialized(architecture: arch, labels: try parseLabels(labels),
                                               preprocess: try preprocessing.spec(), seed: seed)
             try model.write(to: URL(fileURLWithPath: out))
             print("wrote \(out): \(arch.rawValue), \(model.manifest.labels.count) labels, input \(model.manifest.input), "
@@ -63,8 +63,7 @@ struct ModelCommand: AsyncParsableCommand {
             } else {
                 guard let arch else { throw ValidationError("--arch is required for a safetensors state dict") }
                 let file = try SafeTensors.read(url)
-                let head = file.byName["\(arch == .resnet18 || arch == .resnet50 ? "fc" : "classifier").weight"]
-                    ?? file.byName["classifier.0.weight"]
+                let head = file.byName["\(arch.headName).weight"] ?? file.byName["\(arch.headName).0.weight"]
                 headOutputs = head?.shape.first ?? 0
                 network = Network(architecture: arch, labels: given?.count ?? headOutputs, seed: seed)
                 freshHead = try network.load(file.tensors, allowHeadMismatch: given != nil).keptFreshHead
@@ -74,12 +73,8 @@ struct ModelCommand: AsyncParsableCommand {
             if let given { labelNames = given } else if headOutputs == Findings.nih14.count { labelNames = Findings.nih14 } else {
                 throw ValidationError("the head has \(headOutputs) outputs; name them with --labels")
             }
-            var manifest = ModelManifest(architecture: network.architecture.rawValue, labels: labelNames,
-                                         preprocess: try preprocessing.spec(), origin: "import \(url.lastPathComponent)",
-                                         createdAt: ISO8601DateFormatter().string(from: Date()))
-            manifest.input = [network.inputChannels] + manifest.input.dropFirst()
-            if let problem = manifest.problem { throw ValidationError(problem) }
-            try ModelFile(manifest: manifest, network: network).write(to: URL(fileURLWithPath: out))
+            try ModelFile(network: network, labels: labelNames, preprocess: try preprocessing.spec(),
+                          origin: "import \(url.lastPathComponent)").write(to: URL(fileURLWithPath: out))
             print("wrote \(out): \(network.architecture.rawValue) from \(url.lastPathComponent) (\(detail)); "
                 + (freshHead ? "head replaced: \(headOutputs) → \(labelNames.count) outputs, freshly initialised" : "head kept: \(labelNames.count) outputs"))
         }

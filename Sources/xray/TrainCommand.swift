@@ -35,7 +35,7 @@ struct TrainCommand: AsyncParsableCommand {
         var model: ModelFile
         if let initial { model = try ModelFile.read(URL(fileURLWithPath: initial)) } else {
             guard let arch else { throw ValidationError("give --initial FILE or --arch ARCH") }
-            model = ModelFile.initialized(architecture: arch, labels: try parseLabels(labels), preprocess: try preprocessing.spec(), seed: seed)
+            model = try ModelFile.initialized(architecture: arch, labels: try parseLabels(labels), preprocess: try preprocessing.spec(), seed: seed)
         }
         let table = try nihLabels.map { try NIHLabelTable(csv: String(contentsOfFile: $0, encoding: .utf8)) }
         var files = try DatasetScanner.scan(data, nihLabels: table).filter { $0.metadata.labels != nil }

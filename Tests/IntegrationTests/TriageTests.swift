@@ -10,8 +10,8 @@ struct TriageTests {
     /// A small model on 32x32 inputs: fast enough to score in a debug build.
     static let spec = PreprocessSpec(resize: 36, crop: 32, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
 
-    static func model(seed: UInt64) -> ModelFile {
-        var m = ModelFile.initialized(architecture: .smallCNN, labels: Findings.nih14, preprocess: spec, seed: seed)
+    static func model(seed: UInt64) throws -> ModelFile {
+        var m = try ModelFile.initialized(architecture: .smallCNN, labels: Findings.nih14, preprocess: spec, seed: seed)
         // Urgent for about half the images whatever the random weights: a low threshold on one label.
         m.manifest.triage = TriagePolicy(thresholds: ["Pneumonia": 0.5], defaultThreshold: 1, urgent: ["Pneumonia"])
         return m
@@ -41,7 +41,7 @@ struct TriageTests {
     func endToEndWithAModelSwap() async throws {
         let topics = try await TestBroker.freshTopics("triage")
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await publish(Self.model(seed: 1), version: "v1", topics: topics, with: producer)
+        try await publish(try Self.model(seed: 1), version: "v1", topics: topics, with: producer)
 
         let slot = ModelSlot()
         let follower = ModelFollower.serving(into: slot, topic: topics.models,
@@ -58,8 +58,8 @@ struct TriageTests {
         _ = try await TestBroker.collect(topics.predictions, timeout: .seconds(120)) { firstIDs.isSubset(of: Set($0.compactMap(\.keyText))) }
 
         // A corrupt version (one chunk damaged after its checksum), then a good v2.
-        try await publish(Self.model(seed: 2), version: "v-corrupt", topics: topics, corruptChunk: 1, with: producer)
-        try await publish(Self.model(seed: 3), version: "v2", topics: topics, with: producer)
+        try await publish(try Self.model(seed: 2), version: "v-corrupt", topics: topics, corruptChunk: 1, with: producer)
+        try await publish(try Self.model(seed: 3), version: "v2", topics: topics, with: producer)
         let deadline = ContinuousClock.now + .seconds(60)
         while slot.current?.version != "v2" && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
         #expect(slot.current?.version == "v2")
@@ -96,7 +96,7 @@ struct TriageTests {
     func twoScorersAndAKill() async throws {
         let topics = try await TestBroker.freshTopics("scorers")
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await publish(Self.model(seed: 4), version: "v1", topics: topics, with: producer)
+        try await publish(try Self.model(seed: 4), version: "v1", topics: topics, with: producer)
         let a = try TestBroker.spawnXray(["scorer", "--batch", "4"], prefix: topics.prefix)
         let b = try TestBroker.spawnXray(["scorer", "--batch", "4"], prefix: topics.prefix)
         defer { for p in [a, b] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }

@@ -25,7 +25,7 @@ struct OfflinePredictorTests {
     }
 
     @Test func modelFileRoundTripKeepsManifestAndWeights() throws {
-        let model = ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia", "Effusion"], preprocess: small, seed: 4)
+        let model = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia", "Effusion"], preprocess: small, seed: 4)
         let url = temporary("model.safetensors")
         defer { try? FileManager.default.removeItem(at: url) }
         try model.write(to: url)
@@ -43,7 +43,7 @@ struct OfflinePredictorTests {
     }
 
     @Test func predictsImagesAndArraysAndReportsBadInputsInOrder() throws {
-        let model = ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: small, seed: 5)
+        let model = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: small, seed: 5)
         let jpeg = datasets.appendingPathComponent("kermany_pneumonia_224/train/NORMAL/IM-0115-0001.jpeg")
         let tensor: [Float] = (0..<(3 * 32 * 32)).map { i in Float(i % 7) / 7 - 0.5 }
         let array = temporary("input.npy"), batched = temporary("batched.npy"), wrong = temporary("wrong.npy")
@@ -81,7 +81,7 @@ struct OfflinePredictorTests {
 struct EvaluationTests {
     @Test func aucTableAndROCPlotOnKermanyImages() throws {
         let spec = PreprocessSpec(resize: 40, crop: 32, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
-        let model = ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 2)
+        let model = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 2)
         let root = datasets.appendingPathComponent("kermany_pneumonia_224/train")
         let files = try DatasetScanner.scan([root.appendingPathComponent("NORMAL").path]).prefix(5)
             + DatasetScanner.scan([root.appendingPathComponent("PNEUMONIA").path]).prefix(7)

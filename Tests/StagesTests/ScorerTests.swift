@@ -9,8 +9,8 @@ import Wire
 struct ScorerTests {
     let spec = PreprocessSpec(resize: 36, crop: 32, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
 
-    func model(labels: [String] = ["Pneumonia", "Nodule", "Pneumothorax"], seed: UInt64 = 1) -> ModelFile {
-        ModelFile.initialized(architecture: .smallCNN, labels: labels, preprocess: spec, seed: seed)
+    func model(labels: [String] = ["Pneumonia", "Nodule", "Pneumothorax"], seed: UInt64 = 1) throws -> ModelFile {
+        try ModelFile.initialized(architecture: .smallCNN, labels: labels, preprocess: spec, seed: seed)
     }
 
     /// Records as the broker hands them back, offsets in order.
@@ -19,7 +19,7 @@ struct ScorerTests {
     }
 
     @Test func aVersionRoundTripsThroughChunks() throws {
-        let m = model()
+        let m = try model()
         let file = try m.encoded()
         let records = ModelVersionCodec.records(for: file, manifest: m.manifest, version: "v1", topic: "xray.models", chunkBytes: 100_000)
         #expect(records.count == (file.count + 99_999) / 100_000 + 1)
@@ -35,7 +35,7 @@ struct ScorerTests {
     }
 
     @Test func corruptOrIncompleteVersionsAreRefusedWithAReason() throws {
-        let m = model()
+        let m = try model()
         let records = ModelVersionCodec.records(for: try m.encoded(), manifest: m.manifest, version: "v2", topic: "t", chunkBytes: 100_000)
         // A flipped byte in chunk 1.
         var corrupt = consumed(records)
@@ -74,7 +74,7 @@ struct ScorerTests {
     }
 
     @Test func scoresABatchAndRaisesAlertsForUrgentImagesOnly() throws {
-        let m = model()
+        let m = try model()
         let slot = ModelSlot()
         var manifest = m.manifest
         // Thresholds that make the decision depend on the image: urgent when Pneumothorax ≥ its
@@ -128,14 +128,14 @@ struct ScorerTests {
     @Test func thePreprocessorFollowsTheManifestAndRefusesAnInvalidOne() throws {
         let stage = try PreprocessorStage(topics: TopicCatalog())
         #expect(stage.spec == .imagenet224)
-        try stage.use(model().manifest)
+        try stage.use(try model().manifest)
         #expect(stage.spec == spec)
         let png = [UInt8](try Data(contentsOf: datasets.appendingPathComponent("nih_cxr14_fullres_starter_subset/images/00000075_000.png")))
         let decoded = try DecoderStage(topics: TopicCatalog()).process(
             KafkaRecord(topic: "xray.raw", partition: 0, offset: 0, key: Array("a".utf8), value: png, headers: []))[0]
         let out = try stage.process(KafkaRecord(topic: "xray.decoded", partition: 0, offset: 0, key: decoded.key, value: decoded.value, headers: decoded.headers))
         #expect(try Tensor(decoding: out[0].value).shape == [3, 32, 32])
-        var broken = model().manifest
+        var broken = try model().manifest
         broken.preprocess.crop = 99
         #expect(throws: BadInput.self) { try stage.use(broken) }
         #expect(stage.spec == spec)

@@ -49,7 +49,7 @@ struct TrainingTests {
 
     @Test func trainingLowersTheLossAndRecordsValidationMetrics() throws {
         let spec = PreprocessSpec(resize: 36, crop: 32, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
-        let model = ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 3)
+        let model = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 3)
         let root = datasets.appendingPathComponent("kermany_pneumonia_224/train")
         let files = try DatasetScanner.scan([root.appendingPathComponent("NORMAL").path]).prefix(48)
             + DatasetScanner.scan([root.appendingPathComponent("PNEUMONIA").path]).prefix(48)

@@ -9,7 +9,7 @@ public enum Architecture: String, CaseIterable, Codable, Sendable {
     case densenet121
 
     /// The name of the final dense layer in the state dict.
-    var headName: String {
+    public var headName: String {
         switch self {
         case .smallCNN, .densenet121: "classifier"
         case .resnet18, .resnet50: "fc"
@@ -35,7 +35,7 @@ struct ArchitectureLayout {
 
 extension Architecture {
     /// Declares the parameters in `store` and returns the stages.
-    func build(labels: Int, inputChannels: Int, store: ParameterStore, seed: UInt64) -> ArchitectureLayout {
+    func build(labels: Int, inputChannels: Int, store: ParameterStore) -> ArchitectureLayout {
         switch self {
         case .smallCNN: SmallCNNBuilder(store: store).build(labels: labels, inputChannels: inputChannels)
         case .resnet18: ResNetBuilder(store: store).build(blocks: [2, 2, 2, 2], bottleneck: false,

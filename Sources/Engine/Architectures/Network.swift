@@ -24,7 +24,7 @@ public final class Network {
         self.labelCount = labels
         self.inputChannels = inputChannels
         store = ParameterStore()
-        let layout = architecture.build(labels: labels, inputChannels: inputChannels, store: store, seed: seed)
+        let layout = architecture.build(labels: labels, inputChannels: inputChannels, store: store)
         stages = layout.stages
         head = layout.head
         store.allocate()
@@ -33,8 +33,6 @@ public final class Network {
 
     public var parameters: [Parameter] { store.parameters }
     public var buffers: [StateBuffer] { stages.flatMap(\.buffers) }
-    /// The head's parameters (weight, bias).
-    public var headParameters: [Parameter] { [head.weight, head.bias] }
 
     /// Re-draws every parameter and resets the running statistics.
     public func initialize(seed: UInt64) {

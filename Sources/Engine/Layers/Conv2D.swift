@@ -48,6 +48,23 @@ public final class Conv2D: Layer {
         s.n > 1 && g.columnCols < batchedPlaneLimit
     }
 
+    /// One image's column matrix (C·KH·KW, OH·OW): the image itself for a pointwise layer,
+    /// else unfolded into the scratch buffer.
+    private func columnMatrix(_ image: UnsafeMutablePointer<Float>, _ g: ConvGeometry) -> UnsafePointer<Float> {
+        if g.isPointwise { return UnsafePointer(image) }
+        let buffer = columns.reserve(g.columnRows * g.columnCols)
+        im2col(buffer, image, g)
+        return UnsafePointer(buffer)
+    }
+
+    /// The whole batch's column matrix (C·KH·KW, N·OH·OW), image i in columns [i·P, (i+1)·P).
+    private func batchColumnMatrix(_ x: Activation, _ g: ConvGeometry) -> UnsafeMutablePointer<Float> {
+        let n = x.shape.n, p = g.columnCols
+        let cols = columns.reserve(g.columnRows * n * p)
+        for i in 0..<n { im2col(cols + i * p, x.image(i), g, rowStride: n * p) }
+        return cols
+    }
+
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         forward(x, mode: mode, epilogue: nil)
     }
@@ -65,8 +82,7 @@ public final class Conv2D: Layer {
         let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
         if batched(x.shape, g) {
             // columns (K, N·P) → product (OC, N·P) → y (N, OC, P)
-            let cols = columns.reserve(k * n * p)
-            for i in 0..<n { im2col(cols + i * p, x.image(i), g, rowStride: n * p) }
+            let cols = batchColumnMatrix(x, g)
             let prod = product.reserve(oc * n * p)
             BLAS.gemm(m: oc, n: n * p, k: k, a: weight.value, lda: k, b: cols, ldb: n * p,
                       beta: 0, c: prod, ldc: n * p)
@@ -75,13 +91,7 @@ public final class Conv2D: Layer {
             }
         } else {
             for i in 0..<n {
-                let cols: UnsafePointer<Float>
-                if g.isPointwise { cols = UnsafePointer(x.image(i)) } else {
-                    let buffer = columns.reserve(k * p)
-                    im2col(buffer, x.image(i), g)
-                    cols = UnsafePointer(buffer)
-                }
-                BLAS.gemm(m: oc, n: p, k: k, a: weight.value, lda: k, b: cols, ldb: p,
+                BLAS.gemm(m: oc, n: p, k: k, a: weight.value, lda: k, b: columnMatrix(x.image(i), g), ldb: p,
                           beta: 0, c: y.image(i), ldc: p)
             }
         }
@@ -115,16 +125,17 @@ public final class Conv2D: Layer {
                 }
             }
         }
-        let dx = inputGradient ? dInput.zeroedView(x.shape) : .none
-        if batched(x.shape, g) {
+        let batched = batched(x.shape, g)
+        // col2im adds into dx, so it starts at zero; a pointwise product writes it whole.
+        let dx = !inputGradient ? .none : batched || !g.isPointwise ? dInput.zeroedView(x.shape) : dInput.view(x.shape)
+        if batched {
             // dY gathered to (OC, N·P); dW += dY · colsᵀ; dCols = Wᵀ · dY.
             let dProd = product.reserve(oc * n * p)
             for i in 0..<n {
                 for o in 0..<oc { (dProd + o * n * p + i * p).update(from: dy.image(i) + o * p, count: p) }
             }
-            let cols = columns.reserve(k * n * p)
+            let cols = weight.isTrainable ? batchColumnMatrix(x, g) : columns.reserve(k * n * p)
             if weight.isTrainable {
-                for i in 0..<n { im2col(cols + i * p, x.image(i), g, rowStride: n * p) }
                 BLAS.gemm(transB: true, m: oc, n: k, k: n * p, a: dProd, lda: n * p, b: cols, ldb: n * p,
                           beta: 1, c: weight.gradient, ldc: k)
             }
@@ -136,13 +147,7 @@ public final class Conv2D: Layer {
         } else {
             for i in 0..<n {
                 if weight.isTrainable {
-                    let cols: UnsafePointer<Float>
-                    if g.isPointwise { cols = UnsafePointer(x.image(i)) } else {
-                        let buffer = columns.reserve(k * p)
-                        im2col(buffer, x.image(i), g)
-                        cols = UnsafePointer(buffer)
-                    }
-                    BLAS.gemm(transB: true, m: oc, n: k, k: p, a: dy.image(i), lda: p, b: cols, ldb: p,
+                    BLAS.gemm(transB: true, m: oc, n: k, k: p, a: dy.image(i), lda: p, b: columnMatrix(x.image(i), g), ldb: p,
                               beta: 1, c: weight.gradient, ldc: k)
                 }
                 if inputGradient {
