@@ -8,3 +8,9 @@ public func crc32Hex(_ bytes: some Collection<UInt8>) -> String {
     let hex = String(value, radix: 16)
     return String(repeating: "0", count: max(0, 8 - hex.count)) + hex
 }
+
+/// `bytes` cut into pieces of at most `size` bytes (one empty piece for no bytes).
+func chunked(_ bytes: [UInt8], size: Int) -> [[UInt8]] {
+    guard !bytes.isEmpty else { return [[]] }
+    return stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min(bytes.count, $0 + size)]) }
+}

@@ -16,8 +16,12 @@ public import Wire
 public final class ModelFollower: Service, Sendable {
     /// What to do with an accepted version; throws to refuse it.
     public typealias Use = @Sendable (ModelAnnouncement, [UInt8]) throws -> Void
+    /// Sees every other outcome: evaluations, gate decisions, shard announcements.
+    public typealias Observe = @Sendable (ModelVersionAssembler.Outcome) -> Void
 
     private let use: Use
+    private let observe: Observe?
+    private let kinds: Set<ModelAnnouncement.Kind>
     private let current = Mutex<String?>(nil)
     private let metrics: ModelMetrics
     private let topic: String
@@ -29,10 +33,14 @@ public final class ModelFollower: Service, Sendable {
     /// Versions accepted and refused, in order (for status and tests).
     private let history = Mutex<[(version: String, accepted: Bool, reason: String?)]>([])
 
-    /// `stage` names the user in metrics (`xray_model_version_info{stage=...}`).
+    /// `stage` names the user in metrics (`xray_model_version_info{stage=...}`); `kinds` are
+    /// the versions it takes (scorers: published and promoted; trainers: published and trained).
     public init(topic: String, consumer: ConsumerConfiguration, logger: Logger, settle: Duration = .seconds(2),
-                stage: String = "scorer", use: @escaping Use) {
+                stage: String = "scorer", assembling kinds: Set<ModelAnnouncement.Kind> = [.published, .promoted],
+                use: @escaping Use, observe: Observe? = nil) {
         metrics = ModelMetrics(stage: stage)
+        self.kinds = kinds
+        self.observe = observe
         self.topic = topic
         self.consumer = consumer
         self.logger = logger
@@ -68,7 +76,7 @@ public final class ModelFollower: Service, Sendable {
     public func run() async throws {
         let consumer = try KafkaConsumer(configuration: consumer, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
         await cancelWhenGracefulShutdown {
-            var assembler = ModelVersionAssembler()
+            var assembler = ModelVersionAssembler(assembling: self.kinds)
             while !Task.isCancelled {
                 guard let record = await consumer.next(timeout: self.settle) else {
                     if !self.caughtUp.withLock({ $0 }) {
@@ -82,6 +90,10 @@ public final class ModelFollower: Service, Sendable {
                 switch assembler.add(record) {
                 case .complete(let announcement, let file)?: self.accept(announcement, file)
                 case .rejected(let version, let reason)?: self.refuse(version, reason)
+                case .decision(let d)?:
+                    self.logger.info("gate: \(d.version) \(d.promoted ? "promoted" : "held")\(d.forced ? " (forced by an operator)" : "") — \(d.reason)")
+                    self.observe?(.decision(d))
+                case let other?: self.observe?(other)
                 case nil: break
                 }
             }
@@ -111,10 +123,13 @@ public final class ModelFollower: Service, Sendable {
         logger.error("refused model \(version): \(reason); \(self.version.map { "still using \($0)" } ?? "no model in force")")
     }
 
+    /// True once the topic has been read to its end at start-up.
+    public var hasCaughtUp: Bool { caughtUp.withLock { $0 } }
+
     /// Waits until the topic has been read to its end and a version serves.
     public func ready() async throws {
         var waited = Duration.zero
-        while !(caughtUp.withLock { $0 } && version != nil) {
+        while !(hasCaughtUp && version != nil) {
             try await Task.sleep(for: .milliseconds(100))
             waited += .milliseconds(100)
             if waited == .seconds(30) { logger.warning("still waiting for a model on \(topic)") }

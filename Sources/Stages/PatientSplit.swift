@@ -14,9 +14,7 @@ public struct PatientSplit: Sendable, Equatable {
 
     /// True when the patient (or, without one, the image) is held out.
     public func isValidation(patient: String) -> Bool {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in (salt + "/" + patient).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Double(hash % 1_000_000) / 1_000_000 < validationFraction
+        Double(fnv1a64(salt + "/" + patient) % 1_000_000) / 1_000_000 < validationFraction
     }
 
     /// Splits files by their patient id (the image id when there is none).
@@ -27,4 +25,11 @@ public struct PatientSplit: Sendable, Equatable {
         }
         return (training, validation)
     }
+}
+
+/// FNV-1a, 64 bits, of the text's UTF-8 bytes: a stable hash across processes and runs.
+func fnv1a64(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+    return hash
 }

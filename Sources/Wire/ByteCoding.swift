@@ -63,3 +63,25 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// float32 values as little-endian bytes (the raw values of gradient, model-shard and
+/// checkpoint records).
+public enum FloatBytes {
+    public static func encode(_ values: some Collection<Float>) -> [UInt8] {
+        precondition(UInt16(1).littleEndian == 1, "big-endian hosts are not supported")
+        var bytes = [UInt8](repeating: 0, count: values.count * 4)
+        bytes.withUnsafeMutableBytes { out in
+            let floats = out.bindMemory(to: Float.self)
+            for (i, v) in values.enumerated() { floats[i] = v }
+        }
+        return bytes
+    }
+
+    /// Throws when the byte count is not a multiple of 4.
+    public static func decode(_ bytes: [UInt8], what: String) throws -> [Float] {
+        guard bytes.count % 4 == 0 else { throw WireError.invalid(what, "\(bytes.count) bytes is not a whole number of float32 values") }
+        var values = [Float](repeating: 0, count: bytes.count / 4)
+        bytes.withUnsafeBytes { src in values.withUnsafeMutableBytes { $0.copyMemory(from: src) } }
+        return values
+    }
+}

@@ -6,8 +6,12 @@ public enum ModelVersionRecord {
     /// Record headers on xray.models.
     public enum Header {
         public static let version = "xray.model.version"
-        /// `chunk` or `announcement`.
+        /// What the record is: `chunk` / `announcement` (a whole model file), `shard-chunk` /
+        /// `shard-state` / `shard` (one aggregator's shard of a trained version),
+        /// `evaluation` or `decision` (the gate's).
         public static let part = "xray.model.part"
+        /// The shard of a `shard-chunk`, `shard-state` or `shard` record.
+        public static let shard = "xray.model.shard"
         /// Chunk index, from 0.
         public static let chunk = "xray.model.chunk"
         /// CRC-32 (IEEE, as zlib computes it) of the chunk's value, 8 hex digits.
@@ -16,6 +20,17 @@ public enum ModelVersionRecord {
 
     /// Bytes per chunk: below the topic's 8 MiB limit with room for headers.
     public static let chunkBytes = 4 << 20
+
+    /// The values of `xray.model.part`.
+    public enum Part {
+        public static let chunk = "chunk"
+        public static let announcement = "announcement"
+        public static let shardChunk = "shard-chunk"
+        public static let shardState = "shard-state"
+        public static let shard = "shard"
+        public static let evaluation = "evaluation"
+        public static let decision = "decision"
+    }
 }
 
 /// The last record of a version (JSON value).
@@ -31,9 +46,102 @@ public struct ModelAnnouncement: Codable, Sendable, Equatable {
     public var crc32: String
     /// ISO 8601 time of publication.
     public var publishedAt: String
+    /// True when the gate (or `xray model promote`) republishes a trained version for triage;
+    /// trainers ignore such records, scorers serve them.
+    public var promotion: Bool?
+    /// For a trained version: its run, step in the run and the version the run started from.
+    public var run: String?
+    public var step: Int?
+    public var base: String?
 
     public init(version: String, manifest: ModelManifest, chunks: Int, bytes: Int, crc32: String, publishedAt: String) {
         self.version = version; self.manifest = manifest; self.chunks = chunks; self.bytes = bytes
         self.crc32 = crc32; self.publishedAt = publishedAt
+    }
+}
+
+extension ModelAnnouncement {
+    /// Where a version comes from, which decides who uses it.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// A model file an operator published (`xray model publish`): scorers serve it, and
+        /// trainers start a run from it.
+        case published
+        /// A trained version an aggregator published, shard by shard: trainers and evaluators
+        /// use it; scorers only once the gate promotes it.
+        case trained
+        /// A trained version republished whole by the gate or an operator for triage.
+        case promoted
+    }
+
+    public var kind: Kind { promotion == true ? .promoted : step != nil ? .trained : .published }
+}
+
+/// The last record of one shard of a trained version, written by the aggregator that owns the
+/// shard after the shard's `shard-chunk` records (parameter values, float32 little-endian) and,
+/// for shard 0, its `shard-state` record (batch-norm running statistics). A trained version is
+/// complete when all `shards` of them have arrived; its weights are the run's base model with
+/// these values and statistics in place.
+public struct ShardAnnouncement: Codable, Sendable, Equatable {
+    public var version: String
+    public var run: String
+    /// Optimiser steps applied since the base version.
+    public var step: Int
+    /// The model version the run started from (a whole model file on xray.models).
+    public var base: String
+    public var shard: Int
+    public var shards: Int
+    /// The flat parameter range of this shard.
+    public var start: Int
+    public var count: Int
+    /// `shard-chunk` records before this one and the CRC-32 of their bytes in order.
+    public var chunks: Int
+    public var crc32: String
+    /// Floats in the `shard-state` record (shard 0 only) and their CRC-32.
+    public var stateCount: Int?
+    public var stateCRC32: String?
+    /// The version's manifest (metrics include `train.loss` and `train.images` of the step).
+    public var manifest: ModelManifest
+    public var publishedAt: String
+
+    public init(version: String, run: String, step: Int, base: String, shard: Int, shards: Int, start: Int, count: Int,
+                chunks: Int, crc32: String, manifest: ModelManifest, publishedAt: String) {
+        self.version = version; self.run = run; self.step = step; self.base = base; self.shard = shard
+        self.shards = shards; self.start = start; self.count = count; self.chunks = chunks; self.crc32 = crc32
+        self.manifest = manifest; self.publishedAt = publishedAt
+    }
+}
+
+/// An evaluator's figures for one version on its window of held-out labelled images.
+public struct VersionEvaluation: Codable, Sendable, Equatable {
+    public var version: String
+    /// Images in the window the figures come from.
+    public var images: Int
+    /// `auc.<label>`, `auc.mean`, `accuracy.<label>` (at the manifest's thresholds).
+    public var metrics: [String: Double]
+    public var evaluatedAt: String
+
+    public init(version: String, images: Int, metrics: [String: Double], evaluatedAt: String) {
+        self.version = version; self.images = images; self.metrics = metrics; self.evaluatedAt = evaluatedAt
+    }
+
+    public var meanAUC: Double? { metrics["auc.mean"] }
+}
+
+/// Whether a version may serve triage, and why: written by the evaluator's gate, or by an
+/// operator (`xray model promote`, `forced`).
+public struct GateDecision: Codable, Sendable, Equatable {
+    public var version: String
+    public var promoted: Bool
+    public var forced: Bool
+    /// The version serving when the decision was taken.
+    public var serving: String?
+    public var reason: String
+    /// `evaluator` or `operator`.
+    public var decidedBy: String
+    public var decidedAt: String
+
+    public init(version: String, promoted: Bool, forced: Bool, serving: String?, reason: String, decidedBy: String, decidedAt: String) {
+        self.version = version; self.promoted = promoted; self.forced = forced; self.serving = serving
+        self.reason = reason; self.decidedBy = decidedBy; self.decidedAt = decidedAt
     }
 }

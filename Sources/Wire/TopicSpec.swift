@@ -39,10 +39,12 @@ public struct TopicCatalog: Sendable {
                                             cleanupPolicy: "delete", maxRecordBytes: 8 * mib, schemaVersion: 1)
     public static let models = TopicSpec(name: "xray.models", partitions: 1, retentionMilliseconds: -1,
                                          cleanupPolicy: "delete", maxRecordBytes: 8 * mib, schemaVersion: 1)
+    public static let checkpoints = TopicSpec(name: "xray.checkpoints", partitions: 1, retentionMilliseconds: -1,
+                                              cleanupPolicy: "compact", maxRecordBytes: 8 * mib, schemaVersion: 1)
     public static let deadletter = TopicSpec(name: "xray.deadletter", partitions: 3, retentionMilliseconds: 30 * day,
                                              cleanupPolicy: "delete", maxRecordBytes: 33 * mib, schemaVersion: 1)
 
-    public static let all = [raw, decoded, tensors, predictions, alerts, gradients, models, deadletter]
+    public static let all = [raw, decoded, tensors, predictions, alerts, gradients, models, checkpoints, deadletter]
 
     /// Prepended to every topic name, so that several deployments (or test runs) share a cluster.
     public var prefix: String
@@ -59,5 +61,6 @@ public struct TopicCatalog: Sendable {
     public var alerts: String { name(Self.alerts) }
     public var gradients: String { name(Self.gradients) }
     public var models: String { name(Self.models) }
+    public var checkpoints: String { name(Self.checkpoints) }
     public var deadletter: String { name(Self.deadletter) }
 }

@@ -60,6 +60,23 @@ public final class Network {
         }
     }
 
+    /// The float state buffers (batch-norm running means and variances), concatenated in
+    /// `buffers` order: what training changes besides the parameters. Integer buffers
+    /// (num_batches_tracked) are not included.
+    public var floatState: [Float] {
+        get { buffers.flatMap(\.floats) }
+        set {
+            var offset = 0
+            for b in buffers {
+                guard case .float32(let f) = b.values else { continue }
+                precondition(offset + f.count <= newValue.count, "float state of \(newValue.count) values is too short")
+                b.values = .float32(Array(newValue[offset..<(offset + f.count)]))
+                offset += f.count
+            }
+            precondition(offset == newValue.count, "float state has \(newValue.count) values, the network \(offset)")
+        }
+    }
+
     /// Chooses what trains; everything else is frozen.
     public func setTrainable(_ scope: TrainableScope) {
         let headStage = stages.count - 1

@@ -46,17 +46,25 @@ public final class Optimizer {
 
     /// One update of every trainable parameter from its gradient, at `learningRate`.
     public func apply(to store: ParameterStore, learningRate lr: Float) {
-        precondition(first.count == store.count, "optimiser state is for \(first.count) values, the network has \(store.count)")
+        let ranges = store.parameters.filter(\.isTrainable).map { $0.offset..<($0.offset + $0.count) }
+        apply(values: store.flatValues, gradients: UnsafeBufferPointer(store.flatGradients), trainable: ranges, learningRate: lr)
+    }
+
+    /// One update of `values[r]` from `gradients[r]` for each range `r` of `trainable`, at
+    /// `learningRate`. The optimiser's state is laid out like `values`, so an aggregator that
+    /// owns a slice (shard) of a network's parameters runs exactly the whole-network update on
+    /// it: the rules are element-wise.
+    public func apply(values: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>,
+                      trainable: [Range<Int>], learningRate lr: Float) {
+        precondition(first.count == values.count && gradients.count == values.count,
+                     "optimiser state is for \(first.count) values, got \(values.count) values and \(gradients.count) gradients")
         step += 1
-        let s = settings
-        let values = store.flatValues, grads = store.flatGradients
         first.withUnsafeMutableBufferPointer { m in
             second.withUnsafeMutableBufferPointer { v in
-                for p in store.parameters where p.isTrainable {
-                    let range = p.offset..<(p.offset + p.count)
-                    switch s.kind {
-                    case .sgd: sgd(values, grads, m, range, lr)
-                    case .adam, .adamw: adam(values, grads, m, v, range, lr)
+                for range in trainable {
+                    switch settings.kind {
+                    case .sgd: sgd(values, gradients, m, range, lr)
+                    case .adam, .adamw: adam(values, gradients, m, v, range, lr)
                     }
                 }
             }
@@ -64,7 +72,7 @@ public final class Optimizer {
         started = true
     }
 
-    private func sgd(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeMutableBufferPointer<Float>,
+    private func sgd(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
                      _ buf: UnsafeMutableBufferPointer<Float>, _ range: Range<Int>, _ lr: Float) {
         let s = settings
         for i in range {
@@ -77,7 +85,7 @@ public final class Optimizer {
         }
     }
 
-    private func adam(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeMutableBufferPointer<Float>,
+    private func adam(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
                       _ m: UnsafeMutableBufferPointer<Float>, _ v: UnsafeMutableBufferPointer<Float>,
                       _ range: Range<Int>, _ lr: Float) {
         let s = settings

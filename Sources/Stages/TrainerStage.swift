@@ -1,0 +1,207 @@
+public import Engine
+import Foundation
+public import KafkaIO
+public import Logging
+import Metrics
+import Synchronization
+public import Wire
+
+/// A model version a trainer computes gradients at.
+public final class TrainingModel: @unchecked Sendable {
+    public let version: String
+    /// Steps since the run's base (0 for a published file).
+    public let step: Int
+    /// The run of a trained version; nil for a published file.
+    public let run: String?
+    let model: ModelFile
+
+    init(_ model: ModelFile, version: String, step: Int, run: String?) {
+        self.model = model; self.version = version; self.step = step; self.run = run
+    }
+}
+
+/// The version a trainer works at: the newest published file or trained version, never an
+/// older step of the same run (versions are read again at start-up and may be republished).
+public final class TrainingSlot: Sendable {
+    private let state = Mutex<TrainingModel?>(nil)
+
+    public init() {}
+
+    public var current: TrainingModel? { state.withLock { $0 } }
+
+    /// Takes a version from xray.models if it is newer than the one in force; throws if its
+    /// file does not load.
+    public func offer(_ a: ModelAnnouncement, file: [UInt8]) throws {
+        if let current, a.kind == .trained, a.run == current.run, (a.step ?? 0) <= current.step {
+            return
+        }
+        let model = try ModelFile.decode(file, name: "model version \(a.version)")
+        state.withLock { $0 = TrainingModel(model, version: a.version, step: a.step ?? 0, run: a.run) }
+    }
+
+    /// Waits until the version in force is no longer `version`.
+    public func waitForVersion(after version: String, logger: Logger) async throws {
+        var polls = 0
+        while current?.version == version {
+            try await Task.sleep(for: .milliseconds(20))
+            polls += 1
+            if polls % 1500 == 0 {
+                logger.warning("still waiting for the version after \(version) (is an aggregator running?)")
+            }
+        }
+    }
+}
+
+/// What a trainer does besides the mini-batch: its name in the barrier, where gradients go,
+/// how the input is split and augmented, and the loss's positive weights.
+public struct TrainerSettings: Sendable {
+    public var trainerID: String
+    public var gradientsTopic: String
+    public var inputTopic: String
+    /// Parameter shards: the partitions of xray.gradients.
+    public var shards: Int
+    public var batching: Batching
+    public var scope: TrainableScope = .all
+    public var split = PatientSplit()
+    public var augment = true
+    public var seed: UInt64 = 1
+    /// Per-label positive weights of the loss (label → negatives/positives); 1 when absent.
+    public var positiveWeights: [String: Float] = [:]
+    /// Wait for the next version after each contribution (synchronous training).
+    public var synchronous = true
+
+    public init(trainerID: String, gradientsTopic: String, inputTopic: String, shards: Int, batching: Batching) {
+        self.trainerID = trainerID; self.gradientsTopic = gradientsTopic; self.inputTopic = inputTopic
+        self.shards = shards; self.batching = batching
+    }
+}
+
+/// Consumes labelled tensors and publishes the gradient of each mini-batch at the version in
+/// force to xray.gradients, one slice per parameter shard.
+///
+/// Unlabelled images and images of held-out patients (the evaluator's) are passed over; a
+/// tensor of the wrong shape is dead-lettered. The gradient records are the outputs of the
+/// batch's first trained record, and the runner commits a batch only when all of its outputs
+/// are acknowledged, so a killed trainer's batch is read again, not lost. Augmentation is
+/// seeded by the image id, so a replayed batch computes the same gradient and keeps its id.
+public final class TrainerStage: Stage, @unchecked Sendable {
+    public let name = "trainer"
+    public var inputTopic: String { settings.inputTopic }
+    public var batching: Batching { settings.batching }
+    public let settings: TrainerSettings
+    public let slot: TrainingSlot
+    private let logger: Logger
+    /// The version the last contribution was computed at (for the synchronous wait).
+    private let lastBase = Mutex<String?>(nil)
+    private let tallies = Mutex(Counts())
+
+    /// Images trained on, passed over as held out, passed over as unlabelled; contributions sent.
+    public struct Counts: Sendable, Equatable {
+        public var trained = 0, heldOut = 0, unlabelled = 0, contributions = 0
+    }
+
+    public var counts: Counts { tallies.withLock { $0 } }
+
+    public init(settings: TrainerSettings, slot: TrainingSlot, logger: Logger) {
+        self.settings = settings
+        self.slot = slot
+        self.logger = logger
+    }
+
+    /// Awaited before each batch: in synchronous training, the version after the one the last
+    /// contribution was computed at.
+    public func beforeBatch() async throws {
+        guard settings.synchronous, let base = lastBase.withLock({ $0 }) else { return }
+        try await slot.waitForVersion(after: base, logger: logger)
+    }
+
+    public func process(_ record: KafkaRecord) throws -> [OutgoingRecord] {
+        try process(batch: [record])[0].get()
+    }
+
+    public func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>] {
+        guard let current = slot.current else {
+            return batch.map { _ in .failure(BadInput("the trainer has no model yet; publish one with xray model publish")) }
+        }
+        let model = current.model
+        let labels = model.manifest.labels, input = model.manifest.input
+        var results = [Result<[OutgoingRecord], any Error>](repeating: .success([]), count: batch.count)
+        var examples: [(index: Int, x: [Float], y: [Float])] = []
+        var tally = Counts()
+        for (index, record) in batch.enumerated() {
+            do {
+                let id = try record.imageID()
+                guard let labelText = record.headers.text(HeaderName.labels) else { tally.unlabelled += 1; continue }
+                if settings.split.isValidation(patient: record.headers.text(HeaderName.patientID) ?? id) { tally.heldOut += 1; continue }
+                let tensor = try Tensor(decoding: record.value)
+                guard tensor.shape == input else {
+                    throw BadInput("tensor of shape \(tensor.shape) does not fit model \(current.version)'s input \(input)")
+                }
+                var x = tensor.values
+                if settings.augment {
+                    var augmenter = Augmenter(seed: Self.augmentationSeed(settings.seed, imageID: id))
+                    augmenter.augment(&x, shape: input, mean: model.manifest.preprocess.mean, std: model.manifest.preprocess.std)
+                }
+                let positives = Set(ImageMetadata.parseLabels(labelText))
+                examples.append((index, x, labels.map { positives.contains($0) ? 1 : 0 }))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        tally.trained = examples.count
+        defer {
+            tallies.withLock { c in
+                c.trained += tally.trained; c.heldOut += tally.heldOut; c.unlabelled += tally.unlabelled; c.contributions += tally.contributions
+            }
+            // Made at use: the metrics system is bootstrapped after the stage is built.
+            for (use, n) in [("trained", tally.trained), ("held-out", tally.heldOut), ("unlabelled", tally.unlabelled)] where n > 0 {
+                Counter(label: "xray_trainer_images_total", dimensions: [("use", use)]).increment(by: n)
+            }
+        }
+        guard let first = examples.first else { return results }
+        let coordinates = examples.map { "\(batch[$0.index].topic)/\(batch[$0.index].partition)@\(batch[$0.index].offset)" }
+        let contribution = "\(Self.digest(coordinates.joined(separator: ",")))"
+        let records = gradientRecords(model, version: current, inputs: examples.flatMap(\.x), targets: examples.flatMap(\.y),
+                                      count: examples.count, contribution: contribution)
+        results[first.index] = .success(records)
+        tally.contributions = 1
+        lastBase.withLock { $0 = current.version }
+        return results
+    }
+
+    /// One forward and backward pass; the gradient and the statistics change as records. The
+    /// network's running statistics are put back, so the version in force stays as published.
+    func gradientRecords(_ model: ModelFile, version: TrainingModel, inputs: [Float], targets: [Float], count n: Int,
+                         contribution: String) -> [OutgoingRecord] {
+        let network = model.network, s = model.manifest.input
+        network.setTrainable(settings.scope)
+        let loss = SigmoidCrossEntropy(labels: model.manifest.labels.count,
+                                       positiveWeights: model.manifest.labels.map { settings.positiveWeights[$0] ?? 1 })
+        let before = network.floatState
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: inputs.count)
+        defer { x.deallocate() }
+        x.initialize(from: inputs, count: inputs.count)
+        network.store.zeroGradients()
+        let value = loss.forward(network.forward(Activation(data: x, shape: Shape(n: n, c: s[0], h: s[1], w: s[2])), mode: .training),
+                                 targets: targets)
+        network.backward(loss.backward())
+        let after = network.floatState
+        network.floatState = before
+        Gauge(label: "xray_trainer_loss").record(Double(value))
+        return GradientCodec.records(gradient: UnsafeBufferPointer(network.store.flatGradients),
+                                     stateDelta: zip(after, before).map { $0 - $1 },
+                                     layout: ShardLayout(parameterCount: network.store.count, shards: settings.shards),
+                                     contribution: contribution, trainer: settings.trainerID, baseVersion: version.version,
+                                     baseStep: version.step, samples: n, loss: value, topic: settings.gradientsTopic)
+    }
+
+    /// The augmentation seed of an image: the trainer's seed mixed with the image id.
+    public static func augmentationSeed(_ seed: UInt64, imageID: String) -> UInt64 {
+        seed ^ fnv1a64(imageID)
+    }
+
+    static func digest(_ text: String) -> String {
+        let hex = String(fnv1a64(text), radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
