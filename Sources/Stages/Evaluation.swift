@@ -1,6 +1,6 @@
 public import Engine
 import Foundation
-import Wire
+public import Wire
 
 /// Scores a labelled dataset with a model, offline, and measures it per label: AUC-ROC, and
 /// accuracy, sensitivity and specificity at the manifest's thresholds.
@@ -40,11 +40,19 @@ public struct Evaluation: Sendable {
             scores.append(p)
             truth.append(files[next].metadata.labels ?? [])
         }
-        let policy = model.manifest.triagePolicy
-        self.model = model.manifest.version ?? model.manifest.origin
-        images = scores.count
+        self.init(manifest: model.manifest, scores: scores, truth: truth)
         self.failures = failures
-        labels = model.manifest.labels.enumerated().map { index, label in
+    }
+
+    /// Measures per-label probabilities (`scores`, in the manifest's label order) against the
+    /// positive labels of each image (`truth`).
+    public init(manifest: ModelManifest, scores: [[Float]], truth: [[String]]) {
+        precondition(scores.count == truth.count)
+        let policy = manifest.triagePolicy
+        model = manifest.version ?? manifest.origin
+        images = scores.count
+        failures = []
+        labels = manifest.labels.enumerated().map { index, label in
             let s = scores.map { $0[index] }, t = truth.map { $0.contains(label) }
             let threshold = policy.threshold(for: label)
             let predicted = s.map { $0 >= threshold }
@@ -55,6 +63,18 @@ public struct Evaluation: Sendable {
                                sensitivity: positives > 0 ? Double(tp) / Double(positives) : nil,
                                specificity: negatives > 0 ? Double(tn) / Double(negatives) : nil)
         }
+    }
+
+    /// The figures by name, as manifests and evaluation records carry them: `auc.<label>`,
+    /// `accuracy.<label>`, `auc.mean`, `validation.images`.
+    public var metrics: [String: Double] {
+        var metrics: [String: Double] = ["validation.images": Double(images)]
+        for r in labels {
+            if let auc = r.roc?.auc { metrics["auc.\(r.label)"] = auc }
+            metrics["accuracy.\(r.label)"] = r.accuracy
+        }
+        if let meanAUC { metrics["auc.mean"] = meanAUC }
+        return metrics
     }
 
     /// A plain-text table, one row per label, and the mean AUC.

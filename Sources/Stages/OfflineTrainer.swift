@@ -81,7 +81,7 @@ public final class OfflineTrainer {
             report(EpochReport(epoch: epoch, meanLoss: batches > 0 ? total / Float(batches) : .nan, images: seen,
                                seconds: (ContinuousClock.now - start) / .seconds(1), learningRate: schedule.rate(atStep: step),
                                validation: evaluation))
-            if let evaluation { record(evaluation) }
+            if let evaluation { model.manifest.metrics = evaluation.metrics }
         }
     }
 
@@ -98,17 +98,6 @@ public final class OfflineTrainer {
         optimizer.apply(to: network.store, learningRate: schedule.rate(atStep: step))
         step += 1
         return value
-    }
-
-    /// Validation figures into the manifest: `auc.<label>`, `auc.mean`, `accuracy.<label>`.
-    private func record(_ evaluation: Evaluation) {
-        var metrics: [String: Double] = ["validation.images": Double(evaluation.images)]
-        for r in evaluation.labels {
-            if let auc = r.roc?.auc { metrics["auc.\(r.label)"] = auc }
-            metrics["accuracy.\(r.label)"] = r.accuracy
-        }
-        if let mean = evaluation.meanAUC { metrics["auc.mean"] = mean }
-        model.manifest.metrics = metrics
     }
 
     /// negatives/positives per label over the training files (1 where a label has no positive).

@@ -14,6 +14,8 @@ public struct StageRunnerConfiguration: Sendable {
     public var maxInFlight: Int = 32
     /// Awaited before the first record is read (the scorer waits for a model).
     public var beforeConsuming: (@Sendable () async throws -> Void)?
+    /// Awaited before each batch is processed (a synchronous trainer waits for the next version).
+    public var beforeBatch: (@Sendable () async throws -> Void)?
 
     public init(consumer: ConsumerConfiguration, producer: ProducerConfiguration, deadLetterTopic: String) {
         self.consumer = consumer
@@ -24,8 +26,9 @@ public struct StageRunnerConfiguration: Sendable {
 
 /// Runs one stage instance: consume → process → produce → commit, as a `Service`.
 ///
-/// - A record's offset is committed only after all of its outputs are acknowledged
-///   (`KafkaConsumer.complete` after `KafkaProducer.send`): at-least-once.
+/// - A batch's offsets are committed only after all of its outputs are acknowledged
+///   (`KafkaConsumer.complete` after `KafkaProducer.send`): at-least-once. (A trainer's
+///   gradient is the output of its whole batch.)
 /// - A record the stage refuses goes to the dead-letter topic with the reason; the stage goes on.
 /// - An output the broker refuses for good (too large, say) sends the input to the dead-letter
 ///   topic instead; retriable failures (a broker away) are retried with backoff, forever, so
@@ -73,21 +76,26 @@ public final class StageRunner: Service {
 
     private func consume(_ consumer: KafkaConsumer, _ producer: KafkaProducer) async throws {
         var lastReport = ContinuousClock.now, lastLag = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        try await withThrowingTaskGroup(of: Int.self) { group in
             var inFlight = 0
             while let first = await consumer.next() {
                 let batch = await fill([first], from: consumer)
-                for (record, outputs) in zip(batch, transform(batch)) {
-                    while inFlight >= configuration.maxInFlight {
-                        try await group.next()
-                        inFlight -= 1
-                    }
-                    group.addTask {
-                        try await self.deliver(outputs, for: record, producer)
-                        consumer.complete(record)
-                    }
-                    inFlight += 1
+                try await configuration.beforeBatch?()
+                let outputs = transform(batch)
+                while inFlight > 0 && inFlight + batch.count > configuration.maxInFlight {
+                    inFlight -= try await group.next() ?? 0
                 }
+                group.addTask {
+                    try await withThrowingTaskGroup(of: Void.self) { deliveries in
+                        for (record, outputs) in zip(batch, outputs) {
+                            deliveries.addTask { try await self.deliver(outputs, for: record, producer) }
+                        }
+                        try await deliveries.waitForAll()
+                    }
+                    for record in batch { consumer.complete(record) }
+                    return batch.count
+                }
+                inFlight += batch.count
                 if ContinuousClock.now - lastLag > .seconds(2) {
                     lastLag = .now
                     for (tp, records) in consumer.lag { statistics.lag(records, topic: tp.topic, partition: tp.partition) }
@@ -97,7 +105,7 @@ public final class StageRunner: Service {
                     logger.info("\(describe(statistics.snapshot))")
                 }
             }
-            try await group.waitForAll()
+            while try await group.next() != nil {}
         }
     }
 

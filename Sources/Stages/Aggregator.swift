@@ -1,0 +1,236 @@
+public import Engine
+import Foundation
+public import KafkaIO
+public import Logging
+import Metrics
+public import ServiceLifecycle
+import Synchronization
+public import Wire
+
+/// What an aggregator runs: which model, which rules, which optimiser.
+public struct AggregatorSettings: Sendable {
+    public var topics: TopicCatalog
+    /// The consumer group over xray.gradients (partition = shard).
+    public var groupID = "aggregator"
+    /// The published version the run starts from; nil: the latest on xray.models.
+    public var base: String?
+    /// The run's name, the prefix of its versions; nil: "<base>-ft".
+    public var run: String?
+    public var mode = AggregationMode.synchronous(trainers: 1, barrierTimeout: .seconds(30))
+    public var optimizer = OptimizerSettings(kind: .adam, weightDecay: 1e-4)
+    public var schedule = LearningRateSchedule.warmupPlateau(WarmupPlateau(base: 1e-3, warmupSteps: 50, factor: 0.3, patience: 2))
+    public var scope = TrainableScope.all
+    /// How long a topic must stay quiet at start-up to count as read to its end.
+    public var settle: Duration = .seconds(2)
+
+    public init(topics: TopicCatalog) { self.topics = topics }
+}
+
+/// An aggregator instance: owns the parameter shards of the xray.gradients partitions the
+/// group assigns it, turns trainers' contributions into optimiser steps (`ShardAggregator`),
+/// and after each step writes the shard's checkpoint to xray.checkpoints, then the shard of
+/// the new version to xray.models, and only then marks the contributions' records done. So a
+/// killed aggregator loses no applied step: its successor (or itself, restarted) restores
+/// the newest checkpoint, recognises contributions already applied by their ids, applies
+/// again those whose step was not checkpointed, and republishes a version shard the trainers
+/// may be waiting for.
+public final class Aggregator: Service, @unchecked Sendable {
+    public let settings: AggregatorSettings
+    private let kafka: KafkaConfiguration
+    private let logger: Logger
+    private let published = Mutex<[(version: String, file: [UInt8])]>([])
+    private let seenShards = Mutex<Set<String>>([])
+    private let evaluations = Mutex<[VersionEvaluation]>([])
+    private let steps = Mutex<[Int: Int]>([:])
+
+    public init(settings: AggregatorSettings, kafka: KafkaConfiguration, logger: Logger) {
+        self.settings = settings
+        self.kafka = kafka
+        self.logger = logger
+    }
+
+    /// The step of each shard this instance owns (for status and tests).
+    public var shardSteps: [Int: Int] { steps.withLock { $0 } }
+
+    public func run() async throws {
+        let topics = settings.topics
+        let follower = ModelFollower(topic: topics.models, consumer: consumerConfiguration(suffix: "-models"), logger: logger,
+                                     settle: settings.settle, stage: "aggregator", assembling: [.published],
+                                     use: { [self] a, file in self.published.withLock { $0.append((a.version, file)) } },
+                                     observe: { [self] outcome in
+                                         switch outcome {
+                                         case .shard(let s): _ = self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
+                                         case .evaluation(let e): self.evaluations.withLock { $0.append(e) }
+                                         default: break
+                                         }
+                                     })
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await follower.run() }
+            try await cancelWhenGracefulShutdown {
+                try await follower.ready()
+                try await self.aggregate()
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func consumerConfiguration(suffix: String) -> ConsumerConfiguration {
+        ConsumerConfiguration(kafka: kafka, groupID: settings.groupID + suffix)
+    }
+
+    private func aggregate() async throws {
+        let topics = settings.topics
+        evaluations.withLock { $0.removeAll() }  // history: the checkpoint's schedule has seen it
+        let bases = published.withLock { $0 }
+        guard let base = settings.base.flatMap({ name in bases.last { $0.version == name } }) ?? bases.last else {
+            throw BadInput("base version \(settings.base ?? "?") is not on \(topics.models); publish it with xray model publish")
+        }
+        let run = settings.run ?? "\(base.version)-ft"
+        let model = try ModelFile.decode(base.file, name: "base version \(base.version)")
+        model.network.setTrainable(settings.scope)
+        let admin = try KafkaAdmin(configuration: kafka, logger: logger)
+        guard let shards = try await admin.partitionCounts(topics: [topics.gradients])[topics.gradients] else {
+            throw BadInput("\(topics.gradients) does not exist; create the topics with xray topics apply")
+        }
+        let layout = ShardLayout(parameterCount: model.network.store.count, shards: shards)
+        let checkpoints = try await readCheckpoints()
+        logger.info("run \(run) from \(base.version): \(model.manifest.architecture), \(layout.parameterCount) parameters in \(shards) shards, \(settings.mode)")
+
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: kafka), logger: logger)
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(suffix: ""), subscription: .group(topics: [topics.gradients]),
+                                         logger: logger)
+        var owned: [Int: ShardAggregator] = [:]
+        var assembler = GradientAssembler()
+        defer { steps.withLock { $0 = [:] } }
+        do {
+            while !Task.isCancelled {
+                let record = await consumer.next(timeout: .milliseconds(200))
+                let assigned = Set(consumer.assignment.map { Int($0.partition) })
+                let lost = Set(owned.keys).subtracting(assigned)
+                if !lost.isEmpty {
+                    for s in lost { owned[s] = nil }
+                    assembler.drop(shards: lost)
+                    logger.info("shards \(lost.sorted()) moved to another aggregator")
+                }
+                if let record {
+                    let s = Int(record.partition)
+                    if owned[s] == nil {
+                        let shard = try restore(s, run: run, base: base.version, layout: layout, model: model, checkpoints: checkpoints)
+                        owned[s] = shard
+                        try await republishIfMissing(shard, model: model, producer)
+                    }
+                    do {
+                        if let c = try assembler.add(record) { try await arrive(c, at: owned[s]!, consumer) }
+                    } catch {
+                        count("malformed")
+                        logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset): \(error)")
+                        try await producer.sendInOrder([DeadLetter.record(for: record, stage: "aggregator", reason: "\(error)",
+                                                                          topic: topics.deadletter)], logger: logger)
+                        consumer.complete(record)
+                    }
+                }
+                let observed = evaluations.withLock { e in defer { e.removeAll() }; return e }
+                for e in observed where e.version == base.version || e.version.hasPrefix(run + "-") {
+                    guard let auc = e.meanAUC else { continue }
+                    for shard in owned.values { shard.observe(Float(1 - auc)) }
+                }
+                for shard in owned.values.sorted(by: { $0.shard < $1.shard }) {
+                    try await stepIfDue(shard, model: model, producer, consumer)
+                }
+                steps.withLock { $0 = owned.mapValues(\.step) }
+            }
+        } catch is CancellationError {}
+        await consumer.close()
+        await producer.close()
+    }
+
+    private func arrive(_ c: ShardContribution, at shard: ShardAggregator, _ consumer: KafkaConsumer) async throws {
+        let arrival = shard.add(c, now: .now)
+        switch arrival {
+        case .pending: return
+        case .duplicate:
+            count("duplicate")
+            logger.info("contribution \(c.id) from \(c.trainer) was applied before; skipping it")
+        case .stale(let behind):
+            count("stale")
+            logger.warning("dropped contribution \(c.id) from \(c.trainer): computed at \(c.baseVersion), \(behind) steps behind shard \(shard.shard)")
+        case .foreign:
+            count("foreign")
+            logger.warning("dropped contribution \(c.id) from \(c.trainer): computed at \(c.baseVersion), not a version of run \(shard.run)")
+        }
+        for r in c.records { consumer.complete(r) }
+    }
+
+    private func stepIfDue(_ shard: ShardAggregator, model: ModelFile, _ producer: KafkaProducer, _ consumer: KafkaConsumer) async throws {
+        while let due = shard.nextStep(now: .now) {
+            for c in due.dropped {
+                count("stale")
+                logger.warning("dropped contribution \(c.id) from \(c.trainer): computed at step \(c.baseStep), more than the allowed staleness behind")
+                for r in c.records { consumer.complete(r) }
+            }
+            for trainer in due.missed { logger.warning("trainer \(trainer) missed the barrier of step \(shard.step + 1) on shard \(shard.shard); continuing without it") }
+            guard let summary = shard.apply(due) else { continue }
+            try await producer.sendInOrder(try CheckpointCodec.records(shard.checkpoint, topic: settings.topics.checkpoints), logger: logger)
+            try await producer.sendInOrder(versionRecords(shard, model: model, summary: summary), logger: logger)
+            for c in due.contributions { for r in c.records { consumer.complete(r) } }
+            count("applied", by: summary.contributions)
+            let d = [("shard", String(shard.shard))]
+            Gauge(label: "xray_aggregator_step", dimensions: d).record(summary.step)
+            if shard.shard == 0 {
+                Gauge(label: "xray_training_loss").record(Double(summary.loss))
+                Gauge(label: "xray_learning_rate").record(Double(summary.learningRate))
+            }
+            logger.info("\(shard.version) shard \(shard.shard): \(summary.contributions) contribution(s) from \(summary.trainers.joined(separator: ",")), \(summary.samples) images, loss \(String(format: "%.4f", summary.loss)), lr \(String(format: "%.2e", summary.learningRate))")
+        }
+    }
+
+    private func versionRecords(_ shard: ShardAggregator, model: ModelFile, summary: ShardAggregator.Summary?) -> [OutgoingRecord] {
+        var manifest = model.manifest
+        manifest.origin = "trained: run \(shard.run) step \(shard.step) from \(shard.base)"
+        manifest.createdAt = isoNow()
+        manifest.metrics = summary.map { ["train.loss": Double($0.loss), "train.images": Double($0.samples),
+                                          "train.learning_rate": Double($0.learningRate)] }
+        let range = shard.layout.range(shard.shard)
+        let announcement = ShardAnnouncement(version: shard.version, run: shard.run, step: shard.step, base: shard.base,
+                                             shard: shard.shard, shards: shard.layout.shards, start: range.lowerBound,
+                                             count: range.count, chunks: 0, crc32: "", manifest: manifest, publishedAt: isoNow())
+        return ModelVersionCodec.shardRecords(values: shard.values, state: shard.state, announcement: announcement,
+                                              topic: settings.topics.models)
+    }
+
+    private func restore(_ s: Int, run: String, base: String, layout: ShardLayout, model: ModelFile,
+                         checkpoints: CheckpointReader) throws -> ShardAggregator {
+        if let c = checkpoints.checkpoint(run: run, shard: s) {
+            guard c.shards == layout.shards, c.base == base else {
+                throw BadInput("the checkpoint of run \(run) shard \(s) is for \(c.shards) shards from \(c.base); start a new run with --run")
+            }
+            logger.info("shard \(s): continuing run \(run) from its checkpoint at step \(c.step)")
+            return try ShardAggregator(restoring: c, network: model.network, mode: settings.mode)
+        }
+        logger.info("shard \(s): starting run \(run) at \(base)")
+        return ShardAggregator(run: run, base: base, shard: s, layout: layout, network: model.network, mode: settings.mode,
+                               optimizer: settings.optimizer, schedule: settings.schedule)
+    }
+
+    /// After a restore: the shard of the current version, if it never reached xray.models
+    /// (the previous owner stopped between checkpoint and version), so waiting trainers go on.
+    private func republishIfMissing(_ shard: ShardAggregator, model: ModelFile, _ producer: KafkaProducer) async throws {
+        guard shard.step > 0, !seenShards.withLock({ $0.contains("\(shard.version)#\(shard.shard)") }) else { return }
+        logger.info("republishing \(shard.version) shard \(shard.shard), which its checkpoint has and xray.models lacks")
+        try await producer.sendInOrder(versionRecords(shard, model: model, summary: nil), logger: logger)
+    }
+
+    /// Every checkpoint on xray.checkpoints, read to the end.
+    private func readCheckpoints() async throws -> CheckpointReader {
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration(suffix: "-checkpoints"),
+                                         subscription: .wholeTopic(settings.topics.checkpoints, fromBeginning: true), logger: logger)
+        var reader = CheckpointReader()
+        while let record = await consumer.next(timeout: settings.settle) { reader.add(record) }
+        await consumer.close()
+        return reader
+    }
+
+    private func count(_ outcome: String, by n: Int = 1) {
+        Counter(label: "xray_gradients_total", dimensions: [("outcome", outcome)]).increment(by: n)
+    }
+}

@@ -1,0 +1,174 @@
+import Engine
+import Foundation
+public import KafkaIO
+public import Logging
+import Metrics
+public import ServiceLifecycle
+import Synchronization
+public import Wire
+
+/// What the evaluator holds out, how often it evaluates and how strict its gate is.
+public struct EvaluatorSettings: Sendable {
+    public var topics: TopicCatalog
+    public var groupID = "evaluator"
+    /// The patient-wise split trainers skip (must be the trainers').
+    public var split = PatientSplit()
+    /// Held-out images kept: the newest `window`.
+    public var window = 500
+    /// Fewer held-out images than this and nothing is evaluated.
+    public var minimumImages = 20
+    /// At most one evaluation per `interval`; versions published meanwhile are skipped for
+    /// the newest.
+    public var interval: Duration = .seconds(10)
+    public var gate = GatePolicy()
+    public var batchSize = 16
+    public var settle: Duration = .seconds(2)
+
+    public init(topics: TopicCatalog) { self.topics = topics }
+}
+
+/// The newest held-out labelled images, one per image id. Pure.
+struct HeldOutWindow {
+    struct Example { var id: String; var input: [Float]; var positives: [String] }
+    let capacity: Int
+    private(set) var examples: [Example] = []
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func add(_ e: Example) {
+        examples.removeAll { $0.id == e.id }
+        examples.append(e)
+        if examples.count > capacity { examples.removeFirst(examples.count - capacity) }
+    }
+}
+
+/// Scores each new trained version on a rolling window of held-out labelled images from
+/// xray.tensors (patients the trainers skip), writes the figures to xray.models as the
+/// version's evaluation, and gates triage: a version at least as good as the serving one
+/// (`GatePolicy`, on the same images) is republished whole as a promotion, which scorers
+/// then serve; every decision is written to xray.models and logged.
+public final class Evaluator: Service, @unchecked Sendable {
+    public let settings: EvaluatorSettings
+    private let kafka: KafkaConfiguration
+    private let logger: Logger
+    private let window: Mutex<HeldOutWindow>
+    private let candidate = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
+    private let serving = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
+    /// Versions evaluated or decided already (read back from xray.models at start-up).
+    private let done = Mutex<Set<String>>([])
+
+    public init(settings: EvaluatorSettings, kafka: KafkaConfiguration, logger: Logger) {
+        self.settings = settings
+        self.kafka = kafka
+        self.logger = logger
+        window = Mutex(HeldOutWindow(capacity: settings.window))
+    }
+
+    public func run() async throws {
+        let follower = ModelFollower(topic: settings.topics.models, consumer: consumer("-models"), logger: logger,
+                                     settle: settings.settle, stage: "evaluator", assembling: [.published, .trained, .promoted],
+                                     use: { [self] a, file in
+                                         switch a.kind {
+                                         case .trained: candidate.withLock { $0 = (a, file) }
+                                         case .published, .promoted: serving.withLock { $0 = (a, file) }
+                                         }
+                                     },
+                                     observe: { [self] outcome in
+                                         if case .evaluation(let e) = outcome { _ = done.withLock { $0.insert(e.version) } }
+                                     })
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: kafka), logger: logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await follower.run() }
+            group.addTask { try await self.collectHeldOut() }
+            try await cancelWhenGracefulShutdown {
+                while !follower.hasCaughtUp { try await Task.sleep(for: .milliseconds(100)) }
+                var last = ContinuousClock.now - self.settings.interval
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(250))
+                    guard ContinuousClock.now - last >= self.settings.interval,
+                          let next = self.candidate.withLock({ $0 }), !self.done.withLock({ $0.contains(next.announcement.version) })
+                    else { continue }
+                    let examples = self.window.withLock { $0.examples }
+                    guard examples.count >= self.settings.minimumImages else { continue }
+                    last = .now
+                    try await self.evaluate(next, on: examples, producer)
+                }
+            }
+            group.cancelAll()
+        }
+        await producer.close()
+    }
+
+    private func consumer(_ suffix: String) -> ConsumerConfiguration {
+        ConsumerConfiguration(kafka: kafka, groupID: settings.groupID + suffix)
+    }
+
+    /// Keeps the window filled from xray.tensors (read from the beginning, outside any group).
+    private func collectHeldOut() async throws {
+        let consumer = try KafkaConsumer(configuration: consumer("-tensors"),
+                                         subscription: .wholeTopic(settings.topics.tensors, fromBeginning: true), logger: logger)
+        while !Task.isCancelled {
+            guard let record = await consumer.next(timeout: .seconds(1)) else { continue }
+            guard let labels = record.headers.text(HeaderName.labels), let id = try? record.imageID(),
+                  settings.split.isValidation(patient: record.headers.text(HeaderName.patientID) ?? id),
+                  let tensor = try? Tensor(decoding: record.value) else { continue }
+            window.withLock { $0.add(.init(id: id, input: tensor.values, positives: ImageMetadata.parseLabels(labels))) }
+        }
+        await consumer.close()
+    }
+
+    private func evaluate(_ next: (announcement: ModelAnnouncement, file: [UInt8]), on examples: [HeldOutWindow.Example],
+                          _ producer: KafkaProducer) async throws {
+        let version = next.announcement.version
+        let start = ContinuousClock.now
+        guard let figures = score(next.file, version: version, examples) else { return }
+        let current = serving.withLock { $0 }
+        let baseline = current.flatMap { score($0.file, version: $0.announcement.version, examples) }
+        let topic = settings.topics.models
+        let evaluation = VersionEvaluation(version: version, images: examples.count, metrics: figures.metrics, evaluatedAt: isoNow())
+        try await producer.sendInOrder([ModelVersionCodec.record(evaluation, topic: topic)], logger: logger)
+        done.withLock { _ = $0.insert(version) }
+        for (name, value) in figures.metrics where name.hasPrefix("auc.") {
+            Gauge(label: "xray_evaluation_auc", dimensions: [("label", String(name.dropFirst(4)))]).record(value)
+        }
+        let labels = next.announcement.manifest.labels
+        let (promote, reason) = settings.gate.decide(candidate: figures.metrics, serving: baseline?.metrics, labels: labels)
+        let line = "\(version): mean AUC \(figures.meanAUC.map { String(format: "%.4f", $0) } ?? "-") on \(examples.count) held-out images "
+            + "(serving \(current?.announcement.version ?? "none"): \(baseline?.meanAUC.map { String(format: "%.4f", $0) } ?? "-")), "
+            + String(format: "%.1f s", (ContinuousClock.now - start) / .seconds(1))
+        logger.info("\(line)")
+        let decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
+                                    reason: reason, decidedBy: "evaluator", decidedAt: isoNow())
+        var records: [OutgoingRecord] = []
+        if promote { records = try Self.promotionRecords(next, metrics: figures.metrics, topic: topic) }
+        try await producer.sendInOrder(records, logger: logger)
+        try await producer.sendInOrder([ModelVersionCodec.record(decision, topic: topic)], logger: logger)
+        Counter(label: "xray_gate_decisions_total", dimensions: [("outcome", promote ? "promoted" : "held")]).increment()
+        logger.info("gate: \(version) \(promote ? "promoted" : "held") — \(reason)")
+    }
+
+    /// The version's file republished whole for triage, with `metrics` in its manifest.
+    public static func promotionRecords(_ version: (announcement: ModelAnnouncement, file: [UInt8]), metrics: [String: Double],
+                                        topic: String) throws -> [OutgoingRecord] {
+        let a = version.announcement
+        var model = try ModelFile.decode(version.file, name: "model version \(a.version)")
+        model.manifest.metrics = (model.manifest.metrics ?? [:]).merging(metrics) { $1 }
+        let trained = a.run.map { (run: $0, step: a.step ?? 0, base: a.base ?? "") }
+        return ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: a.version, topic: topic,
+                                         promotion: true, trained: trained)
+    }
+
+    private func score(_ file: [UInt8], version: String, _ examples: [HeldOutWindow.Example]) -> Evaluation? {
+        guard let model = try? ModelFile.decode(file, name: "model version \(version)") else { return nil }
+        let s = model.manifest.input
+        let usable = examples.filter { $0.input.count == s.reduce(1, *) }
+        var scores: [[Float]] = []
+        for start in stride(from: 0, to: usable.count, by: settings.batchSize) {
+            let batch = usable[start..<min(usable.count, start + settings.batchSize)]
+            scores += model.network.probabilities(batch: batch.flatMap(\.input), shape: Shape(n: batch.count, c: s[0], h: s[1], w: s[2]))
+        }
+        var manifest = model.manifest
+        manifest.version = version
+        return Evaluation(manifest: manifest, scores: scores, truth: usable.map(\.positives))
+    }
+}
