@@ -6,8 +6,8 @@ import Wire
 
 struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "model", abstract: "Create, import and publish model files (safetensors with a manifest).",
-        subcommands: [Init.self, Import.self, Publish.self])
+        commandName: "model", abstract: "Create, import, publish, fetch and promote model files (safetensors with a manifest).",
+        subcommands: [Init.self, Import.self, Publish.self, Fetch.self, Promote.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -35,17 +35,29 @@ struct StageOptions: ParsableArguments {
     /// Runs `stage` until SIGTERM or SIGINT, then shuts down gracefully. `companions` run beside
     /// it (the scorer's model follower); `beforeConsuming` is awaited before the first record.
     func run(_ stage: any Stage, kafka options: KafkaOptions, companions: [any Service] = [],
-             beforeConsuming: (@Sendable () async throws -> Void)? = nil) async throws {
+             beforeConsuming: (@Sendable () async throws -> Void)? = nil,
+             beforeBatch: (@Sendable () async throws -> Void)? = nil) async throws {
         let logger = options.logger("xray.\(stage.name)")
         let kafka = try options.kafka(clientID: "xray-\(stage.name)")
         var configuration = StageRunnerConfiguration(consumer: consumer(kafka, stage: stage), producer: ProducerConfiguration(kafka: kafka),
                                                      deadLetterTopic: options.topics.deadletter)
         configuration.maxInFlight = maxInFlight
         configuration.beforeConsuming = beforeConsuming
+        configuration.beforeBatch = beforeBatch
         // Bootstrap metrics before the runner creates its counters.
         let server = metricsPort.map { metricsServer(port: $0, logger: logger) }
         let runner = StageRunner(stage: stage, configuration: configuration, logger: logger)
-        let services: [any Service] = companions + [runner] + (server.map { [$0] } ?? [])
+        try await serve(companions + [runner] + (server.map { [$0] } ?? []), logger: logger)
+    }
+
+    /// Runs services that are not stage runners (the aggregator, the evaluator), with the
+    /// metrics server when asked, until SIGTERM or SIGINT.
+    func run(_ makeServices: () throws -> [any Service], logger: Logger) async throws {
+        let server = metricsPort.map { metricsServer(port: $0, logger: logger) }
+        try await serve(try makeServices() + (server.map { [$0] } ?? []), logger: logger)
+    }
+
+    private func serve(_ services: [any Service], logger: Logger) async throws {
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint],
                                                       logger: logger))
         try await group.run()

@@ -26,7 +26,8 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Images per step.") var batch: Int = 16
     @Option(help: "Peak learning rate.") var lr: Float = 1e-3
     @Option(help: "Warm-up steps.") var warmup: Int = 50
-    @Option(help: "What trains: all, head, or last:K (the last K stages and the head).") var train: String = "all"
+    @Option(help: "What trains: all, head, or last:K (the last K stages and the head).", transform: parseScope)
+    var train: TrainableScope = .all
     @Option(help: "Seed (initialisation, order, augmentation).") var seed: UInt64 = 1
     @Option(help: "Where to write the trained model.") var out: String
     @Argument(help: "Dataset folders.") var data: [String]
@@ -49,7 +50,7 @@ struct TrainCommand: AsyncParsableCommand {
         var settings = OfflineTrainer.Settings()
         settings.epochs = epochs; settings.batchSize = batch; settings.seed = seed
         settings.schedule = .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: 0.3, patience: 1))
-        settings.scope = try scope(train)
+        settings.scope = train
         print("training \(model.manifest.architecture) (\(model.manifest.labels.joined(separator: ", "))) on \(training.count) images, "
             + "validating on \(held.count) (patient-wise), input \(model.manifest.input), \(epochs) epochs of batch \(batch)")
         let trainer = OfflineTrainer(model: model, settings: settings)
@@ -67,16 +68,10 @@ struct TrainCommand: AsyncParsableCommand {
         try model.write(to: URL(fileURLWithPath: out))
         print(String(format: "wrote %@ after %.0f s", out, (ContinuousClock.now - start) / .seconds(1)))
     }
+}
 
-    func scope(_ text: String) throws -> TrainableScope {
-        switch text {
-        case "all": return .all
-        case "head": return .head
-        default:
-            guard text.hasPrefix("last:"), let k = Int(text.dropFirst(5)), k > 0 else {
-                throw ValidationError("--train takes all, head or last:K")
-            }
-            return .lastStages(k)
-        }
-    }
+/// `--train all|head|last:K`.
+func parseScope(_ text: String) throws -> TrainableScope {
+    guard let scope = TrainableScope(text) else { throw ValidationError("--train takes all, head or last:K") }
+    return scope
 }

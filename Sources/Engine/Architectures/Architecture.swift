@@ -47,3 +47,24 @@ extension Architecture {
         }
     }
 }
+
+extension TrainableScope: LosslessStringConvertible {
+    /// `all`, `head` or `last:K`.
+    public init?(_ text: String) {
+        switch text {
+        case "all": self = .all
+        case "head": self = .head
+        default:
+            guard text.hasPrefix("last:"), let k = Int(text.dropFirst(5)), k > 0 else { return nil }
+            self = .lastStages(k)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .all: "all"
+        case .head: "head"
+        case .lastStages(let k): "last:\(k)"
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Engine
+import Foundation
+import KafkaIO
+import Stages
+
+struct AggregatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aggregator",
+        abstract: "Apply the trainers' gradients from xray.gradients with the optimiser; publish each new version to xray.models.",
+        discussion: """
+            Instances form a consumer group over xray.gradients; each partition is a parameter \
+            shard, owned by one instance. Synchronous (default): one step per barrier over the \
+            active trainers (at least --trainers at first; a trainer silent for --barrier-timeout-s \
+            is left out), equal to one large batch. Asynchronous: one step per contribution; those \
+            more than --max-staleness versions old are dropped and counted. After each step the \
+            shard's checkpoint goes to xray.checkpoints, then its part of the new version to \
+            xray.models, so a restarted aggregator continues the run where it stopped. The run \
+            starts from --base (default: the latest published version) and names its versions \
+            RUN-000001, RUN-000002, ... The plateau phase of the schedule watches the evaluator's \
+            mean AUC.
+            """)
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var stage: StageOptions
+    @Option(help: "sync or async.") var mode: String = "sync"
+    @Option(help: "Synchronous: trainers the first barrier waits for.") var trainers: Int = 1
+    @Option(help: "Synchronous: seconds a barrier waits for a missing trainer.") var barrierTimeoutS: Double = 30
+    @Option(help: "Asynchronous: versions a contribution may lag behind before it is dropped.") var maxStaleness: Int = 4
+    @Option(help: "The run's name (default: BASE-ft). A new name starts a new run.") var run: String?
+    @Option(help: "The published version to start from (default: the latest).") var base: String?
+    @Option(help: "adam, adamw or sgd.") var optimizer: String = "adam"
+    @Option(help: "Peak learning rate.") var lr: Float = 1e-3
+    @Option(help: "Weight decay.") var weightDecay: Float = 1e-4
+    @Option(help: "Warm-up steps (linear from a tenth of --lr).") var warmup: Int = 50
+    @Option(help: "warmup-plateau or constant.") var schedule: String = "warmup-plateau"
+    @Option(help: "Plateau: factor the rate is cut by.") var plateauFactor: Float = 0.3
+    @Option(help: "Plateau: evaluations without improvement before a cut.") var plateauPatience: Int = 2
+    @Option(help: "What trains: all, head, or last:K (must match the trainers').", transform: parseScope)
+    var train: TrainableScope = .all
+
+    func validate() throws {
+        guard ["sync", "async"].contains(mode) else { throw ValidationError("--mode is sync or async") }
+        guard OptimizerKind(rawValue: optimizer) != nil else { throw ValidationError("--optimizer is adam, adamw or sgd") }
+        guard ["warmup-plateau", "constant"].contains(schedule) else { throw ValidationError("--schedule is warmup-plateau or constant") }
+        guard trainers >= 1, maxStaleness >= 0, barrierTimeoutS > 0, lr > 0 else {
+            throw ValidationError("--trainers ≥ 1, --max-staleness ≥ 0, --barrier-timeout-s > 0 and --lr > 0")
+        }
+    }
+
+    func run() async throws {
+        let logger = kafka.logger("xray.aggregator")
+        var settings = AggregatorSettings(topics: kafka.topics)
+        settings.groupID = stage.group ?? "aggregator"
+        settings.base = base
+        settings.run = run
+        settings.mode = mode == "sync" ? .synchronous(trainers: trainers, barrierTimeout: .milliseconds(Int(barrierTimeoutS * 1000)))
+                                       : .asynchronous(maxStaleness: maxStaleness)
+        settings.optimizer = OptimizerSettings(kind: OptimizerKind(rawValue: optimizer)!, weightDecay: weightDecay)
+        settings.schedule = schedule == "constant" ? .constant(lr)
+            : .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: plateauFactor, patience: plateauPatience))
+        settings.scope = train
+        let clientKafka = try kafka.kafka(clientID: "xray-aggregator")
+        try await stage.run({ [Aggregator(settings: settings, kafka: clientKafka, logger: logger)] }, logger: logger)
+    }
+}
+
+struct EvaluatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluator",
+        abstract: "Score each new trained version on held-out labelled tensors; record its AUC and gate it before triage.",
+        discussion: """
+            Keeps the newest --window labelled tensors of held-out patients (--validation, the \
+            trainers' split) from xray.tensors. For the newest trained version (at most one per \
+            --interval-s; versions in between are skipped), scores it and the serving version on \
+            that window, writes the per-label AUC and accuracy to xray.models as the version's \
+            evaluation, and decides: promoted (republished whole, with its figures in the \
+            manifest, so scorers switch to it) if its mean AUC is no lower than the serving \
+            version's less --mean-margin and no label's AUC drops more than --label-margin; held \
+            otherwise. Every decision goes to xray.models and the log. `xray model promote` \
+            overrides it.
+            """)
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var stage: StageOptions
+    @Option(help: "Share of patients held out (must match the trainers').") var validation: Double = 0.15
+    @Option(help: "Held-out images kept (the newest).") var window: Int = 500
+    @Option(help: "Held-out images needed before anything is evaluated.") var minImages: Int = 20
+    @Option(help: "Seconds between evaluations.") var intervalS: Double = 10
+    @Option(help: "How much lower the candidate's mean AUC may be.") var meanMargin: Double = 0
+    @Option(help: "How much any label's AUC may drop.") var labelMargin: Double = 0.02
+    @Option(help: "Images scored together.") var batch: Int = 16
+
+    func validate() throws {
+        guard (0..<1).contains(validation), validation > 0 else { throw ValidationError("--validation must be in (0, 1)") }
+        guard window >= 1, minImages >= 1, intervalS >= 0, batch >= 1 else {
+            throw ValidationError("--window, --min-images and --batch must be positive; --interval-s not negative")
+        }
+    }
+
+    func run() async throws {
+        let logger = kafka.logger("xray.evaluator")
+        var settings = EvaluatorSettings(topics: kafka.topics)
+        settings.groupID = stage.group ?? "evaluator"
+        settings.split = PatientSplit(validationFraction: validation)
+        settings.window = window
+        settings.minimumImages = minImages
+        settings.interval = .milliseconds(Int(intervalS * 1000))
+        settings.gate = GatePolicy(meanMargin: meanMargin, labelMargin: labelMargin)
+        settings.batchSize = batch
+        let clientKafka = try kafka.kafka(clientID: "xray-evaluator")
+        try await stage.run({ [Evaluator(settings: settings, kafka: clientKafka, logger: logger)] }, logger: logger)
+    }
+}

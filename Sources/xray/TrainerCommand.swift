@@ -1,0 +1,80 @@
+import ArgumentParser
+import Engine
+import Foundation
+import KafkaIO
+import Stages
+
+struct TrainerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trainer",
+        abstract: "Compute gradients of labelled xray.tensors at the latest model version; write them to xray.gradients.",
+        discussion: """
+            Takes mini-batches of --batch labelled tensors (or those that arrived within \
+            --batch-wait-ms of the first), passes over unlabelled images and the held-out patients \
+            (--validation, the evaluator's split), flips and brightens (seeded by image id), and \
+            publishes the gradient of each batch in one slice per parameter shard (partition of \
+            xray.gradients), with the version it was computed at. Follows xray.models: published \
+            models and the aggregators' trained versions. Synchronous by default: after each \
+            batch it waits for the next version; --async goes on at the version it has (run the \
+            aggregator with --mode async).
+            """)
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var stage: StageOptions
+    @Option(help: "Images per mini-batch.") var batch: Int = 16
+    @Option(help: "Longest wait, in milliseconds, for a batch to fill after its first image.") var batchWaitMs: Int = 5_000
+    @Flag(help: "Do not wait for a new version after each batch (asynchronous training).") var async = false
+    @Option(help: "What trains: all, head, or last:K (must match the aggregator's --train).", transform: parseScope)
+    var train: TrainableScope = .all
+    @Option(help: "Share of patients held out for evaluation (must match the evaluator's).") var validation: Double = 0.15
+    @Flag(help: "Train on the images as they are (no flip or brightness).") var noAugment = false
+    @Option(help: "Augmentation seed (mixed with each image id).") var seed: UInt64 = 1
+    @Option(help: ArgumentHelp("A label's positive weight in the loss, LABEL=W (negatives/positives); repeatable.", valueName: "label=w"))
+    var positiveWeight: [String] = []
+    @Option(help: "This trainer's name in the barrier (default: host-pid).") var id: String?
+
+    func validate() throws {
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        guard (0..<1).contains(validation) else { throw ValidationError("--validation must be in [0, 1)") }
+        _ = try weights()
+    }
+
+    func weights() throws -> [String: Float] {
+        var weights: [String: Float] = [:]
+        for item in positiveWeight {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let w = Float(parts[1]), w > 0 else { throw ValidationError("--positive-weight \(item): expected LABEL=W, W > 0") }
+            weights[String(parts[0])] = w
+        }
+        return weights
+    }
+
+    func run() async throws {
+        let logger = kafka.logger("xray.trainer")
+        let clientKafka = try kafka.kafka(clientID: "xray-trainer")
+        let topics = kafka.topics
+        let admin = try KafkaAdmin(configuration: clientKafka, logger: logger)
+        guard let shards = try await admin.partitionCounts(topics: [topics.gradients])[topics.gradients] else {
+            throw ValidationError("\(topics.gradients) does not exist; run xray topics apply")
+        }
+        var settings = TrainerSettings(trainerID: id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)",
+                                       gradientsTopic: topics.gradients, inputTopic: topics.tensors, shards: shards,
+                                       batching: Batching(maxRecords: batch, maxWait: .milliseconds(batchWaitMs)))
+        settings.scope = train
+        settings.split = PatientSplit(validationFraction: validation)
+        settings.augment = !noAugment
+        settings.seed = seed
+        settings.positiveWeights = try weights()
+        settings.synchronous = !async
+        let slot = TrainingSlot()
+        let trainer = TrainerStage(settings: settings, slot: slot, logger: logger)
+        var models = stage.consumer(clientKafka, stage: trainer)
+        models.groupID += "-models"
+        let follower = ModelFollower(topic: topics.models, consumer: models, logger: kafka.logger("xray.trainer.models"),
+                                     stage: "trainer", assembling: [.published, .trained],
+                                     use: { announcement, file in try slot.offer(announcement, file: file) })
+        logger.info("trainer \(settings.trainerID): \(shards) shards, batch \(batch), \(async ? "asynchronous" : "synchronous"), trains \(train)")
+        try await stage.run(trainer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() },
+                            beforeBatch: { try await trainer.beforeBatch() })
+    }
+}
