@@ -86,7 +86,7 @@ public final class OfflineTrainer {
     }
 
     /// One optimiser step on a batch; returns the batch's loss.
-    func trainStep(_ inputs: [Float], _ targets: [Float], n: Int, loss: SigmoidCrossEntropy) -> Float {
+    public func trainStep(_ inputs: [Float], _ targets: [Float], n: Int, loss: SigmoidCrossEntropy) -> Float {
         let network = model.network, s = model.manifest.input
         let shape = Shape(n: n, c: s[0], h: s[1], w: s[2])
         let x = UnsafeMutablePointer<Float>.allocate(capacity: inputs.count)

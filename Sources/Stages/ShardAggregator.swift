@@ -110,8 +110,8 @@ public final class ShardAggregator {
 
     private static func trainableRanges(_ network: Network, _ range: Range<Int>) -> [Range<Int>] {
         network.store.parameters.filter(\.isTrainable).compactMap { p in
-            let r = max(p.offset, range.lowerBound)..<min(p.offset + p.count, range.upperBound)
-            return r.isEmpty ? nil : (r.lowerBound - range.lowerBound)..<(r.upperBound - range.lowerBound)
+            let low = max(p.offset, range.lowerBound), high = min(p.offset + p.count, range.upperBound)
+            return low < high ? (low - range.lowerBound)..<(high - range.lowerBound) : nil
         }
     }
 

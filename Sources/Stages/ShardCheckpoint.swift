@@ -32,7 +32,9 @@ public struct ShardCheckpoint: Sendable, Equatable {
         file.tensors.append(NamedTensor(name: "values", shape: [values.count], floats: values))
         if let state { file.tensors.append(NamedTensor(name: "state", shape: [state.count], floats: state)) }
         let header = Header(run: run, base: base, shard: shard, shards: shards, step: step, schedule: schedule, applied: applied)
-        file.metadata[Self.metadataKey] = String(decoding: try JSONEncoder().encode(header), as: UTF8.self)
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        file.metadata[Self.metadataKey] = String(decoding: try encoder.encode(header), as: UTF8.self)
         return [UInt8](SafeTensors.encode(file))
     }
 
@@ -44,8 +46,10 @@ public struct ShardCheckpoint: Sendable, Equatable {
 
     public init(decoding bytes: [UInt8]) throws {
         let file = try SafeTensors.decode(Data(bytes))
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         guard let json = file.metadata[Self.metadataKey],
-              let header = try? JSONDecoder().decode(Header.self, from: Data(json.utf8)),
+              let header = try? decoder.decode(Header.self, from: Data(json.utf8)),
               let values = file.byName["values"]?.floats else {
             throw BadInput("not a shard checkpoint (no \(Self.metadataKey) metadata or no values)")
         }
