@@ -39,16 +39,16 @@ public final class TrainingSlot: Sendable {
         state.withLock { $0 = TrainingModel(model, version: a.version, step: a.step ?? 0, run: a.run) }
     }
 
-    /// Waits until the version in force is no longer `version`.
-    public func waitForVersion(after version: String, logger: Logger) async throws {
-        var polls = 0
+    /// Waits until the version in force is no longer `version`, or `limit` has passed.
+    /// Returns false on the limit: the aggregator dropped the contribution (a batch replayed
+    /// after a restart, already applied) or is away.
+    public func waitForVersion(after version: String, limit: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
         while current?.version == version {
+            guard ContinuousClock.now < deadline else { return false }
             try await Task.sleep(for: .milliseconds(20))
-            polls += 1
-            if polls % 1500 == 0 {
-                logger.warning("still waiting for the version after \(version) (is an aggregator running?)")
-            }
         }
+        return true
     }
 }
 
@@ -67,8 +67,10 @@ public struct TrainerSettings: Sendable {
     public var seed: UInt64 = 1
     /// Per-label positive weights of the loss (label → negatives/positives); 1 when absent.
     public var positiveWeights: [String: Float] = [:]
-    /// Wait for the next version after each contribution (synchronous training).
+    /// Wait for the next version after each contribution (synchronous training), at most
+    /// `synchronousWait`; then go on at the version in force.
     public var synchronous = true
+    public var synchronousWait: Duration = .seconds(30)
 
     public init(trainerID: String, gradientsTopic: String, inputTopic: String, shards: Int, batching: Batching) {
         self.trainerID = trainerID; self.gradientsTopic = gradientsTopic; self.inputTopic = inputTopic
@@ -112,7 +114,9 @@ public final class TrainerStage: Stage, @unchecked Sendable {
     /// contribution was computed at.
     public func beforeBatch() async throws {
         guard settings.synchronous, let base = lastBase.withLock({ $0 }) else { return }
-        try await slot.waitForVersion(after: base, logger: logger)
+        if try await !slot.waitForVersion(after: base, limit: settings.synchronousWait) {
+            logger.info("no version after \(base) within \(settings.synchronousWait); going on at it (is an aggregator running?)")
+        }
     }
 
     public func process(_ record: KafkaRecord) throws -> [OutgoingRecord] {

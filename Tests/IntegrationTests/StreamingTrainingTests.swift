@@ -1,0 +1,144 @@
+import Engine
+import Foundation
+import KafkaIO
+import Stages
+import Testing
+import Wire
+
+/// Training through the pipeline: `xray trainer` and `xray aggregator` processes on a real
+/// broker, checked against the engine's offline loop on the same batches.
+@Suite("Streaming training on a real broker", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
+struct StreamingTrainingTests {
+    static let spec = PreprocessSpec(resize: 36, crop: 32, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
+    static let lr: Float = 2e-3, warmup = 2
+
+    struct Example { var id: String; var x: [Float]; var labels: [String]; var patient: String? }
+
+    static func model() throws -> ModelFile {
+        try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 5)
+    }
+
+    /// Real Kermany images, preprocessed as the model says, normal and pneumonia alternating.
+    static func examples(_ count: Int, model: ModelFile) throws -> [Example] {
+        let files = try Dataset.kermany(count)
+        let half = files.count / 2
+        let ordered = (0..<half).flatMap { [files[$0], files[half + $0]] } + files[(2 * half)...]
+        let loader = OfflinePredictor(model: model)
+        return try ordered.map { f in
+            Example(id: f.metadata.imageID, x: try loader.input(for: URL(fileURLWithPath: f.path)), labels: f.metadata.labels ?? [],
+                    patient: f.metadata.patientID)
+        }
+    }
+
+    static func publish(_ model: ModelFile, version: String, topics: TopicCatalog, _ producer: KafkaProducer) async throws {
+        try await producer.sendInOrder(ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
+                                                                 topic: topics.models), logger: TestBroker.logger)
+    }
+
+    /// Labelled tensor records on one partition, in order.
+    static func publish(_ examples: [Example], partition: Int32, topics: TopicCatalog, _ producer: KafkaProducer) async throws {
+        for e in examples {
+            var headers = [KafkaHeader(HeaderName.imageID, e.id), KafkaHeader(HeaderName.labels, e.labels.joined(separator: ","))]
+            if let p = e.patient { headers.append(KafkaHeader(HeaderName.patientID, p)) }
+            try await producer.send(OutgoingRecord(topic: topics.tensors, key: [UInt8](e.id.utf8),
+                                                   value: Tensor(shape: spec.outputShape, values: e.x).encoded(),
+                                                   headers: headers, partition: partition))
+        }
+    }
+
+    /// Waits until every shard of `run`'s version at `step` is on xray.models.
+    static func waitForStep(_ step: Int, run: String, topics: TopicCatalog, timeout: Duration = .seconds(180)) async throws {
+        let version = ShardAggregator.versionName(run: run, step: step)
+        let complete: @Sendable ([KafkaRecord]) -> Bool = { records in
+            let shards = Set(records.filter {
+                $0.headers.text(ModelVersionRecord.Header.part) == ModelVersionRecord.Part.shard
+                    && $0.headers.text(ModelVersionRecord.Header.version) == version
+            }.compactMap { $0.headers.text(ModelVersionRecord.Header.shard) })
+            return shards.count == TopicCatalog.gradients.partitions
+        }
+        guard complete(try await TestBroker.collect(topics.models, timeout: timeout, until: complete)) else {
+            Issue.record("\(version) did not reach \(topics.models) within \(timeout)")
+            throw CancellationError()
+        }
+    }
+
+    static func stop(_ processes: [Process]) {
+        for p in processes where p.isRunning { p.terminate() }
+        for p in processes { p.waitUntilExit() }
+    }
+
+    /// The offline loop on the same batches: each trainer's images of a step, augmented as
+    /// the trainers do, in one batch.
+    static func offline(_ model: ModelFile, batches: [[Example]], scope: TrainableScope, seed: UInt64) -> ModelFile {
+        var settings = OfflineTrainer.Settings()
+        settings.schedule = .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: 0.3, patience: 2))
+        settings.scope = scope
+        let trainer = OfflineTrainer(model: model, settings: settings)
+        let loss = SigmoidCrossEntropy(labels: 1)
+        for batch in batches {
+            var inputs: [Float] = []
+            for e in batch {
+                var x = e.x
+                var augmenter = Augmenter(seed: TrainerStage.augmentationSeed(seed, imageID: e.id))
+                augmenter.augment(&x, shape: spec.outputShape, mean: spec.mean, std: spec.std)
+                inputs += x
+            }
+            _ = trainer.trainStep(inputs, batch.map { $0.labels.contains("Pneumonia") ? 1 : 0 }, n: batch.count, loss: loss)
+        }
+        return trainer.model
+    }
+
+    static func compare(_ streamed: ModelFile, _ offline: ModelFile) -> (weights: Float, statistics: Float) {
+        (zip(Array(streamed.network.store.flatValues), Array(offline.network.store.flatValues)).map { abs($0 - $1) }.max()!,
+         zip(streamed.network.floatState, offline.network.floatState).map { abs($0 - $1) }.max()!)
+    }
+
+    static func fetch(_ version: String, topics: TopicCatalog) async throws -> ModelFile {
+        let history = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka,
+                                                  groupID: "\(topics.prefix)fetch"), logger: TestBroker.logger, named: version, settle: .seconds(1))
+        guard let found = history.named else {
+            Issue.record("\(version) is not on \(topics.models); the latest is \(history.latest?.announcement.version ?? "none")")
+            throw CancellationError()
+        }
+        return try ModelFile.decode(found.file, name: version)
+    }
+
+    @Test("one synchronous trainer ends on the offline loop's weights, through a SIGKILL of the aggregator and of the trainer")
+    func oneTrainerEqualsTheOfflineLoopThroughKills() async throws {
+        let topics = try await TestBroker.freshTopics("train1")
+        let prefix = topics.prefix
+        let v0 = try Self.model()
+        let examples = try Self.examples(48, model: v0)
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await Self.publish(v0, version: "v0", topics: topics, producer)
+        try await Self.publish(examples, partition: 0, topics: topics, producer)
+        await producer.close()
+
+        let aggregatorArguments = ["aggregator", "--lr", String(Self.lr), "--warmup", String(Self.warmup)]
+        let trainerArguments = ["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7", "--id", "t1",
+                                "--sync-wait-s", "15"]
+        var aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix)
+        var trainer = try TestBroker.spawnXray(trainerArguments, prefix: prefix)
+        defer { Self.stop([aggregator, trainer]) }
+        try await Self.waitForStep(2, run: "v0-ft", topics: topics)
+        kill(aggregator.processIdentifier, SIGKILL)
+        aggregator.waitUntilExit()
+        aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix)
+        try await Self.waitForStep(4, run: "v0-ft", topics: topics)
+        kill(trainer.processIdentifier, SIGKILL)
+        trainer.waitUntilExit()
+        trainer = try TestBroker.spawnXray(trainerArguments, prefix: prefix)
+        try await Self.waitForStep(6, run: "v0-ft", topics: topics)
+        Self.stop([aggregator, trainer])
+        #expect(aggregator.terminationStatus == 0 && trainer.terminationStatus == 0)
+
+        let streamed = try await Self.fetch("v0-ft-000006", topics: topics)
+        let batches = stride(from: 0, to: examples.count, by: 8).map { Array(examples[$0..<($0 + 8)]) }
+        let offline = Self.offline(try Self.model(), batches: batches, scope: .all, seed: 7)
+        let (weights, statistics) = Self.compare(streamed, offline)
+        print("streamed (1 trainer, 6 steps, 2 kills) vs offline loop: weights max abs \(weights), batch-norm statistics max abs \(statistics)")
+        #expect(weights <= 1e-4 && statistics <= 1e-3)
+        #expect(Self.compare(streamed, try Self.model()).weights > 1e-3, "training moved the weights")
+        #expect(streamed.manifest.metrics?["train.images"] == 8)
+    }
+}
