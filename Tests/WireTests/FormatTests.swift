@@ -73,6 +73,7 @@ struct FormatTests {
     func prefix() {
         #expect(TopicCatalog().raw == "xray.raw")
         #expect(TopicCatalog(prefix: "test1.").deadletter == "test1.xray.deadletter")
-        #expect(Set(TopicCatalog.all.map(\.name)).count == 8)
+        #expect(TopicCatalog(prefix: "test1.").checkpoints == "test1.xray.checkpoints")
+        #expect(Set(TopicCatalog.all.map(\.name)).count == 9)
     }
 }
