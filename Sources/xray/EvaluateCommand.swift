@@ -16,6 +16,8 @@ struct EvaluateCommand: AsyncParsableCommand {
     @Option(help: "A model file.") var model: String
     @Option(help: "NIH label table (Data_Entry_2017 CSV) for NIH images.") var labels: String?
     @Option(help: "Use at most this many images (in scan order).") var limit: Int?
+    @Option(help: "Score only the patients this share holds out (the patient-wise split of xray train, trainers and the evaluator).")
+    var validation: Double?
     @Option(help: "Images scored together.") var batch: Int = 16
     @Option(help: "Write the ROC curves to this PNG file.") var roc: String?
     @Argument(help: "Dataset folders or files.") var data: [String]
@@ -24,6 +26,10 @@ struct EvaluateCommand: AsyncParsableCommand {
         let file = try ModelFile.read(URL(fileURLWithPath: model))
         let table = try labels.map { try NIHLabelTable(csv: String(contentsOfFile: $0, encoding: .utf8)) }
         var files = try DatasetScanner.scan(data, nihLabels: table).filter { $0.metadata.labels != nil }
+        if let validation {
+            guard validation > 0 && validation < 1 else { throw ValidationError("--validation must be in (0, 1)") }
+            files = PatientSplit(validationFraction: validation).split(files).validation
+        }
         if let limit { files = Array(files.prefix(limit)) }
         guard !files.isEmpty else { throw ValidationError("no labelled images under \(data.joined(separator: ", ")) (NIH images need --labels)") }
         let start = ContinuousClock.now
