@@ -36,12 +36,13 @@ struct StreamingTrainingTests {
     }
 
     /// Labelled tensor records on one partition, in order.
-    static func publish(_ examples: [Example], partition: Int32, topics: TopicCatalog, _ producer: KafkaProducer) async throws {
+    static func publish(_ examples: [Example], partition: Int32, topics: TopicCatalog, _ producer: KafkaProducer,
+                        shape: [Int] = spec.outputShape) async throws {
         for e in examples {
             var headers = [KafkaHeader(HeaderName.imageID, e.id), KafkaHeader(HeaderName.labels, e.labels.joined(separator: ","))]
             if let p = e.patient { headers.append(KafkaHeader(HeaderName.patientID, p)) }
             try await producer.send(OutgoingRecord(topic: topics.tensors, key: [UInt8](e.id.utf8),
-                                                   value: Tensor(shape: spec.outputShape, values: e.x).encoded(),
+                                                   value: Tensor(shape: shape, values: e.x).encoded(),
                                                    headers: headers, partition: partition))
         }
     }
@@ -140,5 +141,93 @@ struct StreamingTrainingTests {
         #expect(weights <= 1e-4 && statistics <= 1e-3)
         #expect(Self.compare(streamed, try Self.model()).weights > 1e-3, "training moved the weights")
         #expect(streamed.manifest.metrics?["train.images"] == 8)
+    }
+
+    @Test("two synchronous trainers equal one trainer with the combined batch")
+    func twoTrainersEqualTheCombinedBatch() async throws {
+        let topics = try await TestBroker.freshTopics("train2")
+        let prefix = topics.prefix
+        let v0 = try Self.model()
+        let examples = try Self.examples(48, model: v0)
+        let (first, second) = (Array(examples[..<24]), Array(examples[24...]))
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await Self.publish(v0, version: "v0", topics: topics, producer)
+        // Only the head trains: batch norm runs on its running statistics, so an image's
+        // gradient does not depend on the rest of its batch and the split is exact.
+        let aggregator = try TestBroker.spawnXray(["aggregator", "--trainers", "2", "--train", "head", "--lr", String(Self.lr),
+                                                   "--warmup", String(Self.warmup)], prefix: prefix)
+        let trainers = try ["t1", "t2"].map {
+            try TestBroker.spawnXray(["trainer", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
+                                      "--train", "head", "--id", $0, "--assignment", "range", "--sync-wait-s", "60"], prefix: prefix)
+        }
+        defer { Self.stop([aggregator] + trainers) }
+        // Both trainers in the group (range assignment: one holds partitions 0-2, the other
+        // 3-5) before any tensor arrives; then 24 images on partition 0 and 24 on partition 3.
+        try await Task.sleep(for: .seconds(15))
+        try await Self.publish(first, partition: 0, topics: topics, producer)
+        try await Self.publish(second, partition: 3, topics: topics, producer)
+        await producer.close()
+        try await Self.waitForStep(6, run: "v0-ft", topics: topics)
+        Self.stop([aggregator] + trainers)
+
+        let streamed = try await Self.fetch("v0-ft-000006", topics: topics)
+        let batches = (0..<6).map { k in Array(first[(4 * k)..<(4 * k + 4)] + second[(4 * k)..<(4 * k + 4)]) }
+        let offline = Self.offline(try Self.model(), batches: batches, scope: .head, seed: 7)
+        let (weights, statistics) = Self.compare(streamed, offline)
+        print("streamed (2 trainers × 4 images, 6 steps) vs offline loop on the combined batches of 8: weights max abs \(weights), statistics \(statistics)")
+        #expect(weights <= 1e-5 && statistics == 0)
+        #expect(Self.compare(streamed, try Self.model()).weights > 1e-3, "training moved the weights")
+        #expect(streamed.manifest.metrics?["train.images"] == 8)
+    }
+
+    @Test("learning happens: the evaluator sees held-out AUC rise well above chance, gates versions, and an operator can force one")
+    func learningHappensAndTheGateDecides() async throws {
+        let topics = try await TestBroker.freshTopics("learn")
+        let prefix = topics.prefix
+        let spec = PreprocessSpec(resize: 72, crop: 64, channels: 3, mean: Self.spec.mean, std: Self.spec.std)
+        let v0 = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 5)
+        let examples = try Self.examples(240, model: v0)
+        let split = PatientSplit(validationFraction: 0.25)
+        let heldOut = examples.filter { split.isValidation(patient: $0.patient ?? $0.id) }
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await Self.publish(v0, version: "v0", topics: topics, producer)
+        let processes = [
+            try TestBroker.spawnXray(["aggregator", "--lr", "0.002", "--warmup", "5"], prefix: prefix),
+            try TestBroker.spawnXray(["trainer", "--batch", "16", "--validation", "0.25"], prefix: prefix),
+            try TestBroker.spawnXray(["evaluator", "--validation", "0.25", "--interval-s", "0", "--min-images", "20"], prefix: prefix),
+        ]
+        defer { Self.stop(processes) }
+        let start = ContinuousClock.now
+        for _ in 0..<3 {
+            try await Self.publish(examples, partition: 0, topics: topics, producer, shape: spec.outputShape)
+        }
+        await producer.close()
+        // Three epochs of the 240 - 60ish held out, at 16 per step.
+        let steps = 3 * ((examples.count - heldOut.count + 15) / 16)
+        try await Self.waitForStep(steps, run: "v0-ft", topics: topics, timeout: .seconds(400))
+        let history = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka,
+                                                  groupID: "\(prefix)history"), logger: TestBroker.logger, settle: .seconds(3))
+        let minutes = (ContinuousClock.now - start) / .seconds(60)
+        let baseline = Evaluation(manifest: v0.manifest, scores: v0.network.probabilities(batch: heldOut.flatMap(\.x),
+                                  shape: Shape(n: heldOut.count, c: 3, h: 64, w: 64)), truth: heldOut.map(\.labels)).meanAUC ?? 0
+        let aucs = history.evaluations.values.compactMap(\.meanAUC)
+        let best = aucs.max() ?? 0
+        print(String(format: "held-out AUC: v0 %.3f; %d versions evaluated, best %.3f, after %.1f min; %d gate decisions (%d promoted)",
+                     baseline, aucs.count, best, minutes, history.decisions.count, history.decisions.filter(\.promoted).count))
+        #expect(heldOut.count >= 20 && aucs.count >= 2)
+        #expect(best >= 0.75 && best >= baseline + 0.15, "held-out AUC rose from \(baseline) to \(best)")
+        #expect(history.decisions.contains { $0.promoted && !$0.forced && $0.decidedBy == "evaluator" })
+        #expect(history.serving?.announcement.kind == .promoted)
+
+        // An operator forces the first trained version into triage; it can be fetched and evaluated offline.
+        Self.stop(processes)
+        let forced = ShardAggregator.versionName(run: "v0-ft", step: 1)
+        let promote = try TestBroker.spawnXray(["model", "promote", forced, "--reason", "test"], prefix: prefix)
+        promote.waitUntilExit()
+        #expect(promote.terminationStatus == 0)
+        let after = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka,
+                                                groupID: "\(prefix)history2"), logger: TestBroker.logger, settle: .seconds(2))
+        #expect(after.serving?.announcement.version == forced)
+        #expect(after.decisions.last.map { $0.version == forced && $0.forced && $0.decidedBy == "operator" } == true)
     }
 }
