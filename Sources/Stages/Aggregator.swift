@@ -56,7 +56,12 @@ public final class Aggregator: Service, @unchecked Sendable {
         let topics = settings.topics
         let follower = ModelFollower(topic: topics.models, consumer: consumerConfiguration(suffix: "-models"), logger: logger,
                                      settle: settings.settle, stage: "aggregator", assembling: [.published],
-                                     use: { [self] a, file in self.published.withLock { $0.append((a.version, file)) } },
+                                     use: { [self] a, file in
+                                         self.published.withLock { kept in
+                                             kept.append((a.version, file))
+                                             if kept.count > 4 { kept.removeFirst() }
+                                         }
+                                     },
                                      observe: { [self] outcome in
                                          switch outcome {
                                          case .shard(let s): _ = self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }

@@ -144,7 +144,7 @@ public final class Evaluator: Service, @unchecked Sendable {
         try await producer.sendInOrder(records, logger: logger)
         try await producer.sendInOrder([ModelVersionCodec.record(decision, topic: topic)], logger: logger)
         Counter(label: "xray_gate_decisions_total", dimensions: [("outcome", promote ? "promoted" : "held")]).increment()
-        logger.info("gate: \(version) \(promote ? "promoted" : "held") — \(reason)")
+        // The decision is logged as it comes back from xray.models (as every follower logs it).
     }
 
     /// The version's file republished whole for triage, with `metrics` in its manifest.

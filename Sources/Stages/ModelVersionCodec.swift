@@ -223,22 +223,20 @@ public struct ModelVersionAssembler {
         guard verified[version]!.count == a.shards else { return .shard(a) }
         defer { verified[version] = nil; shardParts[version] = nil }
         do {
-            return .complete(try rebuild(version, verified[version]!), file: try rebuiltFile(version, verified[version]!))
+            let file = try rebuiltFile(version, verified[version]!)
+            let first = verified[version]![0]!.announcement
+            var manifest = first.manifest
+            manifest.version = version
+            var rebuilt = ModelAnnouncement(version: version, manifest: manifest, chunks: 0, bytes: file.count, crc32: crc32Hex(file),
+                                            publishedAt: first.publishedAt)
+            rebuilt.run = first.run; rebuilt.step = first.step; rebuilt.base = first.base
+            return .complete(rebuilt, file: file)
         } catch {
             return .rejected(version: version, reason: "\(error)")
         }
     }
 
     private func stepOf(_ version: String) -> Int { verified[version]?.values.first?.announcement.step ?? 0 }
-
-    private func rebuild(_ version: String, _ shards: [Int: VerifiedShard]) throws -> ModelAnnouncement {
-        let first = shards[0]!.announcement
-        var manifest = first.manifest
-        manifest.version = version
-        var a = ModelAnnouncement(version: version, manifest: manifest, chunks: 0, bytes: 0, crc32: "", publishedAt: first.publishedAt)
-        a.run = first.run; a.step = first.step; a.base = first.base
-        return a
-    }
 
     private func rebuiltFile(_ version: String, _ shards: [Int: VerifiedShard]) throws -> [UInt8] {
         guard let first = shards[0]?.announcement else { throw BadInput("shard 0 missing") }
