@@ -51,7 +51,7 @@ struct AggregatorCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = kafka.logger("xray.aggregator")
         var settings = AggregatorSettings(topics: kafka.topics)
-        settings.groupID = stage.group ?? "aggregator"
+        settings.groupID = stage.groupID("aggregator", prefix: kafka.topicPrefix)
         settings.base = base
         settings.run = run
         settings.mode = mode == "sync" ? .synchronous(trainers: trainers, barrierTimeout: .milliseconds(Int(barrierTimeoutS * 1000)))
@@ -101,7 +101,7 @@ struct EvaluatorCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = kafka.logger("xray.evaluator")
         var settings = EvaluatorSettings(topics: kafka.topics)
-        settings.groupID = stage.group ?? "evaluator"
+        settings.groupID = stage.groupID("evaluator", prefix: kafka.topicPrefix)
         settings.split = PatientSplit(validationFraction: validation)
         settings.window = window
         settings.minimumImages = minImages

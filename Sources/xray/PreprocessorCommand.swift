@@ -35,7 +35,7 @@ struct PreprocessorCommand: AsyncParsableCommand {
         if let problem = spec.problem { throw ValidationError(problem) }
         let preprocessor = try PreprocessorStage(topics: kafka.topics, spec: spec)
         guard followModels else { return try await stage.run(preprocessor, kafka: kafka) }
-        var models = stage.consumer(try kafka.kafka(clientID: "xray-preprocessor-models"), stage: preprocessor)
+        var models = stage.consumer(try kafka.kafka(clientID: "xray-preprocessor-models"), stage: preprocessor, prefix: kafka.topicPrefix)
         models.groupID += "-models"
         let follower = ModelFollower.manifests(topic: kafka.topics.models, consumer: models,
                                                logger: kafka.logger("xray.preprocessor.models")) { manifest in

@@ -28,7 +28,7 @@ struct ScorerCommand: AsyncParsableCommand {
         let scorer = ScorerStage(topics: kafka.topics, slot: slot,
                                  batching: Batching(maxRecords: batch, maxWait: .milliseconds(batchWaitMs)))
         let clientKafka = try kafka.kafka(clientID: "xray-scorer-models")
-        var models = stage.consumer(clientKafka, stage: scorer)
+        var models = stage.consumer(clientKafka, stage: scorer, prefix: kafka.topicPrefix)
         models.groupID += "-models"
         let follower = ModelFollower.serving(into: slot, topic: kafka.topics.models, consumer: models, logger: kafka.logger("xray.scorer.models"))
         try await stage.run(scorer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() })

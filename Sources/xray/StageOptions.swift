@@ -9,7 +9,7 @@ import Stages
 
 /// Options of every stage process.
 struct StageOptions: ParsableArguments {
-    @Option(help: "Consumer group (default: the stage's name). Instances in one group share the work.")
+    @Option(help: "Consumer group (default: the topic prefix and the stage's name). Instances in one group share the work.")
     var group: String?
 
     @Option(help: "Partition assignment: cooperative-sticky or range (eager).")
@@ -39,7 +39,7 @@ struct StageOptions: ParsableArguments {
              beforeBatch: (@Sendable () async throws -> Void)? = nil) async throws {
         let logger = options.logger("xray.\(stage.name)")
         let kafka = try options.kafka(clientID: "xray-\(stage.name)")
-        var configuration = StageRunnerConfiguration(consumer: consumer(kafka, stage: stage), producer: ProducerConfiguration(kafka: kafka),
+        var configuration = StageRunnerConfiguration(consumer: consumer(kafka, stage: stage, prefix: options.topicPrefix), producer: ProducerConfiguration(kafka: kafka),
                                                      deadLetterTopic: options.topics.deadletter)
         configuration.maxInFlight = maxInFlight
         configuration.beforeConsuming = beforeConsuming
@@ -74,9 +74,13 @@ struct StageOptions: ParsableArguments {
         return PrometheusHTTPServer(registry: registry, host: metricsHost, port: port, logger: logger)
     }
 
+    /// The group a stage named `name` joins: `--group`, or the deployment's topic prefix and
+    /// the name, so deployments sharing a cluster do not share groups.
+    func groupID(_ name: String, prefix: String) -> String { group ?? prefix + name }
+
     /// The consumer configuration of `stage`'s group.
-    func consumer(_ kafka: KafkaConfiguration, stage: any Stage) -> ConsumerConfiguration {
-        var consumer = ConsumerConfiguration(kafka: kafka, groupID: group ?? stage.name)
+    func consumer(_ kafka: KafkaConfiguration, stage: any Stage, prefix: String) -> ConsumerConfiguration {
+        var consumer = ConsumerConfiguration(kafka: kafka, groupID: groupID(stage.name, prefix: prefix))
         consumer.assignmentStrategy = AssignmentStrategy(rawValue: assignment)!
         return consumer
     }

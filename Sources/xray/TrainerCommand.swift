@@ -71,7 +71,7 @@ struct TrainerCommand: AsyncParsableCommand {
         settings.synchronousWait = .milliseconds(Int(syncWaitS * 1000))
         let slot = TrainingSlot()
         let trainer = TrainerStage(settings: settings, slot: slot, logger: logger)
-        var models = stage.consumer(clientKafka, stage: trainer)
+        var models = stage.consumer(clientKafka, stage: trainer, prefix: kafka.topicPrefix)
         models.groupID += "-models"
         let follower = ModelFollower(topic: topics.models, consumer: models, logger: kafka.logger("xray.trainer.models"),
                                      stage: "trainer", assembling: [.published, .trained],
