@@ -5,10 +5,12 @@ import Stages
 struct ScorerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scorer",
-        abstract: "Score xray.tensors with the latest model on xray.models; write xray.predictions and xray.alerts.",
+        abstract: "Score xray.tensors with the serving model on xray.models; write xray.predictions and xray.alerts.",
         discussion: """
             Batches adaptively: up to --batch records, or those that arrived within --batch-wait-ms \
-            of the first. Follows xray.models: a new version is loaded in the background and \
+            of the first. Follows xray.models: the latest published or promoted version (trained \
+            versions serve only once the evaluator's gate or `xray model promote` promotes them) \
+            is loaded in the background and \
             serves from the next batch; a corrupt or incomplete version is refused and the \
             current one keeps serving. Waits for a first model before reading any tensor.
             """)
