@@ -41,16 +41,12 @@ public final class Aggregator: Service, @unchecked Sendable {
     private let published = Mutex<[(version: String, file: [UInt8])]>([])
     private let seenShards = Mutex<Set<String>>([])
     private let evaluations = Mutex<[VersionEvaluation]>([])
-    private let steps = Mutex<[Int: Int]>([:])
 
     public init(settings: AggregatorSettings, kafka: KafkaConfiguration, logger: Logger) {
         self.settings = settings
         self.kafka = kafka
         self.logger = logger
     }
-
-    /// The step of each shard this instance owns (for status and tests).
-    public var shardSteps: [Int: Int] { steps.withLock { $0 } }
 
     public func run() async throws {
         let topics = settings.topics
@@ -98,7 +94,6 @@ public final class Aggregator: Service, @unchecked Sendable {
             throw BadInput("\(topics.gradients) does not exist; create the topics with xray topics apply")
         }
         let layout = ShardLayout(parameterCount: model.network.store.count, shards: shards)
-        let checkpoints = try await readCheckpoints()
         logger.info("run \(run) from \(base.version): \(model.manifest.architecture), \(layout.parameterCount) parameters in \(shards) shards, \(settings.mode)")
 
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: kafka), logger: logger)
@@ -106,7 +101,6 @@ public final class Aggregator: Service, @unchecked Sendable {
                                          logger: logger)
         var owned: [Int: ShardAggregator] = [:]
         var assembler = GradientAssembler()
-        defer { steps.withLock { $0 = [:] } }
         do {
             while !Task.isCancelled {
                 let record = await consumer.next(timeout: .milliseconds(200))
@@ -120,9 +114,14 @@ public final class Aggregator: Service, @unchecked Sendable {
                 if let record {
                     let s = Int(record.partition)
                     if owned[s] == nil {
-                        let shard = try restore(s, run: run, base: base.version, layout: layout, model: model, checkpoints: checkpoints)
-                        owned[s] = shard
-                        try await republishIfMissing(shard, model: model, producer)
+                        // Checkpoints read now, not at start-up: another aggregator may have
+                        // advanced the shard since. Every newly assigned shard is taken at once.
+                        let checkpoints = try await readCheckpoints()
+                        for taken in assigned.union([s]).subtracting(owned.keys).sorted() {
+                            let shard = try restore(taken, run: run, base: base.version, layout: layout, model: model, checkpoints: checkpoints)
+                            owned[taken] = shard
+                            try await republishIfMissing(shard, model: model, producer)
+                        }
                     }
                     do {
                         if let c = try assembler.add(record) { try await arrive(c, at: owned[s]!, consumer) }
@@ -142,7 +141,6 @@ public final class Aggregator: Service, @unchecked Sendable {
                 for shard in owned.values.sorted(by: { $0.shard < $1.shard }) {
                     try await stepIfDue(shard, model: model, producer, consumer)
                 }
-                steps.withLock { $0 = owned.mapValues(\.step) }
             }
         } catch is CancellationError {}
         await consumer.close()

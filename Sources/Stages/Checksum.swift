@@ -14,3 +14,9 @@ func chunked(_ bytes: [UInt8], size: Int) -> [[UInt8]] {
     guard !bytes.isEmpty else { return [[]] }
     return stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min(bytes.count, $0 + size)]) }
 }
+
+/// The pieces 0..<count joined in order, or nil when any is missing: the inverse of `chunked`.
+func joined(_ pieces: [Int: [UInt8]], count: Int) -> [UInt8]? {
+    guard pieces.count == count, (0..<count).allSatisfy({ pieces[$0] != nil }) else { return nil }
+    return (0..<count).flatMap { pieces[$0]! }
+}

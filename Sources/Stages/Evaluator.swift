@@ -54,6 +54,8 @@ public final class Evaluator: Service, @unchecked Sendable {
     private let window: Mutex<HeldOutWindow>
     private let candidate = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
     private let serving = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
+    /// Used only by the evaluation loop.
+    private var servingCache: (version: String, ids: Set<String>, evaluation: Evaluation)?
     /// Versions evaluated or decided already (read back from xray.models at start-up).
     private let done = Mutex<Set<String>>([])
 
@@ -123,7 +125,7 @@ public final class Evaluator: Service, @unchecked Sendable {
         let start = ContinuousClock.now
         guard let figures = score(next.file, version: version, examples) else { return }
         let current = serving.withLock { $0 }
-        let baseline = current.flatMap { score($0.file, version: $0.announcement.version, examples) }
+        let baseline = current.flatMap { servingEvaluation($0, examples) }
         let topic = settings.topics.models
         let evaluation = VersionEvaluation(version: version, images: examples.count, metrics: figures.metrics, evaluatedAt: isoNow())
         try await producer.sendInOrder([ModelVersionCodec.record(evaluation, topic: topic)], logger: logger)
@@ -140,22 +142,22 @@ public final class Evaluator: Service, @unchecked Sendable {
         let decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
                                     reason: reason, decidedBy: "evaluator", decidedAt: isoNow())
         var records: [OutgoingRecord] = []
-        if promote { records = try Self.promotionRecords(next, metrics: figures.metrics, topic: topic) }
+        if promote { records = try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics, topic: topic) }
         try await producer.sendInOrder(records, logger: logger)
         try await producer.sendInOrder([ModelVersionCodec.record(decision, topic: topic)], logger: logger)
         Counter(label: "xray_gate_decisions_total", dimensions: [("outcome", promote ? "promoted" : "held")]).increment()
         // The decision is logged as it comes back from xray.models (as every follower logs it).
     }
 
-    /// The version's file republished whole for triage, with `metrics` in its manifest.
-    public static func promotionRecords(_ version: (announcement: ModelAnnouncement, file: [UInt8]), metrics: [String: Double],
-                                        topic: String) throws -> [OutgoingRecord] {
-        let a = version.announcement
-        var model = try ModelFile.decode(version.file, name: "model version \(a.version)")
-        model.manifest.metrics = (model.manifest.metrics ?? [:]).merging(metrics) { $1 }
-        let trained = a.run.map { (run: $0, step: a.step ?? 0, base: a.base ?? "") }
-        return ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: a.version, topic: topic,
-                                         promotion: true, trained: trained)
+    /// The serving version's figures on these images: scored once per version and window
+    /// content (a replayed dataset leaves the window's images unchanged), not per candidate.
+    private func servingEvaluation(_ version: (announcement: ModelAnnouncement, file: [UInt8]),
+                                   _ examples: [HeldOutWindow.Example]) -> Evaluation? {
+        let ids = Set(examples.map(\.id)), name = version.announcement.version
+        if let cached = servingCache, cached.version == name, cached.ids == ids { return cached.evaluation }
+        let evaluation = score(version.file, version: name, examples)
+        servingCache = evaluation.map { (name, ids, $0) }
+        return evaluation
     }
 
     private func score(_ file: [UInt8], version: String, _ examples: [HeldOutWindow.Example]) -> Evaluation? {

@@ -34,6 +34,18 @@ public enum ModelVersionCodec {
         return records
     }
 
+    /// A version's file republished whole for triage (the gate's or an operator's promotion),
+    /// with `metrics` (its evaluation) merged into its manifest.
+    public static func promotionRecords(_ version: (announcement: ModelAnnouncement, file: [UInt8]), metrics: [String: Double],
+                                        topic: String) throws -> [OutgoingRecord] {
+        let a = version.announcement
+        var model = try ModelFile.decode(version.file, name: "model version \(a.version)")
+        model.manifest.metrics = (model.manifest.metrics ?? [:]).merging(metrics) { $1 }
+        let trained = a.run.map { (run: $0, step: a.step ?? 0, base: a.base ?? "") }
+        return records(for: try model.encoded(), manifest: model.manifest, version: a.version, topic: topic,
+                       promotion: true, trained: trained)
+    }
+
     /// One aggregator's records of a trained version: its shard's values in chunks, shard 0's
     /// batch-norm statistics, then the shard announcement (`chunks` and checksums filled in).
     public static func shardRecords(values: [Float], state: [Float]?, announcement: ShardAnnouncement, topic: String,
@@ -180,10 +192,9 @@ public struct ModelVersionAssembler {
         guard wanted || (a.kind == .published && kinds.contains(.trained)) else { return nil }
         if let fault = faults[version] { return .rejected(version: version, reason: fault) }
         let parts = chunks[version] ?? [:]
-        guard parts.count == a.chunks, (0..<a.chunks).allSatisfy({ parts[$0] != nil }) else {
+        guard let file = joined(parts, count: a.chunks) else {
             return .rejected(version: version, reason: "incomplete: \(parts.count) of \(a.chunks) chunks arrived")
         }
-        let file = (0..<a.chunks).flatMap { parts[$0]! }
         guard file.count == a.bytes, crc32Hex(file) == a.crc32 else {
             return .rejected(version: version, reason: "the assembled file does not match the announced size and CRC-32")
         }
@@ -201,10 +212,9 @@ public struct ModelVersionAssembler {
         let parts = shardParts[version]?[a.shard] ?? ShardParts()
         shardParts[version]?[a.shard] = nil
         if let fault = parts.fault { return .rejected(version: version, reason: fault) }
-        guard parts.chunks.count == a.chunks, (0..<a.chunks).allSatisfy({ parts.chunks[$0] != nil }) else {
+        guard let bytes = joined(parts.chunks, count: a.chunks) else {
             return .rejected(version: version, reason: "shard \(a.shard) incomplete: \(parts.chunks.count) of \(a.chunks) chunks arrived")
         }
-        let bytes = (0..<a.chunks).flatMap { parts.chunks[$0]! }
         guard crc32Hex(bytes) == a.crc32, let values = try? FloatBytes.decode(bytes, what: "model shard"), values.count == a.count else {
             return .rejected(version: version, reason: "shard \(a.shard) does not match its announced size and CRC-32")
         }
@@ -223,14 +233,12 @@ public struct ModelVersionAssembler {
         guard verified[version]!.count == a.shards else { return .shard(a) }
         defer { verified[version] = nil; shardParts[version] = nil }
         do {
-            let file = try rebuiltFile(version, verified[version]!)
-            let first = verified[version]![0]!.announcement
-            var manifest = first.manifest
-            manifest.version = version
-            var rebuilt = ModelAnnouncement(version: version, manifest: manifest, chunks: 0, bytes: file.count, crc32: crc32Hex(file),
-                                            publishedAt: first.publishedAt)
-            rebuilt.run = first.run; rebuilt.step = first.step; rebuilt.base = first.base
-            return .complete(rebuilt, file: file)
+            let model = try rebuilt(version, verified[version]!)
+            let file = try model.encoded(), first = verified[version]![0]!.announcement
+            var announcement = ModelAnnouncement(version: version, manifest: model.manifest, chunks: 0, bytes: file.count,
+                                                 crc32: crc32Hex(file), publishedAt: first.publishedAt)
+            announcement.run = first.run; announcement.step = first.step; announcement.base = first.base
+            return .complete(announcement, file: file)
         } catch {
             return .rejected(version: version, reason: "\(error)")
         }
@@ -238,7 +246,8 @@ public struct ModelVersionAssembler {
 
     private func stepOf(_ version: String) -> Int { verified[version]?.values.first?.announcement.step ?? 0 }
 
-    private func rebuiltFile(_ version: String, _ shards: [Int: VerifiedShard]) throws -> [UInt8] {
+    /// The run's base model with every shard's values, shard 0's statistics and manifest.
+    private func rebuilt(_ version: String, _ shards: [Int: VerifiedShard]) throws -> ModelFile {
         guard let first = shards[0]?.announcement else { throw BadInput("shard 0 missing") }
         guard let base = bases.last(where: { $0.version == first.base })?.file else {
             throw BadInput("its base version \(first.base) is not on xray.models before it (or is too old to be kept)")
@@ -258,6 +267,6 @@ public struct ModelVersionAssembler {
         }
         model.manifest = first.manifest
         model.manifest.version = version
-        return try model.encoded()
+        return model
     }
 }

@@ -122,9 +122,6 @@ public final class ShardAggregator {
 
     public var version: String { step == 0 ? base : Self.versionName(run: run, step: step) }
 
-    /// Contributions waiting for a step.
-    public var waiting: Int { pending.count }
-
     /// Takes a contribution for this shard.
     public func add(_ c: ShardContribution, now: ContinuousClock.Instant) -> Arrival {
         precondition(c.shard == shard)

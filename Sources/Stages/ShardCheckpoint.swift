@@ -107,8 +107,8 @@ public struct CheckpointReader {
             chunks[key]!.parts[index] = record.value
         case "commit":
             guard let commit = try? JSONDecoder().decode(CheckpointCommit.self, from: Data(record.value)),
-                  let held = chunks[key], held.step == commit.step, held.parts.count == commit.chunks else { return }
-            let bytes = (0..<commit.chunks).flatMap { held.parts[$0] ?? [] }
+                  let held = chunks[key], held.step == commit.step, let bytes = joined(held.parts, count: commit.chunks)
+            else { return }
             guard bytes.count == commit.bytes, crc32Hex(bytes) == commit.crc32,
                   let checkpoint = try? ShardCheckpoint(decoding: bytes) else { return }
             if (latest[run]?[shard]?.step ?? -1) < checkpoint.step { latest[run, default: [:]][shard] = checkpoint }

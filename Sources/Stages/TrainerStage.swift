@@ -95,14 +95,6 @@ public final class TrainerStage: Stage, @unchecked Sendable {
     private let logger: Logger
     /// The version the last contribution was computed at (for the synchronous wait).
     private let lastBase = Mutex<String?>(nil)
-    private let tallies = Mutex(Counts())
-
-    /// Images trained on, passed over as held out, passed over as unlabelled; contributions sent.
-    public struct Counts: Sendable, Equatable {
-        public var trained = 0, heldOut = 0, unlabelled = 0, contributions = 0
-    }
-
-    public var counts: Counts { tallies.withLock { $0 } }
 
     public init(settings: TrainerSettings, slot: TrainingSlot, logger: Logger) {
         self.settings = settings
@@ -131,12 +123,12 @@ public final class TrainerStage: Stage, @unchecked Sendable {
         let labels = model.manifest.labels, input = model.manifest.input
         var results = [Result<[OutgoingRecord], any Error>](repeating: .success([]), count: batch.count)
         var examples: [(index: Int, x: [Float], y: [Float])] = []
-        var tally = Counts()
+        var heldOut = 0, unlabelled = 0
         for (index, record) in batch.enumerated() {
             do {
                 let id = try record.imageID()
-                guard let labelText = record.headers.text(HeaderName.labels) else { tally.unlabelled += 1; continue }
-                if settings.split.isValidation(patient: record.headers.text(HeaderName.patientID) ?? id) { tally.heldOut += 1; continue }
+                guard let labelText = record.headers.text(HeaderName.labels) else { unlabelled += 1; continue }
+                if settings.split.isValidation(patient: record.headers.text(HeaderName.patientID) ?? id) { heldOut += 1; continue }
                 let tensor = try Tensor(decoding: record.value)
                 guard tensor.shape == input else {
                     throw BadInput("tensor of shape \(tensor.shape) does not fit model \(current.version)'s input \(input)")
@@ -152,23 +144,16 @@ public final class TrainerStage: Stage, @unchecked Sendable {
                 results[index] = .failure(error)
             }
         }
-        tally.trained = examples.count
-        defer {
-            tallies.withLock { c in
-                c.trained += tally.trained; c.heldOut += tally.heldOut; c.unlabelled += tally.unlabelled; c.contributions += tally.contributions
-            }
-            // Made at use: the metrics system is bootstrapped after the stage is built.
-            for (use, n) in [("trained", tally.trained), ("held-out", tally.heldOut), ("unlabelled", tally.unlabelled)] where n > 0 {
-                Counter(label: "xray_trainer_images_total", dimensions: [("use", use)]).increment(by: n)
-            }
+        // Made at use: the metrics system is bootstrapped after the stage is built.
+        for (use, n) in [("trained", examples.count), ("held-out", heldOut), ("unlabelled", unlabelled)] where n > 0 {
+            Counter(label: "xray_trainer_images_total", dimensions: [("use", use)]).increment(by: n)
         }
         guard let first = examples.first else { return results }
         let coordinates = examples.map { "\(batch[$0.index].topic)/\(batch[$0.index].partition)@\(batch[$0.index].offset)" }
-        let contribution = "\(Self.digest(coordinates.joined(separator: ",")))"
+        let contribution = Self.digest(coordinates.joined(separator: ","))
         let records = gradientRecords(model, version: current, inputs: examples.flatMap(\.x), targets: examples.flatMap(\.y),
                                       count: examples.count, contribution: contribution)
         results[first.index] = .success(records)
-        tally.contributions = 1
         lastBase.withLock { $0 = current.version }
         return results
     }

@@ -48,7 +48,7 @@ extension ModelCommand {
             guard let named = history.named else { throw ValidationError("no intact version \(version) on \(topic)") }
             let decision = GateDecision(version: version, promoted: true, forced: true, serving: history.serving?.announcement.version,
                                         reason: reason, decidedBy: "operator", decidedAt: ISO8601DateFormatter().string(from: Date()))
-            let records = try Evaluator.promotionRecords(named, metrics: history.evaluations[version]?.metrics ?? [:], topic: topic)
+            let records = try ModelVersionCodec.promotionRecords(named, metrics: history.evaluations[version]?.metrics ?? [:], topic: topic)
             let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: clientKafka), logger: logger)
             do {
                 try await producer.sendInOrder(records, logger: logger)

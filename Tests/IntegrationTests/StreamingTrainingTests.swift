@@ -94,9 +94,14 @@ struct StreamingTrainingTests {
          zip(streamed.network.floatState, offline.network.floatState).map { abs($0 - $1) }.max()!)
     }
 
+    /// xray.models read to its end.
+    static func history(_ topics: TopicCatalog, named: String? = nil) async throws -> ModelHistory {
+        try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)history"),
+                                    logger: TestBroker.logger, named: named, settle: .seconds(2))
+    }
+
     static func fetch(_ version: String, topics: TopicCatalog) async throws -> ModelFile {
-        let history = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka,
-                                                  groupID: "\(topics.prefix)fetch"), logger: TestBroker.logger, named: version, settle: .seconds(1))
+        let history = try await Self.history(topics, named: version)
         guard let found = history.named else {
             Issue.record("\(version) is not on \(topics.models); the latest is \(history.latest?.announcement.version ?? "none")")
             throw CancellationError()
@@ -205,8 +210,7 @@ struct StreamingTrainingTests {
         // Three epochs of the 240 - 60ish held out, at 16 per step.
         let steps = 3 * ((examples.count - heldOut.count + 15) / 16)
         try await Self.waitForStep(steps, run: "v0-ft", topics: topics, timeout: .seconds(400))
-        let history = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka,
-                                                  groupID: "\(prefix)history"), logger: TestBroker.logger, settle: .seconds(3))
+        let history = try await Self.history(topics)
         let minutes = (ContinuousClock.now - start) / .seconds(60)
         let baseline = Evaluation(manifest: v0.manifest, scores: v0.network.probabilities(batch: heldOut.flatMap(\.x),
                                   shape: Shape(n: heldOut.count, c: 3, h: 64, w: 64)), truth: heldOut.map(\.labels)).meanAUC ?? 0
@@ -225,8 +229,7 @@ struct StreamingTrainingTests {
         let promote = try TestBroker.spawnXray(["model", "promote", forced, "--reason", "test"], prefix: prefix)
         promote.waitUntilExit()
         #expect(promote.terminationStatus == 0)
-        let after = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka,
-                                                groupID: "\(prefix)history2"), logger: TestBroker.logger, settle: .seconds(2))
+        let after = try await Self.history(topics)
         #expect(after.serving?.announcement.version == forced)
         #expect(after.decisions.last.map { $0.version == forced && $0.forced && $0.decidedBy == "operator" } == true)
     }
