@@ -114,6 +114,56 @@ public final class KafkaConsumer: Sendable {
         return result
     }
 
+    /// The (low, high) watermarks of each assigned partition, asked of the broker now: high is
+    /// the offset the next record written will get. Throws if the broker does not answer
+    /// within `timeout`.
+    public func endOffsets(timeout: Duration = .seconds(10)) async throws -> [TopicPartition: (low: Int64, high: Int64)] {
+        let partitions = Array(assignment)
+        let milliseconds = Int32(timeout / .milliseconds(1))
+        let answers = await onDedicatedThread("xray-watermarks") { [client] in
+            partitions.map { tp -> Result<(low: Int64, high: Int64), KafkaError> in
+                var low: Int64 = 0, high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(client.pointer, tp.topic, tp.partition, &low, &high, milliseconds)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR { return .failure(KafkaError(err, context: "asking where \(tp) ends")) }
+                return .success((low, high))
+            }
+        }
+        var ends: [TopicPartition: (low: Int64, high: Int64)] = [:]
+        for (tp, answer) in zip(partitions, answers) { ends[tp] = try answer.get() }
+        return ends
+    }
+
+    /// Reads every record written before the call (`endOffsets()`), handing each to `body`,
+    /// and returns once the end is reached. `quiet` is how long a spell without records lasts
+    /// before partitions with nothing left to fetch count as read (see `TopicEnd`).
+    public func readToEnd(quiet: Duration = .seconds(1), _ body: (KafkaRecord) throws -> Void) async throws {
+        var end = TopicEnd(ends: try await endOffsets())
+        while !end.isReached {
+            try Task.checkCancellation()
+            guard let record = await next(timeout: quiet) else {
+                end.quiet(lag: lag)
+                continue
+            }
+            end.passed(record)
+            complete(record)
+            try body(record)
+        }
+    }
+
+    /// Reads `topic` from its beginning to where it ends now, outside any group, handing each
+    /// record to `body`, and closes the consumer.
+    public static func readWholeTopic(_ topic: String, configuration: ConsumerConfiguration, logger: Logger,
+                                      _ body: (KafkaRecord) throws -> Void) async throws {
+        let consumer = try KafkaConsumer(configuration: configuration, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
+        do {
+            try await consumer.readToEnd(body)
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+
     /// Commits what is done, leaves the group (handing partitions to the other members) and
     /// stops polling. Records handed out and not completed will be read again by the group.
     public func close() async {

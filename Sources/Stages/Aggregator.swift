@@ -20,8 +20,6 @@ public struct AggregatorSettings: Sendable {
     public var optimizer = OptimizerSettings(kind: .adam, weightDecay: 1e-4)
     public var schedule = LearningRateSchedule.warmupPlateau(WarmupPlateau(base: 1e-3, warmupSteps: 50, factor: 0.3, patience: 2))
     public var scope = TrainableScope.all
-    /// How long a topic must stay quiet at start-up to count as read to its end.
-    public var settle: Duration = .seconds(2)
 
     public init(topics: TopicCatalog) { self.topics = topics }
 }
@@ -51,7 +49,7 @@ public final class Aggregator: Service, @unchecked Sendable {
     public func run() async throws {
         let topics = settings.topics
         let follower = ModelFollower(topic: topics.models, consumer: consumerConfiguration(suffix: "-models"), logger: logger,
-                                     settle: settings.settle, stage: "aggregator", assembling: [.published],
+                                     stage: "aggregator", assembling: [.published],
                                      use: { [self] a, file in
                                          self.published.withLock { kept in
                                              kept.append((a.version, file))
@@ -194,9 +192,10 @@ public final class Aggregator: Service, @unchecked Sendable {
         manifest.metrics = summary.map { ["train.loss": Double($0.loss), "train.images": Double($0.samples),
                                           "train.learning_rate": Double($0.learningRate)] }
         let range = shard.layout.range(shard.shard)
-        let announcement = ShardAnnouncement(version: shard.version, run: shard.run, step: shard.step, base: shard.base,
+        var announcement = ShardAnnouncement(version: shard.version, run: shard.run, step: shard.step, base: shard.base,
                                              shard: shard.shard, shards: shard.layout.shards, start: range.lowerBound,
                                              count: range.count, chunks: 0, crc32: "", manifest: manifest, publishedAt: isoNow())
+        announcement.contributions = shard.lastApplied
         return ModelVersionCodec.shardRecords(values: shard.values, state: shard.state, announcement: announcement,
                                               topic: settings.topics.models)
     }
@@ -225,11 +224,9 @@ public final class Aggregator: Service, @unchecked Sendable {
 
     /// Every checkpoint on xray.checkpoints, read to the end.
     private func readCheckpoints() async throws -> CheckpointReader {
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration(suffix: "-checkpoints"),
-                                         subscription: .wholeTopic(settings.topics.checkpoints, fromBeginning: true), logger: logger)
         var reader = CheckpointReader()
-        while let record = await consumer.next(timeout: settings.settle) { reader.add(record) }
-        await consumer.close()
+        try await KafkaConsumer.readWholeTopic(settings.topics.checkpoints, configuration: consumerConfiguration(suffix: "-checkpoints"),
+                                               logger: logger) { reader.add($0) }
         return reader
     }
 

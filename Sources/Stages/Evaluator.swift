@@ -22,7 +22,6 @@ public struct EvaluatorSettings: Sendable {
     public var interval: Duration = .seconds(10)
     public var gate = GatePolicy()
     public var batchSize = 16
-    public var settle: Duration = .seconds(2)
 
     public init(topics: TopicCatalog) { self.topics = topics }
 }
@@ -68,7 +67,7 @@ public final class Evaluator: Service, @unchecked Sendable {
 
     public func run() async throws {
         let follower = ModelFollower(topic: settings.topics.models, consumer: consumer("-models"), logger: logger,
-                                     settle: settings.settle, stage: "evaluator", assembling: [.published, .trained, .promoted],
+                                     stage: "evaluator", assembling: [.published, .trained, .promoted],
                                      use: { [self] a, file in
                                          switch a.kind {
                                          case .trained: candidate.withLock { $0 = (a, file) }

@@ -11,8 +11,9 @@ public import Wire
 /// version, or one the consumer cannot use, is refused with a log line and the previous one
 /// stays in force.
 ///
-/// `ready()` returns once the topic has been read to its end at start-up and a version is in
-/// force, so a starting stage uses the latest version, not the first.
+/// `ready()` returns once the topic has been read up to where it ended at start-up (its end
+/// offsets, asked of the broker) and a version is in force, so a starting stage uses the
+/// latest version, not the first, however slowly the broker answers.
 public final class ModelFollower: Service, Sendable {
     /// What to do with an accepted version; throws to refuse it.
     public typealias Use = @Sendable (ModelAnnouncement, [UInt8]) throws -> Void
@@ -27,15 +28,13 @@ public final class ModelFollower: Service, Sendable {
     private let topic: String
     private let consumer: ConsumerConfiguration
     private let logger: Logger
-    /// How long the topic must stay quiet at start-up to count as read to its end.
-    private let settle: Duration
     private let caughtUp = Mutex(false)
     /// Versions accepted and refused, in order (for status and tests).
     private let history = Mutex<[(version: String, accepted: Bool, reason: String?)]>([])
 
     /// `stage` names the user in metrics (`xray_model_version_info{stage=...}`); `kinds` are
     /// the versions it takes (scorers: published and promoted; trainers: published and trained).
-    public init(topic: String, consumer: ConsumerConfiguration, logger: Logger, settle: Duration = .seconds(2),
+    public init(topic: String, consumer: ConsumerConfiguration, logger: Logger,
                 stage: String = "scorer", assembling kinds: Set<ModelAnnouncement.Kind> = [.published, .promoted],
                 use: @escaping Use, observe: Observe? = nil) {
         metrics = ModelMetrics(stage: stage)
@@ -44,14 +43,12 @@ public final class ModelFollower: Service, Sendable {
         self.topic = topic
         self.consumer = consumer
         self.logger = logger
-        self.settle = settle
         self.use = use
     }
 
     /// A follower that loads each version's weights into `slot` (the scorer).
-    public static func serving(into slot: ModelSlot, topic: String, consumer: ConsumerConfiguration, logger: Logger,
-                               settle: Duration = .seconds(2)) -> ModelFollower {
-        ModelFollower(topic: topic, consumer: consumer, logger: logger, settle: settle) { announcement, file in
+    public static func serving(into slot: ModelSlot, topic: String, consumer: ConsumerConfiguration, logger: Logger) -> ModelFollower {
+        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, file in
             let model = try ModelFile.decode(file, name: "model version \(announcement.version)")
             guard model.manifest.architecture == announcement.manifest.architecture,
                   model.manifest.labels == announcement.manifest.labels else {
@@ -76,16 +73,15 @@ public final class ModelFollower: Service, Sendable {
     public func run() async throws {
         let consumer = try KafkaConsumer(configuration: consumer, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
         await cancelWhenGracefulShutdown {
+            guard var end = await self.endOfTopic(consumer) else { return }
             var assembler = ModelVersionAssembler(assembling: self.kinds)
             while !Task.isCancelled {
-                guard let record = await consumer.next(timeout: self.settle) else {
-                    if !self.caughtUp.withLock({ $0 }) {
-                        self.caughtUp.withLock { $0 = true }
-                        self.logger.info(self.version.map { "read \(self.topic) to its end; using \($0)" }
-                                         ?? "read \(self.topic) to its end; no model yet, waiting for one (xray model publish)")
-                    }
+                if end.isReached && !self.hasCaughtUp { self.markCaughtUp() }
+                guard let record = await consumer.next(timeout: .seconds(1)) else {
+                    end.quiet(lag: consumer.lag)
                     continue
                 }
+                end.passed(record)
                 consumer.complete(record)
                 switch assembler.add(record) {
                 case .complete(let announcement, let file)?: self.accept(announcement, file)
@@ -99,6 +95,25 @@ public final class ModelFollower: Service, Sendable {
             }
         }
         await consumer.close()
+    }
+
+    /// Where the topic ends now, asked until the broker answers (nil if cancelled first).
+    private func endOfTopic(_ consumer: KafkaConsumer) async -> TopicEnd? {
+        while !Task.isCancelled {
+            do {
+                return TopicEnd(ends: try await consumer.endOffsets())
+            } catch {
+                logger.warning("cannot tell where \(topic) ends yet (\(error)); asking again")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        return nil
+    }
+
+    private func markCaughtUp() {
+        caughtUp.withLock { $0 = true }
+        logger.info(version.map { "read \(topic) to its end; using \($0)" }
+                    ?? "read \(topic) to its end; no model yet, waiting for one (xray model publish)")
     }
 
     private func accept(_ announcement: ModelAnnouncement, _ file: [UInt8]) {

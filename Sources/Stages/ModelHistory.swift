@@ -18,13 +18,11 @@ public struct ModelHistory: Sendable {
     public private(set) var evaluations: [String: VersionEvaluation] = [:]
     public private(set) var decisions: [GateDecision] = []
 
-    /// Reads `topic` until it has been quiet for `settle`.
-    public static func read(topic: String, consumer: ConsumerConfiguration, logger: Logger, named: String? = nil,
-                            settle: Duration = .seconds(2)) async throws -> ModelHistory {
-        let consumer = try KafkaConsumer(configuration: consumer, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
+    /// Reads `topic` from its beginning to where it ends now.
+    public static func read(topic: String, consumer: ConsumerConfiguration, logger: Logger, named: String? = nil) async throws -> ModelHistory {
         var assembler = ModelVersionAssembler(assembling: Set(ModelAnnouncement.Kind.allCases))
         var history = ModelHistory()
-        while let record = await consumer.next(timeout: settle) {
+        try await KafkaConsumer.readWholeTopic(topic, configuration: consumer, logger: logger) { record in
             switch assembler.add(record) {
             case .complete(let a, let file)?:
                 if a.version == named { history.named = (a, file) }
@@ -36,7 +34,6 @@ public struct ModelHistory: Sendable {
             case .shard?, nil: break
             }
         }
-        await consumer.close()
         return history
     }
 }

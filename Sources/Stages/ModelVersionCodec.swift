@@ -238,6 +238,9 @@ public struct ModelVersionAssembler {
             var announcement = ModelAnnouncement(version: version, manifest: model.manifest, chunks: 0, bytes: file.count,
                                                  crc32: crc32Hex(file), publishedAt: first.publishedAt)
             announcement.run = first.run; announcement.step = first.step; announcement.base = first.base
+            // Applied by every shard in this step: a trainer may pass over such a batch.
+            let shards = verified[version]!.values.map { Set($0.announcement.contributions ?? []) }
+            announcement.contributions = first.contributions?.filter { id in shards.allSatisfy { $0.contains(id) } }
             return .complete(announcement, file: file)
         } catch {
             return .rejected(version: version, reason: "\(error)")

@@ -68,6 +68,8 @@ public final class ShardAggregator {
     let optimizer: Optimizer
     /// Trainable ranges, relative to the shard's start.
     private let trainable: [Range<Int>]
+    /// The contributions the latest step applied, by id.
+    public private(set) var lastApplied: [String]
     private var appliedOrder: [String]
     private var applied: Set<String>
     private var pending: [(contribution: ShardContribution, arrived: ContinuousClock.Instant)] = []
@@ -87,6 +89,7 @@ public final class ShardAggregator {
         trainable = Self.trainableRanges(network, range)
         appliedOrder = []
         applied = []
+        lastApplied = []
     }
 
     /// A shard continuing from a checkpoint; `network` gives the trainable ranges.
@@ -106,6 +109,7 @@ public final class ShardAggregator {
         trainable = Self.trainableRanges(network, range)
         appliedOrder = c.applied
         applied = Set(c.applied)
+        lastApplied = c.lastApplied
     }
 
     private static func trainableRanges(_ network: Network, _ range: Range<Int>) -> [Range<Int>] {
@@ -186,6 +190,7 @@ public final class ShardAggregator {
         if let delta { for i in delta.indices { state![i] += delta[i] } }
         step += 1
         for c in ordered { remember(c.id) }
+        lastApplied = ordered.map(\.id)
         return Summary(step: step, samples: total, loss: loss, learningRate: rate, contributions: ordered.count,
                        trainers: Array(Set(ordered.map(\.trainer))).sorted())
     }
@@ -202,7 +207,8 @@ public final class ShardAggregator {
     /// Everything needed to continue after a restart.
     public var checkpoint: ShardCheckpoint {
         ShardCheckpoint(run: run, base: base, shard: shard, shards: layout.shards, step: step, values: values, state: state,
-                        optimizer: optimizer.state, schedule: schedule, applied: appliedOrder)
+                        optimizer: optimizer.state, schedule: schedule, applied: appliedOrder,
+                        lastApplied: lastApplied)
     }
 }
 

@@ -17,11 +17,14 @@ public struct ShardCheckpoint: Sendable, Equatable {
     public var optimizer: OptimizerState
     public var schedule: LearningRateSchedule
     public var applied: [String]
+    /// The contributions of the latest step (announced again if the version is republished).
+    public var lastApplied: [String]
 
     private struct Header: Codable {
         var run: String, base: String, shard: Int, shards: Int, step: Int
         var schedule: LearningRateSchedule
         var applied: [String]
+        var lastApplied: [String]?
     }
 
     static let metadataKey = "xray.checkpoint"
@@ -31,7 +34,8 @@ public struct ShardCheckpoint: Sendable, Equatable {
         var file = optimizer.file
         file.tensors.append(NamedTensor(name: "values", shape: [values.count], floats: values))
         if let state { file.tensors.append(NamedTensor(name: "state", shape: [state.count], floats: state)) }
-        let header = Header(run: run, base: base, shard: shard, shards: shards, step: step, schedule: schedule, applied: applied)
+        let header = Header(run: run, base: base, shard: shard, shards: shards, step: step, schedule: schedule, applied: applied,
+                            lastApplied: lastApplied)
         let encoder = JSONEncoder()
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         file.metadata[Self.metadataKey] = String(decoding: try encoder.encode(header), as: UTF8.self)
@@ -39,9 +43,10 @@ public struct ShardCheckpoint: Sendable, Equatable {
     }
 
     public init(run: String, base: String, shard: Int, shards: Int, step: Int, values: [Float], state: [Float]?,
-                optimizer: OptimizerState, schedule: LearningRateSchedule, applied: [String]) {
+                optimizer: OptimizerState, schedule: LearningRateSchedule, applied: [String], lastApplied: [String] = []) {
         self.run = run; self.base = base; self.shard = shard; self.shards = shards; self.step = step
         self.values = values; self.state = state; self.optimizer = optimizer; self.schedule = schedule; self.applied = applied
+        self.lastApplied = lastApplied
     }
 
     public init(decoding bytes: [UInt8]) throws {
@@ -55,7 +60,7 @@ public struct ShardCheckpoint: Sendable, Equatable {
         }
         self.init(run: header.run, base: header.base, shard: header.shard, shards: header.shards, step: header.step,
                   values: values, state: file.byName["state"]?.floats, optimizer: try OptimizerState(file: file),
-                  schedule: header.schedule, applied: header.applied)
+                  schedule: header.schedule, applied: header.applied, lastApplied: header.lastApplied ?? [])
     }
 }
 

@@ -19,6 +19,14 @@ public protocol Stage: Sendable {
     var batching: Batching { get }
     /// The outputs of each record of a batch, in order; a failure is that record's fault only.
     func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>]
+    /// Awaited before each batch is processed (a synchronous trainer waits for the version
+    /// its last gradient makes). Returns at once unless the stage says otherwise.
+    func beforeBatch() async throws
+    /// Awaited once a batch's outputs are acknowledged, before its records count as done and
+    /// may be committed (a synchronous trainer waits until its gradient is in a version, so a
+    /// trainer stopped before then reads the batch again). Returns at once unless the stage
+    /// says otherwise.
+    func settle(_ batch: [KafkaRecord]) async throws
 }
 
 /// A stage's batching: up to `maxRecords` records, or whatever arrived within `maxWait` of the
@@ -42,6 +50,10 @@ extension Stage {
     public func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>] {
         batch.map { record in Result { try process(record) } }
     }
+
+    public func beforeBatch() async throws {}
+
+    public func settle(_ batch: [KafkaRecord]) async throws {}
 }
 
 /// A record refused by a stage, with a reason an operator can act on.

@@ -14,8 +14,6 @@ public struct StageRunnerConfiguration: Sendable {
     public var maxInFlight: Int = 32
     /// Awaited before the first record is read (the scorer waits for a model).
     public var beforeConsuming: (@Sendable () async throws -> Void)?
-    /// Awaited before each batch is processed (a synchronous trainer waits for the next version).
-    public var beforeBatch: (@Sendable () async throws -> Void)?
 
     public init(consumer: ConsumerConfiguration, producer: ProducerConfiguration, deadLetterTopic: String) {
         self.consumer = consumer
@@ -27,8 +25,8 @@ public struct StageRunnerConfiguration: Sendable {
 /// Runs one stage instance: consume → process → produce → commit, as a `Service`.
 ///
 /// - A batch's offsets are committed only after all of its outputs are acknowledged
-///   (`KafkaConsumer.complete` after `KafkaProducer.send`): at-least-once. (A trainer's
-///   gradient is the output of its whole batch.)
+///   (`KafkaConsumer.complete` after `KafkaProducer.send`) and the stage has settled it
+///   (`Stage.settle`): at-least-once. (A trainer's gradient is the output of its whole batch.)
 /// - A record the stage refuses goes to the dead-letter topic with the reason; the stage goes on.
 /// - An output the broker refuses for good (too large, say) sends the input to the dead-letter
 ///   topic instead; retriable failures (a broker away) are retried with backoff, forever, so
@@ -80,7 +78,7 @@ public final class StageRunner: Service {
             var inFlight = 0
             while let first = await consumer.next() {
                 let batch = await fill([first], from: consumer)
-                try await configuration.beforeBatch?()
+                try await stage.beforeBatch()
                 let outputs = transform(batch)
                 while inFlight > 0 && inFlight + batch.count > configuration.maxInFlight {
                     inFlight -= try await group.next() ?? 0
@@ -92,6 +90,7 @@ public final class StageRunner: Service {
                         }
                         try await deliveries.waitForAll()
                     }
+                    try await self.stage.settle(batch)
                     for record in batch { consumer.complete(record) }
                     return batch.count
                 }

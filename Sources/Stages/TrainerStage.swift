@@ -21,9 +21,13 @@ public final class TrainingModel: @unchecked Sendable {
 }
 
 /// The version a trainer works at: the newest published file or trained version, never an
-/// older step of the same run (versions are read again at start-up and may be republished).
+/// older step of the same run (versions are read again at start-up and may be republished);
+/// and the contributions the trained versions say they applied.
 public final class TrainingSlot: Sendable {
     private let state = Mutex<TrainingModel?>(nil)
+    /// Contribution id → the version that applied it, for the last `rememberedIDs` ids.
+    private let applied = Mutex<(versions: [String: String], order: [String])>(([:], []))
+    static let rememberedIDs = 4096
 
     public init() {}
 
@@ -32,6 +36,7 @@ public final class TrainingSlot: Sendable {
     /// Takes a version from xray.models if it is newer than the one in force; throws if its
     /// file does not load.
     public func offer(_ a: ModelAnnouncement, file: [UInt8]) throws {
+        remember(a.contributions ?? [], appliedIn: a.version)
         if let current, a.kind == .trained, a.run == current.run, (a.step ?? 0) <= current.step {
             return
         }
@@ -39,9 +44,22 @@ public final class TrainingSlot: Sendable {
         state.withLock { $0 = TrainingModel(model, version: a.version, step: a.step ?? 0, run: a.run) }
     }
 
+    /// The version that applied contribution `id`, if a trained version on xray.models says so.
+    public func version(applying id: String) -> String? {
+        applied.withLock { $0.versions[id] }
+    }
+
+    private func remember(_ ids: [String], appliedIn version: String) {
+        applied.withLock { a in
+            for id in ids where a.versions.updateValue(version, forKey: id) == nil {
+                a.order.append(id)
+                if a.order.count > Self.rememberedIDs { a.versions[a.order.removeFirst()] = nil }
+            }
+        }
+    }
+
     /// Waits until the version in force is no longer `version`, or `limit` has passed.
-    /// Returns false on the limit: the aggregator dropped the contribution (a batch replayed
-    /// after a restart, already applied) or is away.
+    /// Returns false on the limit.
     public func waitForVersion(after version: String, limit: Duration) async throws -> Bool {
         let deadline = ContinuousClock.now + limit
         while current?.version == version {
@@ -67,10 +85,9 @@ public struct TrainerSettings: Sendable {
     public var seed: UInt64 = 1
     /// Per-label positive weights of the loss (label → negatives/positives); 1 when absent.
     public var positiveWeights: [String: Float] = [:]
-    /// Wait for the next version after each contribution (synchronous training), at most
-    /// `synchronousWait`; then go on at the version in force.
+    /// After each contribution, wait for the version it makes before the next batch, and
+    /// commit the batch only then (synchronous training).
     public var synchronous = true
-    public var synchronousWait: Duration = .seconds(30)
 
     public init(trainerID: String, gradientsTopic: String, inputTopic: String, shards: Int, batching: Batching) {
         self.trainerID = trainerID; self.gradientsTopic = gradientsTopic; self.inputTopic = inputTopic
@@ -83,9 +100,11 @@ public struct TrainerSettings: Sendable {
 ///
 /// Unlabelled images and images of held-out patients (the evaluator's) are passed over; a
 /// tensor of the wrong shape is dead-lettered. The gradient records are the outputs of the
-/// batch's first trained record, and the runner commits a batch only when all of its outputs
-/// are acknowledged, so a killed trainer's batch is read again, not lost. Augmentation is
-/// seeded by the image id, so a replayed batch computes the same gradient and keeps its id.
+/// batch's first trained record. The runner commits a batch only when all of its outputs are
+/// acknowledged and, in synchronous training, the version after the one it was computed at
+/// is out, so a killed trainer's batch is read again, not lost. Augmentation is seeded by the
+/// image id, so a replayed batch computes the same gradient and keeps its id; a replayed batch
+/// that a trained version lists as applied is passed over.
 public final class TrainerStage: Stage, @unchecked Sendable {
     public let name = "trainer"
     public var inputTopic: String { settings.inputTopic }
@@ -95,6 +114,9 @@ public final class TrainerStage: Stage, @unchecked Sendable {
     private let logger: Logger
     /// The version the last contribution was computed at (for the synchronous wait).
     private let lastBase = Mutex<String?>(nil)
+    /// Batches (by their first record) whose contribution awaits its version, and the version
+    /// it was computed at.
+    private let unsettled = Mutex<[String: String]>([:])
 
     public init(settings: TrainerSettings, slot: TrainingSlot, logger: Logger) {
         self.settings = settings
@@ -106,8 +128,25 @@ public final class TrainerStage: Stage, @unchecked Sendable {
     /// contribution was computed at.
     public func beforeBatch() async throws {
         guard settings.synchronous, let base = lastBase.withLock({ $0 }) else { return }
-        if try await !slot.waitForVersion(after: base, limit: settings.synchronousWait) {
-            logger.info("no version after \(base) within \(settings.synchronousWait); going on at it (is an aggregator running?)")
+        try await waitForVersion(after: base)
+    }
+
+    /// Awaited before a batch is committed: in synchronous training, the version after the one
+    /// its contribution was computed at (whether the step took it or left it out as stale).
+    public func settle(_ batch: [KafkaRecord]) async throws {
+        guard settings.synchronous, let first = batch.first,
+              let base = unsettled.withLock({ $0.removeValue(forKey: Self.coordinates(first)) }) else { return }
+        try await waitForVersion(after: base)
+    }
+
+    /// Waits as long as it takes, saying so every half minute: synchronous training has no
+    /// use for a gradient at a version the run has left, so going on would only lose batches.
+    private func waitForVersion(after base: String) async throws {
+        var waited = Duration.zero
+        let interval = Duration.seconds(30)
+        while try await !slot.waitForVersion(after: base, limit: interval) {
+            waited += interval
+            logger.warning("still waiting for the version after \(base) (\(Int(waited / .seconds(1))) s): is an aggregator running for this run? (--async trains without waiting)")
         }
     }
 
@@ -144,19 +183,27 @@ public final class TrainerStage: Stage, @unchecked Sendable {
                 results[index] = .failure(error)
             }
         }
+        let contribution = Self.digest(examples.map { Self.coordinates(batch[$0.index]) }.joined(separator: ","))
+        let appliedIn = examples.isEmpty ? nil : slot.version(applying: contribution)
         // Made at use: the metrics system is bootstrapped after the stage is built.
-        for (use, n) in [("trained", examples.count), ("held-out", heldOut), ("unlabelled", unlabelled)] where n > 0 {
+        for (use, n) in [(appliedIn == nil ? "trained" : "already-applied", examples.count), ("held-out", heldOut), ("unlabelled", unlabelled)]
+        where n > 0 {
             Counter(label: "xray_trainer_images_total", dimensions: [("use", use)]).increment(by: n)
         }
         guard let first = examples.first else { return results }
-        let coordinates = examples.map { "\(batch[$0.index].topic)/\(batch[$0.index].partition)@\(batch[$0.index].offset)" }
-        let contribution = Self.digest(coordinates.joined(separator: ","))
+        if let appliedIn {
+            logger.info("batch from \(Self.coordinates(batch[first.index])): contribution \(contribution) is already in \(appliedIn); passing over it")
+            return results
+        }
         let records = gradientRecords(model, version: current, inputs: examples.flatMap(\.x), targets: examples.flatMap(\.y),
                                       count: examples.count, contribution: contribution)
         results[first.index] = .success(records)
         lastBase.withLock { $0 = current.version }
+        unsettled.withLock { $0[Self.coordinates(batch[0])] = current.version }
         return results
     }
+
+    static func coordinates(_ record: KafkaRecord) -> String { "\(record.topic)/\(record.partition)@\(record.offset)" }
 
     /// One forward and backward pass; the gradient and the statistics change as records. The
     /// network's running statistics are put back, so the version in force stays as published.

@@ -8,8 +8,9 @@
 public enum GradientRecord {
     /// Record headers on xray.gradients.
     public enum Header {
-        /// The contribution's id: the trainer's name and a digest of the input records'
-        /// offsets, so a batch replayed after a trainer restart keeps its id.
+        /// The contribution's id: a digest of the input records' topic/partition@offset, so a
+        /// batch replayed after a trainer restart (or by another trainer after a rebalance)
+        /// keeps its id.
         public static let contribution = "xray.gradient.id"
         /// The trainer that computed it (its member name in the barrier).
         public static let trainer = "xray.gradient.trainer"

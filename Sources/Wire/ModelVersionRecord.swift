@@ -53,6 +53,9 @@ public struct ModelAnnouncement: Codable, Sendable, Equatable {
     public var run: String?
     public var step: Int?
     public var base: String?
+    /// For a trained version: the contributions (`xray.contribution` ids) every shard applied
+    /// in its step, so a restarted trainer can pass over a batch that is already in.
+    public var contributions: [String]?
 
     public init(version: String, manifest: ModelManifest, chunks: Int, bytes: Int, crc32: String, publishedAt: String) {
         self.version = version; self.manifest = manifest; self.chunks = chunks; self.bytes = bytes
@@ -102,6 +105,8 @@ public struct ShardAnnouncement: Codable, Sendable, Equatable {
     /// The version's manifest (metrics include `train.loss` and `train.images` of the step).
     public var manifest: ModelManifest
     public var publishedAt: String
+    /// The contributions (`xray.contribution` ids) this shard applied in the step.
+    public var contributions: [String]?
 
     public init(version: String, run: String, step: Int, base: String, shard: Int, shards: Int, start: Int, count: Int,
                 chunks: Int, crc32: String, manifest: ModelManifest, publishedAt: String) {

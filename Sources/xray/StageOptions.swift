@@ -35,15 +35,13 @@ struct StageOptions: ParsableArguments {
     /// Runs `stage` until SIGTERM or SIGINT, then shuts down gracefully. `companions` run beside
     /// it (the scorer's model follower); `beforeConsuming` is awaited before the first record.
     func run(_ stage: any Stage, kafka options: KafkaOptions, companions: [any Service] = [],
-             beforeConsuming: (@Sendable () async throws -> Void)? = nil,
-             beforeBatch: (@Sendable () async throws -> Void)? = nil) async throws {
+             beforeConsuming: (@Sendable () async throws -> Void)? = nil) async throws {
         let logger = options.logger("xray.\(stage.name)")
         let kafka = try options.kafka(clientID: "xray-\(stage.name)")
         var configuration = StageRunnerConfiguration(consumer: consumer(kafka, stage: stage, prefix: options.topicPrefix), producer: ProducerConfiguration(kafka: kafka),
                                                      deadLetterTopic: options.topics.deadletter)
         configuration.maxInFlight = maxInFlight
         configuration.beforeConsuming = beforeConsuming
-        configuration.beforeBatch = beforeBatch
         // Bootstrap metrics before the runner creates its counters.
         let server = metricsPort.map { metricsServer(port: $0, logger: logger) }
         let runner = StageRunner(stage: stage, configuration: configuration, logger: logger)

@@ -15,8 +15,10 @@ struct TrainerCommand: AsyncParsableCommand {
             publishes the gradient of each batch in one slice per parameter shard (partition of \
             xray.gradients), with the version it was computed at. Follows xray.models: published \
             models and the aggregators' trained versions. Synchronous by default: after each \
-            batch it waits for the next version (at most --sync-wait-s); --async goes on at the \
-            version it has (run the aggregator with --mode async).
+            batch it waits, as long as it takes, for the version that batch makes, and commits \
+            the batch only then, so a trainer stopped before that reads it again; a batch that a \
+            trained version lists as applied is passed over. --async goes on at the version it \
+            has (run the aggregator with --mode async).
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -24,7 +26,6 @@ struct TrainerCommand: AsyncParsableCommand {
     @Option(help: "Images per mini-batch.") var batch: Int = 16
     @Option(help: "Longest wait, in milliseconds, for a batch to fill after its first image.") var batchWaitMs: Int = 5_000
     @Flag(help: "Do not wait for a new version after each batch (asynchronous training).") var async = false
-    @Option(help: "Synchronous: seconds to wait for the next version before going on at the current one.") var syncWaitS: Double = 30
     @Option(help: "What trains: all, head, or last:K (must match the aggregator's --train).", transform: parseScope)
     var train: TrainableScope = .all
     @Option(help: "Share of patients held out for evaluation (must match the evaluator's).") var validation: Double = 0.15
@@ -36,7 +37,6 @@ struct TrainerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        guard syncWaitS > 0 else { throw ValidationError("--sync-wait-s must be positive") }
         guard (0..<1).contains(validation) else { throw ValidationError("--validation must be in [0, 1)") }
         _ = try weights()
     }
@@ -68,7 +68,6 @@ struct TrainerCommand: AsyncParsableCommand {
         settings.seed = seed
         settings.positiveWeights = try weights()
         settings.synchronous = !async
-        settings.synchronousWait = .milliseconds(Int(syncWaitS * 1000))
         let slot = TrainingSlot()
         let trainer = TrainerStage(settings: settings, slot: slot, logger: logger)
         var models = stage.consumer(clientKafka, stage: trainer, prefix: kafka.topicPrefix)
@@ -77,7 +76,6 @@ struct TrainerCommand: AsyncParsableCommand {
                                      stage: "trainer", assembling: [.published, .trained],
                                      use: { announcement, file in try slot.offer(announcement, file: file) })
         logger.info("trainer \(settings.trainerID): \(shards) shards, batch \(batch), \(async ? "asynchronous" : "synchronous"), trains \(train)")
-        try await stage.run(trainer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() },
-                            beforeBatch: { try await trainer.beforeBatch() })
+        try await stage.run(trainer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() })
     }
 }

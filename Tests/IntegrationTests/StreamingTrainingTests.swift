@@ -97,7 +97,7 @@ struct StreamingTrainingTests {
     /// xray.models read to its end.
     static func history(_ topics: TopicCatalog, named: String? = nil) async throws -> ModelHistory {
         try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)history"),
-                                    logger: TestBroker.logger, named: named, settle: .seconds(2))
+                                    logger: TestBroker.logger, named: named)
     }
 
     static func fetch(_ version: String, topics: TopicCatalog) async throws -> ModelFile {
@@ -121,8 +121,7 @@ struct StreamingTrainingTests {
         await producer.close()
 
         let aggregatorArguments = ["aggregator", "--lr", String(Self.lr), "--warmup", String(Self.warmup)]
-        let trainerArguments = ["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7", "--id", "t1",
-                                "--sync-wait-s", "15"]
+        let trainerArguments = ["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7", "--id", "t1"]
         var aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix)
         var trainer = try TestBroker.spawnXray(trainerArguments, prefix: prefix)
         defer { Self.stop([aggregator, trainer]) }
@@ -163,7 +162,7 @@ struct StreamingTrainingTests {
                                                    "--warmup", String(Self.warmup)], prefix: prefix)
         let trainers = try ["t1", "t2"].map {
             try TestBroker.spawnXray(["trainer", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
-                                      "--train", "head", "--id", $0, "--assignment", "range", "--sync-wait-s", "60"], prefix: prefix)
+                                      "--train", "head", "--id", $0, "--assignment", "range"], prefix: prefix)
         }
         defer { Self.stop([aggregator] + trainers) }
         // Both trainers in the group (range assignment: one holds partitions 0-2, the other

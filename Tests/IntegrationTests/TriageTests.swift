@@ -46,7 +46,7 @@ struct TriageTests {
         let slot = ModelSlot()
         let follower = ModelFollower.serving(into: slot, topic: topics.models,
                                              consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)models"),
-                                             logger: TestBroker.logger, settle: .seconds(1))
+                                             logger: TestBroker.logger)
         let scorer = runner(ScorerStage(topics: topics, slot: slot, batching: Batching(maxRecords: 8, maxWait: .milliseconds(20))), topics,
                             beforeConsuming: { try await follower.ready() })
         let stages = [runner(DecoderStage(topics: topics), topics), runner(try PreprocessorStage(topics: topics, spec: Self.spec), topics), scorer]

@@ -1,6 +1,8 @@
 import Engine
 import Foundation
 import KafkaIO
+import Logging
+import Synchronization
 @testable import Stages
 import Testing
 import Wire
@@ -205,7 +207,7 @@ struct DistributedTrainingTests {
         var reader = CheckpointReader()
         for r in consumed(records) { reader.add(r) }
         let restored = try #require(reader.checkpoint(run: "r", shard: 0))
-        #expect(restored == saved && restored.step == 3)
+        #expect(restored == saved && restored.step == 3 && restored.lastApplied == ["c2"])
         let again = try ShardAggregator(restoring: restored, network: m.network, mode: .asynchronous(maxStaleness: 4))
         #expect(again.values == shard.values && again.state == shard.state && again.version == "r-000003")
         #expect(again.add(try contributions(m, gradient: [Float](repeating: 0, count: layout.parameterCount), delta: [], shards: 2,
@@ -219,8 +221,9 @@ struct DistributedTrainingTests {
         var records = ModelVersionCodec.records(for: try base.encoded(), manifest: base.manifest, version: "v0", topic: "m", chunkBytes: 300_000)
         for s in 0..<3 {
             let r = layout.range(s)
-            let a = ShardAnnouncement(version: "r-000001", run: "r", step: 1, base: "v0", shard: s, shards: 3, start: r.lowerBound,
+            var a = ShardAnnouncement(version: "r-000001", run: "r", step: 1, base: "v0", shard: s, shards: 3, start: r.lowerBound,
                                       count: r.count, chunks: 0, crc32: "", manifest: base.manifest, publishedAt: "now")
+            a.contributions = s == 1 ? ["b"] : ["a", "b"]  // shard 1 left "a" out (its barrier timed out)
             records += ModelVersionCodec.shardRecords(values: Array(trained.network.store.flatValues[r]), state: s == 0 ? trained.network.floatState : nil,
                                                       announcement: a, topic: "m", chunkBytes: 100_000)
         }
@@ -230,6 +233,7 @@ struct DistributedTrainingTests {
         let outcomes = consumed(records).compactMap { trainer.add($0) }
         guard case .complete(let a, let file)? = outcomes.last else { Issue.record("not assembled: \(outcomes)"); return }
         #expect(a.version == "r-000001" && a.kind == .trained && a.step == 1 && a.base == "v0")
+        #expect(a.contributions == ["b"], "only what every shard applied")
         let rebuilt = try ModelFile.decode(file, name: "rebuilt")
         #expect(Array(rebuilt.network.store.flatValues) == Array(trained.network.store.flatValues))
         #expect(rebuilt.network.floatState == trained.network.floatState)
@@ -239,6 +243,41 @@ struct DistributedTrainingTests {
             .compactMap { orphan.add($0) }
         guard case .rejected(_, let reason)? = refused.last else { Issue.record("not refused"); return }
         #expect(reason.contains("base version v0"))
+    }
+
+    @Test func aSynchronousTrainerSettlesABatchOnlyOnceItsVersionIsOutAndPassesOverABatchAlreadyApplied() async throws {
+        let v0 = try model()
+        let slot = TrainingSlot()
+        let file = try v0.encoded()
+        try slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: file.count, crc32: "", publishedAt: "now"),
+                       file: file)
+        var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
+                                       batching: Batching(maxRecords: 4, maxWait: .zero))
+        settings.split = PatientSplit(validationFraction: 0)
+        let trainer = TrainerStage(settings: settings, slot: slot, logger: Logger(label: "test"))
+        var rng = SeededGenerator(seed: 9)
+        let batch = (0..<4).map { i in
+            KafkaRecord(topic: "xray.tensors", partition: 0, offset: Int64(i), key: nil,
+                        value: Tensor(shape: [3, 16, 16], values: (0..<768).map { _ in rng.normal() }).encoded(),
+                        headers: [KafkaHeader(HeaderName.imageID, "img\(i)"), KafkaHeader(HeaderName.labels, i % 2 == 0 ? "Effusion" : "")])
+        }
+        let outputs = trainer.process(batch: batch).map { try! $0.get() }
+        #expect(outputs[0].count > 0 && outputs.dropFirst().allSatisfy(\.isEmpty), "the gradient is the first record's output")
+        let id = try #require(outputs[0].first?.headers.text(GradientRecord.Header.contribution))
+
+        let settled = Mutex(false)
+        let settling = Task { try await trainer.settle(batch); settled.withLock { $0 = true } }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!settled.withLock { $0 }, "not committed before the version it makes is out")
+        var trained = ModelAnnouncement(version: "r-000001", manifest: v0.manifest, chunks: 1, bytes: file.count, crc32: "", publishedAt: "now")
+        trained.run = "r"; trained.step = 1; trained.base = "v0"; trained.contributions = [id]
+        try slot.offer(trained, file: file)
+        try await settling.value
+        #expect(settled.withLock { $0 })
+
+        // The same batch read again (a restart before its commit): already in r-000001.
+        #expect(trainer.process(batch: batch).allSatisfy { (try? $0.get())?.isEmpty == true })
+        #expect(slot.version(applying: id) == "r-000001")
     }
 
     @Test func theGatePromotesOnlyAVersionNoWorseThanTheServingOne() {
