@@ -78,7 +78,7 @@ public final class ModelFollower: Service, Sendable {
             while !Task.isCancelled {
                 if end.isReached && !self.hasCaughtUp { self.markCaughtUp() }
                 guard let record = await consumer.next(timeout: .seconds(1)) else {
-                    end.quiet(lag: consumer.lag)
+                    if !end.isReached { end.quiet(lag: consumer.lag) }
                     continue
                 }
                 end.passed(record)
