@@ -9,17 +9,6 @@ import Wire
 
 @Suite("Prometheus metrics", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
 struct MetricsTests {
-    func scrape(_ port: Int) async throws -> String {
-        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
-        #expect((response as? HTTPURLResponse)?.statusCode == 200)
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// The value of the sample line starting with `series` (name and labels), if any.
-    func value(_ text: String, _ series: String) -> Double? {
-        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
-    }
-
     @Test("a stage serves its counters, batch sizes, processing times and lag at /metrics")
     func decoderMetrics() async throws {
         let topics = try await TestBroker.freshTopics("metrics")
@@ -35,12 +24,12 @@ struct MetricsTests {
         _ = try await TestBroker.collect(topics.decoded, timeout: .seconds(60)) { $0.count >= 6 }
         try await Task.sleep(for: .seconds(3))  // the lag gauge is refreshed every 2 s
 
-        let text = try await scrape(port)
-        #expect(value(text, #"xray_records_consumed_total{stage="decoder"}"#) == 7)
-        #expect(value(text, #"xray_records_produced_total{stage="decoder"}"#) == 6)
-        #expect(value(text, #"xray_records_dead_lettered_total{stage="decoder"}"#) == 1)
-        #expect(value(text, #"xray_batch_size_count{stage="decoder"}"#) == 7)
-        #expect((value(text, #"xray_processing_seconds_sum{stage="decoder"}"#) ?? 0) > 0)
+        let text = try await Scrape.metrics(port)
+        #expect(Scrape.value(text, #"xray_records_consumed_total{stage="decoder"}"#) == 7)
+        #expect(Scrape.value(text, #"xray_records_produced_total{stage="decoder"}"#) == 6)
+        #expect(Scrape.value(text, #"xray_records_dead_lettered_total{stage="decoder"}"#) == 1)
+        #expect(Scrape.value(text, #"xray_batch_size_count{stage="decoder"}"#) == 7)
+        #expect((Scrape.value(text, #"xray_processing_seconds_sum{stage="decoder"}"#) ?? 0) > 0)
         #expect(text.contains(#"xray_consumer_lag{stage="decoder",topic="\#(topics.raw)""#))
         let missing = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/other")!).1
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)

@@ -184,6 +184,78 @@ struct StreamingTrainingTests {
         #expect(streamed.manifest.metrics?["train.images"] == 8)
     }
 
+    @Test("two aggregators share the shards, and the run still equals the offline loop")
+    func twoAggregatorsShareTheShards() async throws {
+        let topics = try await TestBroker.freshTopics("agg2")
+        let prefix = topics.prefix
+        let v0 = try Self.model()
+        let examples = try Self.examples(48, model: v0)
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await Self.publish(v0, version: "v0", topics: topics, producer)
+        let logs = (0..<2).map { TestBroker.logFile(prefix: prefix, "aggregator\($0)") }
+        var processes = try logs.map {
+            try TestBroker.spawnXray(["aggregator", "--lr", String(Self.lr), "--warmup", String(Self.warmup)], prefix: prefix, log: $0)
+        }
+        defer { Self.stop(processes) }
+        try await Task.sleep(for: .seconds(12))  // both in the group, two shards each
+        processes.append(try TestBroker.spawnXray(["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
+                                                   "--id", "t1"], prefix: prefix))
+        try await Self.publish(examples, partition: 0, topics: topics, producer)
+        await producer.close()
+        try await Self.waitForStep(6, run: "v0-ft", topics: topics)
+        Self.stop(processes)
+
+        let streamed = try await Self.fetch("v0-ft-000006", topics: topics)
+        let batches = stride(from: 0, to: examples.count, by: 8).map { Array(examples[$0..<($0 + 8)]) }
+        let (weights, statistics) = Self.compare(streamed, Self.offline(try Self.model(), batches: batches, scope: .all, seed: 7))
+        let stepped = try logs.map { log in
+            let text = try String(contentsOf: log, encoding: .utf8)
+            return Set((0..<4).filter { text.contains("shard \($0): 1 contribution") })
+        }
+        print("streamed (2 aggregators: shards \(stepped.map { $0.sorted() }), 6 steps) vs offline loop: weights max abs \(weights), statistics \(statistics)")
+        #expect(weights <= 1e-4 && statistics <= 1e-3)
+        #expect(stepped.allSatisfy { !$0.isEmpty } && stepped[0].union(stepped[1]) == [0, 1, 2, 3], "each aggregator stepped shards of its own")
+    }
+
+    @Test("asynchronous: every contribution is applied or dropped as too stale, and counted")
+    func asynchronousAccountsForEveryContribution() async throws {
+        let topics = try await TestBroker.freshTopics("async")
+        let prefix = topics.prefix
+        let v0 = try Self.model()
+        let examples = try Self.examples(48, model: v0)
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await Self.publish(v0, version: "v0", topics: topics, producer)
+        let port = Int.random(in: 30_000...60_000)
+        var processes = [try TestBroker.spawnXray(["aggregator", "--mode", "async", "--max-staleness", "1", "--lr", String(Self.lr),
+                                                   "--warmup", String(Self.warmup), "--metrics-port", String(port),
+                                                   "--metrics-host", "127.0.0.1"], prefix: prefix)]
+        defer { Self.stop(processes) }
+        processes += try ["t1", "t2"].map {
+            try TestBroker.spawnXray(["trainer", "--async", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
+                                      "--id", $0, "--assignment", "range"], prefix: prefix)
+        }
+        try await Task.sleep(for: .seconds(15))  // both trainers in the group: partitions 0-2 and 3-5
+        try await Self.publish(Array(examples[..<24]), partition: 0, topics: topics, producer)
+        try await Self.publish(Array(examples[24...]), partition: 3, topics: topics, producer)
+        await producer.close()
+
+        // 12 contributions (6 batches of 4 per trainer), each counted once on each of 4 shards.
+        let outcomes = ["applied", "stale", "duplicate", "foreign", "malformed"]
+        var counts: [String: Double] = [:], steps: [Double] = []
+        let deadline = ContinuousClock.now + .seconds(180)
+        while ContinuousClock.now < deadline {
+            try await Task.sleep(for: .seconds(2))
+            guard let text = try? await Scrape.metrics(port) else { continue }
+            counts = Dictionary(uniqueKeysWithValues: outcomes.map { ($0, Scrape.value(text, "xray_gradients_total{outcome=\"\($0)\"}") ?? 0) })
+            steps = (0..<4).map { Scrape.value(text, "xray_aggregator_step{shard=\"\($0)\"}") ?? 0 }
+            if counts.values.reduce(0, +) >= 48 { break }
+        }
+        print("asynchronous, 2 trainers, max staleness 1: contributions per shard \(counts), steps per shard \(steps)")
+        #expect(counts.values.reduce(0, +) == 48, "every contribution counted on every shard")
+        #expect(counts["applied"]! > 0 && counts["duplicate"] == 0 && counts["foreign"] == 0 && counts["malformed"] == 0)
+        #expect(steps.reduce(0, +) == counts["applied"], "each applied contribution is one step of its shard")
+    }
+
     @Test("learning happens: the evaluator sees held-out AUC rise well above chance, gates versions, and an operator can force one")
     func learningHappensAndTheGateDecides() async throws {
         let topics = try await TestBroker.freshTopics("learn")

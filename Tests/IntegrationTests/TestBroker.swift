@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import KafkaIO
 import Logging
 import Stages
@@ -48,17 +51,37 @@ enum TestBroker {
     }
 
     /// Starts `xray ARGS` against the test broker, logging to a temporary file.
-    static func spawnXray(_ arguments: [String], prefix: String) throws -> Process {
+    static func spawnXray(_ arguments: [String], prefix: String, log: URL? = nil) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: xrayBinary)
         process.arguments = arguments + ["--brokers", brokers ?? "", "--topic-prefix", prefix]
-        let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)\(arguments[0])-\(UUID().uuidString.prefix(6)).log")
+        let log = log ?? logFile(prefix: prefix, arguments[0])
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
         return process
+    }
+
+    /// A fresh log file name in the temporary directory.
+    static func logFile(prefix: String, _ name: String) -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)\(name)-\(UUID().uuidString.prefix(6)).log")
+    }
+}
+
+/// A process's Prometheus metrics.
+enum Scrape {
+    static func metrics(_ port: Int) async throws -> String {
+        let (data, response) = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/metrics")!)
+        let status = (response as? HTTPURLResponse)?.statusCode
+        guard status == 200 else { throw BadInput("GET /metrics on port \(port) answered \(status.map(String.init) ?? "nothing")") }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The value of the sample line starting with `series` (name and labels), if any.
+    static func value(_ text: String, _ series: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
     }
 }
 
