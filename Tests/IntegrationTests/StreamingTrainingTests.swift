@@ -47,6 +47,16 @@ struct StreamingTrainingTests {
         }
     }
 
+    /// A test's own topics with v0 (`model()`) published on them, 48 real images (not yet
+    /// published) and a producer.
+    static func setUp(_ name: String) async throws -> (topics: TopicCatalog, examples: [Example], producer: KafkaProducer) {
+        let topics = try await TestBroker.freshTopics(name)
+        let v0 = try model()
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await publish(v0, version: "v0", topics: topics, producer)
+        return (topics, try examples(48, model: v0), producer)
+    }
+
     /// Waits until every shard of `run`'s version at `step` is on xray.models.
     static func waitForStep(_ step: Int, run: String, topics: TopicCatalog, timeout: Duration = .seconds(180)) async throws {
         let version = ShardAggregator.versionName(run: run, step: step)
@@ -111,12 +121,8 @@ struct StreamingTrainingTests {
 
     @Test("one synchronous trainer ends on the offline loop's weights, through a SIGKILL of the aggregator and of the trainer")
     func oneTrainerEqualsTheOfflineLoopThroughKills() async throws {
-        let topics = try await TestBroker.freshTopics("train1")
+        let (topics, examples, producer) = try await Self.setUp("train1")
         let prefix = topics.prefix
-        let v0 = try Self.model()
-        let examples = try Self.examples(48, model: v0)
-        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await Self.publish(v0, version: "v0", topics: topics, producer)
         try await Self.publish(examples, partition: 0, topics: topics, producer)
         await producer.close()
 
@@ -149,13 +155,9 @@ struct StreamingTrainingTests {
 
     @Test("two synchronous trainers equal one trainer with the combined batch")
     func twoTrainersEqualTheCombinedBatch() async throws {
-        let topics = try await TestBroker.freshTopics("train2")
+        let (topics, examples, producer) = try await Self.setUp("train2")
         let prefix = topics.prefix
-        let v0 = try Self.model()
-        let examples = try Self.examples(48, model: v0)
         let (first, second) = (Array(examples[..<24]), Array(examples[24...]))
-        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await Self.publish(v0, version: "v0", topics: topics, producer)
         // Only the head trains: batch norm runs on its running statistics, so an image's
         // gradient does not depend on the rest of its batch and the split is exact.
         let aggregator = try TestBroker.spawnXray(["aggregator", "--trainers", "2", "--train", "head", "--lr", String(Self.lr),
@@ -186,12 +188,8 @@ struct StreamingTrainingTests {
 
     @Test("two aggregators share the shards, and the run still equals the offline loop")
     func twoAggregatorsShareTheShards() async throws {
-        let topics = try await TestBroker.freshTopics("agg2")
+        let (topics, examples, producer) = try await Self.setUp("agg2")
         let prefix = topics.prefix
-        let v0 = try Self.model()
-        let examples = try Self.examples(48, model: v0)
-        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await Self.publish(v0, version: "v0", topics: topics, producer)
         let logs = (0..<2).map { TestBroker.logFile(prefix: prefix, "aggregator\($0)") }
         var processes = try logs.map {
             try TestBroker.spawnXray(["aggregator", "--lr", String(Self.lr), "--warmup", String(Self.warmup)], prefix: prefix, log: $0)
@@ -219,12 +217,8 @@ struct StreamingTrainingTests {
 
     @Test("asynchronous: every contribution is applied or dropped as too stale, and counted")
     func asynchronousAccountsForEveryContribution() async throws {
-        let topics = try await TestBroker.freshTopics("async")
+        let (topics, examples, producer) = try await Self.setUp("async")
         let prefix = topics.prefix
-        let v0 = try Self.model()
-        let examples = try Self.examples(48, model: v0)
-        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await Self.publish(v0, version: "v0", topics: topics, producer)
         let port = Int.random(in: 30_000...60_000)
         var processes = [try TestBroker.spawnXray(["aggregator", "--mode", "async", "--max-staleness", "1", "--lr", String(Self.lr),
                                                    "--warmup", String(Self.warmup), "--metrics-port", String(port),
