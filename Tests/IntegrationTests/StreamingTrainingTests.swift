@@ -57,6 +57,15 @@ struct StreamingTrainingTests {
         return (topics, try examples(48, model: v0), producer)
     }
 
+    /// Waits until each process logging to `logs` holds partitions of its group (the last to
+    /// join is assigned only once the rebalance is through), at most 90 s.
+    static func waitUntilAssigned(_ logs: [URL]) async throws {
+        let deadline = ContinuousClock.now + .seconds(90)
+        while try logs.contains(where: { try !String(contentsOf: $0, encoding: .utf8).contains("assigned") }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
     /// Waits until every shard of `run`'s version at `step` is on xray.models.
     static func waitForStep(_ step: Int, run: String, topics: TopicCatalog, timeout: Duration = .seconds(180)) async throws {
         let version = ShardAggregator.versionName(run: run, step: step)
@@ -162,14 +171,15 @@ struct StreamingTrainingTests {
         // gradient does not depend on the rest of its batch and the split is exact.
         let aggregator = try TestBroker.spawnXray(["aggregator", "--trainers", "2", "--train", "head", "--lr", String(Self.lr),
                                                    "--warmup", String(Self.warmup)], prefix: prefix)
-        let trainers = try ["t1", "t2"].map {
+        let logs = ["t1", "t2"].map { TestBroker.logFile(prefix: prefix, "trainer-\($0)") }
+        let trainers = try zip(["t1", "t2"], logs).map {
             try TestBroker.spawnXray(["trainer", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
-                                      "--train", "head", "--id", $0, "--assignment", "range"], prefix: prefix)
+                                      "--train", "head", "--id", $0, "--assignment", "range"], prefix: prefix, log: $1)
         }
         defer { Self.stop([aggregator] + trainers) }
         // Both trainers in the group (range assignment: one holds partitions 0-2, the other
         // 3-5) before any tensor arrives; then 24 images on partition 0 and 24 on partition 3.
-        try await Task.sleep(for: .seconds(15))
+        try await Self.waitUntilAssigned(logs)
         try await Self.publish(first, partition: 0, topics: topics, producer)
         try await Self.publish(second, partition: 3, topics: topics, producer)
         await producer.close()
@@ -195,7 +205,7 @@ struct StreamingTrainingTests {
             try TestBroker.spawnXray(["aggregator", "--lr", String(Self.lr), "--warmup", String(Self.warmup)], prefix: prefix, log: $0)
         }
         defer { Self.stop(processes) }
-        try await Task.sleep(for: .seconds(12))  // both in the group, two shards each
+        try await Self.waitUntilAssigned(logs)  // both in the group, two shards each
         processes.append(try TestBroker.spawnXray(["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
                                                    "--id", "t1"], prefix: prefix))
         try await Self.publish(examples, partition: 0, topics: topics, producer)
@@ -224,11 +234,12 @@ struct StreamingTrainingTests {
                                                    "--warmup", String(Self.warmup), "--metrics-port", String(port),
                                                    "--metrics-host", "127.0.0.1"], prefix: prefix)]
         defer { Self.stop(processes) }
-        processes += try ["t1", "t2"].map {
+        let logs = ["t1", "t2"].map { TestBroker.logFile(prefix: prefix, "trainer-\($0)") }
+        processes += try zip(["t1", "t2"], logs).map {
             try TestBroker.spawnXray(["trainer", "--async", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
-                                      "--id", $0, "--assignment", "range"], prefix: prefix)
+                                      "--id", $0, "--assignment", "range"], prefix: prefix, log: $1)
         }
-        try await Task.sleep(for: .seconds(15))  // both trainers in the group: partitions 0-2 and 3-5
+        try await Self.waitUntilAssigned(logs)  // both trainers in the group: partitions 0-2 and 3-5
         try await Self.publish(Array(examples[..<24]), partition: 0, topics: topics, producer)
         try await Self.publish(Array(examples[24...]), partition: 3, topics: topics, producer)
         await producer.close()
