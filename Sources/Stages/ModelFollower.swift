@@ -73,41 +73,37 @@ public final class ModelFollower: Service, Sendable {
     public func run() async throws {
         let consumer = try KafkaConsumer(configuration: consumer, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
         await cancelWhenGracefulShutdown {
-            guard var end = await self.endOfTopic(consumer) else { return }
             var assembler = ModelVersionAssembler(assembling: self.kinds)
+            // Start-up: everything written before now, then `ready()` may return.
             while !Task.isCancelled {
-                if end.isReached && !self.hasCaughtUp { self.markCaughtUp() }
-                guard let record = await consumer.next(timeout: .seconds(1)) else {
-                    if !end.isReached { end.quiet(lag: consumer.lag) }
-                    continue
+                do {
+                    try await consumer.readToEnd { self.handle(assembler.add($0)) }
+                    self.markCaughtUp()
+                    break
+                } catch {
+                    guard !Task.isCancelled else { break }
+                    self.logger.warning("cannot tell where \(self.topic) ends yet (\(error)); asking again")
+                    try? await Task.sleep(for: .seconds(1))
                 }
-                end.passed(record)
+            }
+            while let record = await consumer.next() {
                 consumer.complete(record)
-                switch assembler.add(record) {
-                case .complete(let announcement, let file)?: self.accept(announcement, file)
-                case .rejected(let version, let reason)?: self.refuse(version, reason)
-                case .decision(let d)?:
-                    self.logger.info("gate: \(d.version) \(d.promoted ? "promoted" : "held")\(d.forced ? " (forced by an operator)" : "") — \(d.reason)")
-                    self.observe?(.decision(d))
-                case let other?: self.observe?(other)
-                case nil: break
-                }
+                self.handle(assembler.add(record))
             }
         }
         await consumer.close()
     }
 
-    /// Where the topic ends now, asked until the broker answers (nil if cancelled first).
-    private func endOfTopic(_ consumer: KafkaConsumer) async -> TopicEnd? {
-        while !Task.isCancelled {
-            do {
-                return TopicEnd(ends: try await consumer.endOffsets())
-            } catch {
-                logger.warning("cannot tell where \(topic) ends yet (\(error)); asking again")
-                try? await Task.sleep(for: .seconds(1))
-            }
+    private func handle(_ outcome: ModelVersionAssembler.Outcome?) {
+        switch outcome {
+        case .complete(let announcement, let file)?: accept(announcement, file)
+        case .rejected(let version, let reason)?: refuse(version, reason)
+        case .decision(let d)?:
+            logger.info("gate: \(d.version) \(d.promoted ? "promoted" : "held")\(d.forced ? " (forced by an operator)" : "") — \(d.reason)")
+            observe?(.decision(d))
+        case let other?: observe?(other)
+        case nil: break
         }
-        return nil
     }
 
     private func markCaughtUp() {

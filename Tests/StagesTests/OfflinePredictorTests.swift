@@ -82,10 +82,7 @@ struct EvaluationTests {
     @Test func aucTableAndROCPlotOnKermanyImages() throws {
         let spec = PreprocessSpec(resize: 40, crop: 32, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
         let model = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 2)
-        let root = datasets.appendingPathComponent("kermany_pneumonia_224/train")
-        let files = try DatasetScanner.scan([root.appendingPathComponent("NORMAL").path]).prefix(5)
-            + DatasetScanner.scan([root.appendingPathComponent("PNEUMONIA").path]).prefix(7)
-        let evaluation = Evaluation(model: model, files: Array(files), batchSize: 4)
+        let evaluation = Evaluation(model: model, files: try kermanyFiles(normal: 5, pneumonia: 7), batchSize: 4)
         #expect(evaluation.images == 12 && evaluation.failures.isEmpty)
         let pneumonia = try #require(evaluation.labels.first)
         #expect(pneumonia.positives == 7 && pneumonia.negatives == 5)

@@ -7,6 +7,13 @@ import Wire
 let datasets = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/datasets")
 
+/// The first `normal` NORMAL and then the first `pneumonia` PNEUMONIA files of the Kermany train split.
+func kermanyFiles(normal: Int, pneumonia: Int) throws -> [ImageFile] {
+    let root = datasets.appendingPathComponent("kermany_pneumonia_224/train")
+    return Array(try DatasetScanner.scan([root.appendingPathComponent("NORMAL").path]).prefix(normal)
+                 + DatasetScanner.scan([root.appendingPathComponent("PNEUMONIA").path]).prefix(pneumonia))
+}
+
 func rawRecord(_ bytes: [UInt8], key: String?, headers: [KafkaHeader] = []) -> KafkaRecord {
     KafkaRecord(topic: "xray.raw", partition: 2, offset: 41, key: key.map { Array($0.utf8) }, value: bytes, headers: headers)
 }

@@ -50,10 +50,7 @@ struct TrainingTests {
     @Test func trainingLowersTheLossAndRecordsValidationMetrics() throws {
         let spec = PreprocessSpec(resize: 36, crop: 32, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25])
         let model = try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 3)
-        let root = datasets.appendingPathComponent("kermany_pneumonia_224/train")
-        let files = try DatasetScanner.scan([root.appendingPathComponent("NORMAL").path]).prefix(48)
-            + DatasetScanner.scan([root.appendingPathComponent("PNEUMONIA").path]).prefix(48)
-        let (training, validation) = PatientSplit(validationFraction: 0.25).split(Array(files))
+        let (training, validation) = PatientSplit(validationFraction: 0.25).split(try kermanyFiles(normal: 48, pneumonia: 48))
         var settings = OfflineTrainer.Settings()
         settings.epochs = 4; settings.batchSize = 8
         settings.schedule = .constant(3e-3)
