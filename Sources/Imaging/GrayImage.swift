@@ -33,6 +33,8 @@ public enum ImagingError: Error, Equatable, CustomStringConvertible {
     case tooManyPixels(width: Int, height: Int, limit: Int)
     case corrupt(format: String, reason: String)
     case empty
+    /// Width and height too far from a radiograph's proportions (a 1 x 60,000 strip).
+    case badAspectRatio(width: Int, height: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -46,6 +48,27 @@ public enum ImagingError: Error, Equatable, CustomStringConvertible {
             "corrupt or truncated \(format): \(reason)"
         case .empty:
             "empty image record"
+        case .badAspectRatio(let w, let h, let limit):
+            "image of \(w)x\(h) pixels is not a radiograph: one side is more than \(limit) times the other"
+        }
+    }
+
+    /// A short, stable name for the kind of fault, for metrics and the `xray.dlq.reason` header.
+    public var reasonCode: String {
+        switch self {
+        case .unknownFormat: "unknown-format"
+        case .encodedTooLarge, .tooManyPixels: "too-large"
+        case .corrupt: "corrupt-image"
+        case .empty: "empty"
+        case .badAspectRatio: "bad-aspect-ratio"
+        }
+    }
+
+    /// Throws `badAspectRatio` unless each side is at most `limit` times the other.
+    static func checkAspectRatio(width: Int, height: Int, limit: Int) throws {
+        // Both sides are positive and below 2^32 here, so the products cannot overflow.
+        guard width <= height * limit, height <= width * limit else {
+            throw ImagingError.badAspectRatio(width: width, height: height, limit: limit)
         }
     }
 }

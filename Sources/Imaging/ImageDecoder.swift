@@ -6,11 +6,15 @@ public struct DecodeLimits: Sendable, Equatable {
     public var maxPixels: Int
     /// Decoded images whose longer side exceeds this are downscaled to it (the working resolution).
     public var maxSide: Int
+    /// The most one side may be a multiple of the other (chest X-rays are near 1:1.3).
+    public var maxAspectRatio: Int
 
-    public init(maxEncodedBytes: Int = 32 << 20, maxPixels: Int = 50_000_000, maxSide: Int = 1024) {
+    public init(maxEncodedBytes: Int = 32 << 20, maxPixels: Int = 50_000_000, maxSide: Int = 1024,
+                maxAspectRatio: Int = Preprocessor.maxAspectRatio) {
         self.maxEncodedBytes = maxEncodedBytes
         self.maxPixels = maxPixels
         self.maxSide = maxSide
+        self.maxAspectRatio = maxAspectRatio
     }
 }
 
@@ -22,7 +26,8 @@ public struct ImageDecoder: Sendable {
     public init(limits: DecodeLimits = DecodeLimits()) { self.limits = limits }
 
     /// Decodes `bytes`, detecting the format from its signature. Throws `ImagingError` for
-    /// empty, unknown, oversized, corrupt or truncated input.
+    /// empty, unknown, oversized, corrupt or truncated input, and for proportions no
+    /// radiograph has.
     public func decode(_ bytes: [UInt8]) throws -> (image: GrayImage, source: SourceImageInfo) {
         guard !bytes.isEmpty else { throw ImagingError.empty }
         guard bytes.count <= limits.maxEncodedBytes else {
@@ -36,6 +41,7 @@ public struct ImageDecoder: Sendable {
         } else {
             throw ImagingError.unknownFormat(firstBytes: Array(bytes.prefix(8)))
         }
+        try ImagingError.checkAspectRatio(width: decoded.0.width, height: decoded.0.height, limit: limits.maxAspectRatio)
         return (fitWithin(decoded.0, maxSide: limits.maxSide), decoded.1)
     }
 

@@ -32,8 +32,14 @@ public struct Preprocessor: Sendable {
          Int((Double(height - crop) / 2).rounded(.toNearestOrEven)))
     }
 
-    /// The model input for `image`: shape (C, crop, crop), row-major.
-    public func tensor(from image: GrayImage) -> [Float] {
+    /// The most one side of an input image may be a multiple of the other.
+    public static let maxAspectRatio = 10
+
+    /// The model input for `image`: shape (C, crop, crop), row-major. Throws
+    /// `ImagingError.badAspectRatio` for an image no radiograph looks like (a 1 x 60,000 strip
+    /// would be resized to 256 x 15 million).
+    public func tensor(from image: GrayImage) throws -> [Float] {
+        try ImagingError.checkAspectRatio(width: image.width, height: image.height, limit: Self.maxAspectRatio)
         let size = resizedSize(width: image.width, height: image.height)
         let origin = cropOrigin(width: size.width, height: size.height)
         let plane = Resampler.resize(image, width: size.width, height: size.height,

@@ -37,7 +37,8 @@ public final class Aggregator: Service, @unchecked Sendable {
     private let kafka: KafkaConfiguration
     private let logger: Logger
     private let published = Mutex<[(version: String, file: [UInt8])]>([])
-    private let seenShards = Mutex<Set<String>>([])
+    /// The latest version shards seen on xray.models ("version#shard"), at most 4096.
+    private let seenShards = Mutex(RecentSet(capacity: 4096))
     private let evaluations = Mutex<[VersionEvaluation]>([])
 
     public init(settings: AggregatorSettings, kafka: KafkaConfiguration, logger: Logger) {
@@ -50,7 +51,7 @@ public final class Aggregator: Service, @unchecked Sendable {
         let topics = settings.topics
         let follower = ModelFollower(topic: topics.models, consumer: consumerConfiguration(suffix: "-models"), logger: logger,
                                      stage: "aggregator", assembling: [.published],
-                                     use: { [self] a, file in
+                                     use: { [self] a, file, _ in
                                          self.published.withLock { kept in
                                              kept.append((a.version, file))
                                              if kept.count > 4 { kept.removeFirst() }
@@ -58,7 +59,7 @@ public final class Aggregator: Service, @unchecked Sendable {
                                      },
                                      observe: { [self] outcome in
                                          switch outcome {
-                                         case .shard(let s): _ = self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
+                                         case .shard(let s): self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
                                          case .evaluation(let e): self.evaluations.withLock { $0.append(e) }
                                          default: break
                                          }
@@ -91,7 +92,9 @@ public final class Aggregator: Service, @unchecked Sendable {
         guard let shards = try await admin.partitionCounts(topics: [topics.gradients])[topics.gradients] else {
             throw BadInput("\(topics.gradients) does not exist; create the topics with xray topics apply")
         }
-        let layout = ShardLayout(parameterCount: model.network.store.count, shards: shards)
+        guard let layout = try? ShardLayout.checked(parameterCount: model.network.store.count, shards: shards) else {
+            throw ConfigurationError("\(topics.gradients) has \(shards) partitions; the parameter shards need 1 to \(ShardLayout.maxShards)")
+        }
         logger.info("run \(run) from \(base.version): \(model.manifest.architecture), \(layout.parameterCount) parameters in \(shards) shards, \(settings.mode)")
 
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: kafka), logger: logger)
@@ -99,6 +102,7 @@ public final class Aggregator: Service, @unchecked Sendable {
                                          logger: logger)
         var owned: [Int: ShardAggregator] = [:]
         var assembler = GradientAssembler()
+        var lastExpiry = ContinuousClock.now
         do {
             while !Task.isCancelled {
                 let record = await consumer.next(timeout: .milliseconds(200))
@@ -114,7 +118,7 @@ public final class Aggregator: Service, @unchecked Sendable {
                     if owned[s] == nil {
                         // Checkpoints read now, not at start-up: another aggregator may have
                         // advanced the shard since. Every newly assigned shard is taken at once.
-                        let checkpoints = try await readCheckpoints()
+                        let checkpoints = try await readCheckpoints(run: run)
                         for taken in assigned.union([s]).subtracting(owned.keys).sorted() {
                             let shard = try restore(taken, run: run, base: base.version, layout: layout, model: model, checkpoints: checkpoints)
                             owned[taken] = shard
@@ -122,14 +126,15 @@ public final class Aggregator: Service, @unchecked Sendable {
                         }
                     }
                     do {
-                        if let c = try assembler.add(record) { try await arrive(c, at: owned[s]!, consumer) }
+                        if let c = try assembler.add(record), let shard = owned[s] { try await arrive(c, at: shard, consumer, producer) }
                     } catch {
-                        count("malformed")
-                        logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset): \(error)")
-                        try await producer.sendInOrder([DeadLetter.record(for: record, stage: "aggregator", reason: "\(error)",
-                                                                          topic: topics.deadletter)], logger: logger)
-                        consumer.complete(record)
+                        count(faultCode(error) == "non-finite" ? "non-finite" : "malformed")
+                        try await deadLetter(record, error, producer, consumer)
                     }
+                }
+                if ContinuousClock.now - lastExpiry >= .seconds(1) {
+                    lastExpiry = .now
+                    try await expire(&assembler, owned: owned, consumer)
                 }
                 let observed = evaluations.withLock { e in defer { e.removeAll() }; return e }
                 for e in observed where e.version == base.version || e.version.hasPrefix(run + "-") {
@@ -145,7 +150,33 @@ public final class Aggregator: Service, @unchecked Sendable {
         await producer.close()
     }
 
-    private func arrive(_ c: ShardContribution, at shard: ShardAggregator, _ consumer: KafkaConsumer) async throws {
+    /// Sends a record to the dead-letter topic with why, and marks it done.
+    private func deadLetter(_ record: KafkaRecord, _ error: any Error, _ producer: KafkaProducer, _ consumer: KafkaConsumer) async throws {
+        logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset) (\(faultCode(error))): \(error)")
+        try await producer.sendInOrder([DeadLetter.record(for: record, stage: "aggregator", error: error,
+                                                          topic: settings.topics.deadletter)], logger: logger)
+        consumer.complete(record)
+    }
+
+    /// Gives up partial contributions and waiting ones that will never complete, so their
+    /// records stop holding back the commits of their partitions.
+    private func expire(_ assembler: inout GradientAssembler, owned: [Int: ShardAggregator], _ consumer: KafkaConsumer) async throws {
+        for a in assembler.expire(now: .now) {
+            count("expired")
+            logger.warning("gave up contribution \(a.contribution) shard \(a.shard): \(a.reason)")
+            for r in a.records { consumer.complete(r) }
+        }
+        for shard in owned.values {
+            for c in shard.expire(now: .now) {
+                count("expired")
+                logger.warning("dropped contribution \(c.id) from \(c.trainer) on shard \(shard.shard): it waited more than \(ShardAggregator.pendingExpiry) for its step (computed at step \(c.baseStep), the shard is at \(shard.step))")
+                for r in c.records { consumer.complete(r) }
+            }
+        }
+    }
+
+    private func arrive(_ c: ShardContribution, at shard: ShardAggregator, _ consumer: KafkaConsumer,
+                        _ producer: KafkaProducer) async throws {
         let arrival = shard.add(c, now: .now)
         switch arrival {
         case .pending: return
@@ -158,6 +189,12 @@ public final class Aggregator: Service, @unchecked Sendable {
         case .foreign:
             count("foreign")
             logger.warning("dropped contribution \(c.id) from \(c.trainer): computed at \(c.baseVersion), not a version of run \(shard.run)")
+        case .malformed(let reason):
+            count("malformed")
+            logger.warning("dropped contribution \(c.id) from \(c.trainer): \(reason)")
+        case .overflow:
+            count("overflow")
+            logger.warning("dropped contribution \(c.id) from \(c.trainer): \(ShardAggregator.maxPending) contributions already wait on shard \(shard.shard)")
         }
         for r in c.records { consumer.complete(r) }
     }
@@ -172,7 +209,7 @@ public final class Aggregator: Service, @unchecked Sendable {
             for trainer in due.missed { logger.warning("trainer \(trainer) missed the barrier of step \(shard.step + 1) on shard \(shard.shard); continuing without it") }
             guard let summary = shard.apply(due) else { continue }
             try await producer.sendInOrder(try CheckpointCodec.records(shard.checkpoint, topic: settings.topics.checkpoints), logger: logger)
-            try await producer.sendInOrder(versionRecords(shard, model: model, summary: summary), logger: logger)
+            try await producer.sendInOrder(try versionRecords(shard, model: model, summary: summary), logger: logger)
             for c in due.contributions { for r in c.records { consumer.complete(r) } }
             count("applied", by: summary.contributions)
             let d = [("shard", String(shard.shard))]
@@ -182,32 +219,48 @@ public final class Aggregator: Service, @unchecked Sendable {
                 Gauge(label: "xray_learning_rate").record(Double(summary.learningRate))
             }
             logger.info("\(shard.version) shard \(shard.shard): \(summary.contributions) contribution(s) from \(summary.trainers.joined(separator: ",")), \(summary.samples) images, loss \(String(format: "%.4f", summary.loss)), lr \(String(format: "%.2e", summary.learningRate))")
+            if let skipped = summary.skipped {
+                Counter(label: "xray_aggregator_steps_skipped_total", dimensions: d).increment()
+                logger.error("\(shard.version) shard \(shard.shard) kept the weights of the step before: \(skipped). The contributions are counted as applied; check the trainers' inputs and the learning rate.")
+            }
         }
     }
 
-    private func versionRecords(_ shard: ShardAggregator, model: ModelFile, summary: ShardAggregator.Summary?) -> [OutgoingRecord] {
+    private func versionRecords(_ shard: ShardAggregator, model: ModelFile, summary: ShardAggregator.Summary?) throws -> [OutgoingRecord] {
         var manifest = model.manifest
         manifest.origin = "trained: run \(shard.run) step \(shard.step) from \(shard.base)"
         manifest.createdAt = isoNow()
         manifest.metrics = summary.map { ["train.loss": Double($0.loss), "train.images": Double($0.samples),
-                                          "train.learning_rate": Double($0.learningRate)] }
+                                          "train.learning_rate": Double($0.learningRate)].filter(\.value.isFinite) }
         let range = shard.layout.range(shard.shard)
         var announcement = ShardAnnouncement(version: shard.version, run: shard.run, step: shard.step, base: shard.base,
                                              shard: shard.shard, shards: shard.layout.shards, start: range.lowerBound,
                                              count: range.count, chunks: 0, crc32: "", manifest: manifest, publishedAt: isoNow())
         announcement.contributions = shard.lastApplied
-        return ModelVersionCodec.shardRecords(values: shard.values, state: shard.state, announcement: announcement,
+        return try ModelVersionCodec.shardRecords(values: shard.values, state: shard.state, announcement: announcement,
                                               topic: settings.topics.models)
     }
 
+    /// The shard from its newest usable checkpoint of the run (a corrupt one is refused with
+    /// a log line and the one before it tried), or fresh from the base if the run has none.
     private func restore(_ s: Int, run: String, base: String, layout: ShardLayout, model: ModelFile,
                          checkpoints: CheckpointReader) throws -> ShardAggregator {
-        if let c = checkpoints.checkpoint(run: run, shard: s) {
+        let candidates = checkpoints.checkpoints(shard: s)
+        for c in candidates {
             guard c.shards == layout.shards, c.base == base else {
-                throw BadInput("the checkpoint of run \(run) shard \(s) is for \(c.shards) shards from \(c.base); start a new run with --run")
+                throw ConfigurationError("the checkpoint of run \(run) shard \(s) is for \(c.shards) shards from \(c.base); start a new run",
+                                         flag: "--run")
             }
-            logger.info("shard \(s): continuing run \(run) from its checkpoint at step \(c.step)")
-            return try ShardAggregator(restoring: c, network: model.network, mode: settings.mode)
+            do {
+                let shard = try ShardAggregator(restoring: c, network: model.network, mode: settings.mode)
+                logger.info("shard \(s): continuing run \(run) from its checkpoint at step \(c.step)")
+                return shard
+            } catch {
+                logger.error("refused \(error); trying the checkpoint before it")
+            }
+        }
+        if !candidates.isEmpty {
+            throw CorruptState("run \(run) shard \(s)", "no checkpoint of it can be restored; start a new run with --run")
         }
         logger.info("shard \(s): starting run \(run) at \(base)")
         return ShardAggregator(run: run, base: base, shard: s, layout: layout, network: model.network, mode: settings.mode,
@@ -219,12 +272,12 @@ public final class Aggregator: Service, @unchecked Sendable {
     private func republishIfMissing(_ shard: ShardAggregator, model: ModelFile, _ producer: KafkaProducer) async throws {
         guard shard.step > 0, !seenShards.withLock({ $0.contains("\(shard.version)#\(shard.shard)") }) else { return }
         logger.info("republishing \(shard.version) shard \(shard.shard), which its checkpoint has and xray.models lacks")
-        try await producer.sendInOrder(versionRecords(shard, model: model, summary: nil), logger: logger)
+        try await producer.sendInOrder(try versionRecords(shard, model: model, summary: nil), logger: logger)
     }
 
-    /// Every checkpoint on xray.checkpoints, read to the end.
-    private func readCheckpoints() async throws -> CheckpointReader {
-        var reader = CheckpointReader()
+    /// The checkpoints of `run` on xray.checkpoints, read to the end.
+    private func readCheckpoints(run: String) async throws -> CheckpointReader {
+        var reader = CheckpointReader(run: run)
         try await KafkaConsumer.readWholeTopic(settings.topics.checkpoints, configuration: consumerConfiguration(suffix: "-checkpoints"),
                                                logger: logger) { reader.add($0) }
         return reader

@@ -3,9 +3,14 @@ public import Wire
 
 extension DeadLetter {
     /// The dead-letter record for an input a stage refused: original key, value (cut to fit)
-    /// and headers, plus the stage, the reason and where the input was read.
-    public static func record(for input: KafkaRecord, stage: String, reason: String, topic: String) -> OutgoingRecord {
-        let letter = DeadLetter(stage: stage, reason: reason, sourceTopic: input.topic,
+    /// and headers, plus the stage, the reason (the error's text and its `faultCode`) and
+    /// where the input was read.
+    public static func record(for input: KafkaRecord, stage: String, error: any Error, topic: String) -> OutgoingRecord {
+        record(for: input, stage: stage, reason: "\(error)", code: faultCode(error), topic: topic)
+    }
+
+    public static func record(for input: KafkaRecord, stage: String, reason: String, code: String, topic: String) -> OutgoingRecord {
+        let letter = DeadLetter(stage: stage, reason: reason, reasonCode: code, sourceTopic: input.topic,
                                 sourcePartition: input.partition, sourceOffset: input.offset,
                                 at: epochMilliseconds())
         let (value, cut) = DeadLetter.value(from: input.value)

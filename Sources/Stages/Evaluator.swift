@@ -55,8 +55,9 @@ public final class Evaluator: Service, @unchecked Sendable {
     private let serving = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
     /// Used only by the evaluation loop.
     private var servingCache: (version: String, ids: Set<String>, evaluation: Evaluation)?
-    /// Versions evaluated or decided already (read back from xray.models at start-up).
-    private let done = Mutex<Set<String>>([])
+    /// Versions evaluated or decided already (read back from xray.models at start-up), the
+    /// latest 4096.
+    private let done = Mutex(RecentSet(capacity: 4096))
 
     public init(settings: EvaluatorSettings, kafka: KafkaConfiguration, logger: Logger) {
         self.settings = settings
@@ -68,14 +69,14 @@ public final class Evaluator: Service, @unchecked Sendable {
     public func run() async throws {
         let follower = ModelFollower(topic: settings.topics.models, consumer: consumer("-models"), logger: logger,
                                      stage: "evaluator", assembling: [.published, .trained, .promoted],
-                                     use: { [self] a, file in
+                                     use: { [self] a, file, _ in
                                          switch a.kind {
                                          case .trained: candidate.withLock { $0 = (a, file) }
                                          case .published, .promoted: serving.withLock { $0 = (a, file) }
                                          }
                                      },
                                      observe: { [self] outcome in
-                                         if case .evaluation(let e) = outcome { _ = done.withLock { $0.insert(e.version) } }
+                                         if case .evaluation(let e) = outcome { done.withLock { $0.insert(e.version) } }
                                      })
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: kafka), logger: logger)
         try await withThrowingDiscardingTaskGroup { group in
@@ -118,58 +119,95 @@ public final class Evaluator: Service, @unchecked Sendable {
         await consumer.close()
     }
 
+    /// Scores the candidate and the serving version on the same images, writes the
+    /// candidate's evaluation (when it could be scored) and a decision. The candidate is held,
+    /// with the reason, when it or the serving version cannot be scored on these images or an
+    /// AUC is not finite; it is promoted only when `GatePolicy` says so on both sets of figures.
     private func evaluate(_ next: (announcement: ModelAnnouncement, file: [UInt8]), on examples: [HeldOutWindow.Example],
                           _ producer: KafkaProducer) async throws {
         let version = next.announcement.version
         let start = ContinuousClock.now
-        guard let figures = score(next.file, version: version, examples) else { return }
-        let current = serving.withLock { $0 }
-        let baseline = current.flatMap { servingEvaluation($0, examples) }
         let topic = settings.topics.models
-        let evaluation = VersionEvaluation(version: version, images: examples.count, metrics: figures.metrics, evaluatedAt: isoNow())
-        try await producer.sendInOrder([ModelVersionCodec.record(evaluation, topic: topic)], logger: logger)
-        done.withLock { _ = $0.insert(version) }
-        for (name, value) in figures.metrics where name.hasPrefix("auc.") {
-            Gauge(label: "xray_evaluation_auc", dimensions: [("label", String(name.dropFirst(4)))]).record(value)
+        let current = serving.withLock { $0 }
+        let candidate = score(next.file, version: version, examples)
+        var promote = false, reason: String, figures: Evaluation?
+        switch candidate {
+        case .failure(let problem):
+            reason = "the candidate cannot be scored on the held-out window: \(problem)"
+        case .success(let evaluation):
+            figures = evaluation
+            let metrics = evaluation.metrics.filter(\.value.isFinite)
+            let record = VersionEvaluation(version: version, images: evaluation.images, metrics: metrics, evaluatedAt: isoNow())
+            try await producer.sendInOrder([try ModelVersionCodec.record(record, topic: topic)], logger: logger)
+            for (name, value) in metrics where name.hasPrefix("auc.") {
+                Gauge(label: "xray_evaluation_auc", dimensions: [("label", String(name.dropFirst(4)))]).record(value)
+            }
+            if let current {
+                switch servingEvaluation(current, examples) {
+                case .failure(let problem):
+                    reason = "the serving version \(current.announcement.version) cannot be scored on the same window: \(problem)"
+                case .success(let baseline) where baseline.images != evaluation.images:
+                    reason = "the serving version scored \(baseline.images) of the window's images, the candidate \(evaluation.images): not the same images"
+                case .success(let baseline):
+                    (promote, reason) = settings.gate.decide(candidate: evaluation.metrics, serving: baseline.metrics,
+                                                             labels: next.announcement.manifest.labels)
+                    logger.info("\(version): mean AUC \(Self.format(evaluation.meanAUC)) on \(evaluation.images) held-out images (serving \(current.announcement.version): \(Self.format(baseline.meanAUC))), \(String(format: "%.1f s", (ContinuousClock.now - start) / .seconds(1)))")
+                }
+            } else {
+                reason = "no version serves yet to compare with"
+            }
         }
-        let labels = next.announcement.manifest.labels
-        let (promote, reason) = settings.gate.decide(candidate: figures.metrics, serving: baseline?.metrics, labels: labels)
-        let line = "\(version): mean AUC \(figures.meanAUC.map { String(format: "%.4f", $0) } ?? "-") on \(examples.count) held-out images "
-            + "(serving \(current?.announcement.version ?? "none"): \(baseline?.meanAUC.map { String(format: "%.4f", $0) } ?? "-")), "
-            + String(format: "%.1f s", (ContinuousClock.now - start) / .seconds(1))
-        logger.info("\(line)")
+        done.withLock { $0.insert(version) }
+        if figures == nil || !promote { logger.info("\(version) held: \(reason)") }
         let decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
                                     reason: reason, decidedBy: "evaluator", decidedAt: isoNow())
-        var records: [OutgoingRecord] = []
-        if promote { records = try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics, topic: topic) }
-        try await producer.sendInOrder(records, logger: logger)
-        try await producer.sendInOrder([ModelVersionCodec.record(decision, topic: topic)], logger: logger)
+        if promote, let figures {
+            try await producer.sendInOrder(try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics, topic: topic), logger: logger)
+        }
+        try await producer.sendInOrder([try ModelVersionCodec.record(decision, topic: topic)], logger: logger)
         Counter(label: "xray_gate_decisions_total", dimensions: [("outcome", promote ? "promoted" : "held")]).increment()
         // The decision is logged as it comes back from xray.models (as every follower logs it).
     }
 
+    private static func format(_ auc: Double?) -> String { auc.map { String(format: "%.4f", $0) } ?? "-" }
+
     /// The serving version's figures on these images: scored once per version and window
     /// content (a replayed dataset leaves the window's images unchanged), not per candidate.
     private func servingEvaluation(_ version: (announcement: ModelAnnouncement, file: [UInt8]),
-                                   _ examples: [HeldOutWindow.Example]) -> Evaluation? {
+                                   _ examples: [HeldOutWindow.Example]) -> Result<Evaluation, ScoringFailure> {
         let ids = Set(examples.map(\.id)), name = version.announcement.version
-        if let cached = servingCache, cached.version == name, cached.ids == ids { return cached.evaluation }
+        if let cached = servingCache, cached.version == name, cached.ids == ids { return .success(cached.evaluation) }
         let evaluation = score(version.file, version: name, examples)
-        servingCache = evaluation.map { (name, ids, $0) }
+        servingCache = (try? evaluation.get()).map { (name, ids, $0) }
         return evaluation
     }
 
-    private func score(_ file: [UInt8], version: String, _ examples: [HeldOutWindow.Example]) -> Evaluation? {
-        guard let model = try? ModelFile.decode(file, name: "model version \(version)") else { return nil }
+    /// Why a version could not be scored.
+    struct ScoringFailure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The version's figures on the examples of its input shape; fails if the file does not
+    /// load, no example fits, or a score is not finite.
+    private func score(_ file: [UInt8], version: String, _ examples: [HeldOutWindow.Example]) -> Result<Evaluation, ScoringFailure> {
+        let model: ModelFile
+        do { model = try ModelFile.decode(file, name: "model version \(version)") } catch {
+            return .failure(ScoringFailure(description: "\(error)"))
+        }
         let s = model.manifest.input
         let usable = examples.filter { $0.input.count == s.reduce(1, *) }
+        guard !usable.isEmpty else { return .failure(ScoringFailure(description: "no held-out image has its input shape \(s)")) }
         var scores: [[Float]] = []
         for start in stride(from: 0, to: usable.count, by: settings.batchSize) {
             let batch = usable[start..<min(usable.count, start + settings.batchSize)]
             scores += model.network.probabilities(batch: batch.flatMap(\.input), shape: Shape(n: batch.count, c: s[0], h: s[1], w: s[2]))
         }
+        let nonFinite = scores.reduce(0) { $0 + $1.filter { !$0.isFinite }.count }
+        guard nonFinite == 0 else {
+            return .failure(ScoringFailure(description: "\(nonFinite) of its scores are NaN or infinite"))
+        }
         var manifest = model.manifest
         manifest.version = version
-        return Evaluation(manifest: manifest, scores: scores, truth: usable.map(\.positives))
+        return .success(Evaluation(manifest: manifest, scores: scores, truth: usable.map(\.positives)))
     }
 }

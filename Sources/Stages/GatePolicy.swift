@@ -10,16 +10,21 @@ public struct GatePolicy: Sendable, Equatable {
         self.labelMargin = labelMargin
     }
 
-    /// Whether to promote, and why, from both versions' figures (`auc.mean`, `auc.<label>`).
-    public func decide(candidate: [String: Double], serving: [String: Double]?, labels: [String]) -> (promote: Bool, reason: String) {
-        guard let serving else { return (true, "no version serves yet") }
-        guard let mean = candidate["auc.mean"] else { return (false, "the held-out window has no label with both classes; nothing to compare") }
-        let servingMean = serving["auc.mean"] ?? 0
+    /// Whether to promote, and why, from both versions' figures (`auc.mean`, `auc.<label>`)
+    /// on the same images. Held when either mean AUC is missing or not a number in [0, 1].
+    public func decide(candidate: [String: Double], serving: [String: Double], labels: [String]) -> (promote: Bool, reason: String) {
+        guard let mean = candidate["auc.mean"], (0...1).contains(mean) else {
+            return (false, "the candidate has no finite mean AUC on the held-out window (no label with both classes, or its scores are not finite)")
+        }
+        guard let servingMean = serving["auc.mean"], (0...1).contains(servingMean) else {
+            return (false, "the serving version has no finite mean AUC on the same window; nothing to compare with")
+        }
         if mean < servingMean - meanMargin {
             return (false, String(format: "mean AUC %.4f is below the serving version's %.4f", mean, servingMean))
         }
         for label in labels {
             guard let new = candidate["auc.\(label)"], let old = serving["auc.\(label)"] else { continue }
+            guard new.isFinite, old.isFinite else { return (false, "\(label) AUC is not a finite number") }
             if new < old - labelMargin {
                 return (false, String(format: "%@ AUC %.4f dropped more than %.3f from %.4f", label, new, labelMargin, old))
             }

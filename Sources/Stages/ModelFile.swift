@@ -51,10 +51,13 @@ public struct ModelFile {
     /// The bytes of the model file.
     public func encoded() throws -> [UInt8] {
         let json = String(decoding: try JSONEncoder().encode(manifest), as: UTF8.self)
-        return [UInt8](SafeTensors.encode(SafeTensors.File(tensors: network.stateDict(), metadata: [ModelManifest.metadataKey: json])))
+        return [UInt8](try SafeTensors.encode(SafeTensors.File(tensors: network.stateDict(), metadata: [ModelManifest.metadataKey: json])))
     }
 
-    private static func decode(_ file: SafeTensors.File, name: String) throws -> ModelFile {
+    /// A model from a decoded safetensors file. Checks the manifest, that the architecture
+    /// takes its input size and that every tensor fits the network exactly; throws
+    /// `BadInput` or `EngineError` naming the first problem.
+    static func decode(_ file: SafeTensors.File, name: String) throws -> ModelFile {
         let url = URL(fileURLWithPath: name)
         guard let json = file.metadata[ModelManifest.metadataKey] else {
             throw BadInput("\(url.path) has no \(ModelManifest.metadataKey) metadata; bring plain torchvision weights in with `xray model import`")
@@ -67,6 +70,10 @@ public struct ModelFile {
         guard let architecture = Architecture(rawValue: manifest.architecture) else {
             throw BadInput("\(url.path): unknown architecture \(manifest.architecture) (known: \(Architecture.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
+        if let problem = architecture.inputProblem(height: manifest.input[1], width: manifest.input[2]) {
+            throw BadInput("\(url.path): \(problem)")
+        }
+        // The manifest's checks bound the label and channel counts, so building cannot trap.
         let network = Network(architecture: architecture, labels: manifest.labels.count, inputChannels: manifest.input[0])
         try network.load(file.tensors)
         return ModelFile(manifest: manifest, network: network)

@@ -7,16 +7,18 @@ public import Wire
 
 /// Follows xray.models from the beginning and hands each complete, valid version to its
 /// consumer: the scorer loads the weights into a `ModelSlot` (`serving(into:)`), the
-/// preprocessor takes the manifest's preprocessing (`manifests(_:)`). A corrupt or incomplete
-/// version, or one the consumer cannot use, is refused with a log line and the previous one
-/// stays in force.
+/// preprocessor takes the manifest's preprocessing (`manifests(_:)`). Every version's content
+/// is checked first (`ModelCheck`: dtypes, shapes, finite weights and statistics, a finite
+/// forward pass). A corrupt, incomplete or unusable version, or one the consumer cannot use,
+/// is refused with a log line and the previous one stays in force.
 ///
 /// `ready()` returns once the topic has been read up to where it ended at start-up (its end
 /// offsets, asked of the broker) and a version is in force, so a starting stage uses the
 /// latest version, not the first, however slowly the broker answers.
 public final class ModelFollower: Service, Sendable {
-    /// What to do with an accepted version; throws to refuse it.
-    public typealias Use = @Sendable (ModelAnnouncement, [UInt8]) throws -> Void
+    /// What to do with an accepted version: its announcement, its model file's bytes and the
+    /// model decoded and checked from them. Throws to refuse it.
+    public typealias Use = @Sendable (ModelAnnouncement, [UInt8], ModelFile) throws -> Void
     /// Sees every other outcome: evaluations, gate decisions, shard announcements.
     public typealias Observe = @Sendable (ModelVersionAssembler.Outcome) -> Void
 
@@ -29,8 +31,10 @@ public final class ModelFollower: Service, Sendable {
     private let consumer: ConsumerConfiguration
     private let logger: Logger
     private let caughtUp = Mutex(false)
-    /// Versions accepted and refused, in order (for status and tests).
+    /// The latest versions accepted and refused, in order (for status and tests), at most
+    /// `keptDecisions` of them.
     private let history = Mutex<[(version: String, accepted: Bool, reason: String?)]>([])
+    static let keptDecisions = 1000
 
     /// `stage` names the user in metrics (`xray_model_version_info{stage=...}`); `kinds` are
     /// the versions it takes (scorers: published and promoted; trainers: published and trained).
@@ -48,8 +52,7 @@ public final class ModelFollower: Service, Sendable {
 
     /// A follower that loads each version's weights into `slot` (the scorer).
     public static func serving(into slot: ModelSlot, topic: String, consumer: ConsumerConfiguration, logger: Logger) -> ModelFollower {
-        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, file in
-            let model = try ModelFile.decode(file, name: "model version \(announcement.version)")
+        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, _, model in
             guard model.manifest.architecture == announcement.manifest.architecture,
                   model.manifest.labels == announcement.manifest.labels else {
                 throw BadInput("the weights' manifest (\(model.manifest.architecture), \(model.manifest.labels.count) labels) differs from the announcement's")
@@ -62,7 +65,7 @@ public final class ModelFollower: Service, Sendable {
     /// loading weights.
     public static func manifests(topic: String, consumer: ConsumerConfiguration, logger: Logger,
                                  use: @escaping @Sendable (ModelManifest) throws -> Void) -> ModelFollower {
-        ModelFollower(topic: topic, consumer: consumer, logger: logger, stage: "preprocessor") { announcement, _ in try use(announcement.manifest) }
+        ModelFollower(topic: topic, consumer: consumer, logger: logger, stage: "preprocessor") { announcement, _, _ in try use(announcement.manifest) }
     }
 
     /// The version in force, if any.
@@ -77,7 +80,7 @@ public final class ModelFollower: Service, Sendable {
             // Start-up: everything written before now, then `ready()` may return.
             while !Task.isCancelled {
                 do {
-                    try await consumer.readToEnd { self.handle(assembler.add($0)) }
+                    try await consumer.readToEnd { self.handle(&assembler, $0) }
                     self.markCaughtUp()
                     break
                 } catch {
@@ -88,10 +91,17 @@ public final class ModelFollower: Service, Sendable {
             }
             while let record = await consumer.next() {
                 consumer.complete(record)
-                self.handle(assembler.add(record))
+                self.handle(&assembler, record)
             }
         }
         await consumer.close()
+    }
+
+    private func handle(_ assembler: inout ModelVersionAssembler, _ record: KafkaRecord) {
+        handle(assembler.add(record))
+        for (version, reason) in assembler.drainDropped() {
+            logger.warning("dropped the waiting parts of model version \(version): \(reason)")
+        }
     }
 
     private func handle(_ outcome: ModelVersionAssembler.Outcome?) {
@@ -117,10 +127,11 @@ public final class ModelFollower: Service, Sendable {
         var announcement = announcement
         announcement.manifest.version = version
         do {
-            try use(announcement, file)
+            let model = try ModelCheck.verified(file, name: "model version \(version)")
+            try use(announcement, file, model)
             let previous = current.withLock { state in defer { state = version }; return state }
             metrics.accepted(version, previous: previous)
-            history.withLock { $0.append((version, true, nil)) }
+            remember(version, accepted: true, reason: nil)
             let m = announcement.manifest
             logger.info("using model \(version): \(m.architecture), \(m.labels.count) labels, input \(m.input)")
         } catch {
@@ -128,8 +139,15 @@ public final class ModelFollower: Service, Sendable {
         }
     }
 
+    private func remember(_ version: String, accepted: Bool, reason: String?) {
+        history.withLock { h in
+            h.append((version, accepted, reason))
+            if h.count > Self.keptDecisions { h.removeFirst(h.count - Self.keptDecisions) }
+        }
+    }
+
     private func refuse(_ version: String, _ reason: String) {
-        history.withLock { $0.append((version, false, reason)) }
+        remember(version, accepted: false, reason: reason)
         metrics.refused()
         logger.error("refused model \(version): \(reason); \(self.version.map { "still using \($0)" } ?? "no model in force")")
     }

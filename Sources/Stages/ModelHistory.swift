@@ -33,6 +33,7 @@ public struct ModelHistory: Sendable {
             case .rejected(let version, let reason)?: logger.warning("version \(version) is unusable: \(reason)")
             case .shard?, nil: break
             }
+            for (version, reason) in assembler.drainDropped() { logger.warning("dropped the waiting parts of \(version): \(reason)") }
         }
         return history
     }

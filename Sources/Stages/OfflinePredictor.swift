@@ -40,7 +40,7 @@ public final class OfflinePredictor {
             return array.values
         }
         let (image, _) = try decoder.decode([UInt8](data))
-        return preprocessor.tensor(from: image)
+        return try preprocessor.tensor(from: image)
     }
 
     /// Predictions for `urls`, in order, scored in batches; `emit` is called as each batch ends.

@@ -32,7 +32,7 @@ public struct PreprocessorStage: Stage {
         let decoded = try DecodedImage(decoding: record.value)
         let image = GrayImage(width: decoded.width, height: decoded.height, pixels: decoded.pixels)
         let (spec, preprocessor) = state.current
-        let tensor = Tensor(shape: spec.outputShape, values: preprocessor.tensor(from: image))
+        let tensor = Tensor(shape: spec.outputShape, values: try preprocessor.tensor(from: image))
         return [record.passedOn(to: outputTopic, imageID: id, value: tensor.encoded(), contentType: ContentType.tensor,
                                 schema: Tensor.schemaVersion, timestampHeader: HeaderName.preprocessedAt)]
     }

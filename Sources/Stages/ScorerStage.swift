@@ -1,9 +1,15 @@
 import Foundation
 public import KafkaIO
+public import Logging
 public import Wire
 
 /// xray.tensors → xray.predictions (every image) and xray.alerts (urgent images), scoring
 /// batches with the version the `ModelSlot` serves when the batch starts.
+///
+/// A tensor that is malformed, of the wrong shape or holds a NaN or infinity is dead-lettered
+/// before it is scored. If the model nonetheless gives a non-finite probability for an input,
+/// that input is dead-lettered (`non-finite-output`) and logged as an error: the model, not
+/// the image, is suspect, and no prediction carries a number JSON cannot hold.
 public struct ScorerStage: Stage {
     public let name = "scorer"
     public let inputTopic: String
@@ -11,13 +17,16 @@ public struct ScorerStage: Stage {
     let alertsTopic: String
     public let slot: ModelSlot
     public let batching: Batching
+    private let logger: Logger
 
-    public init(topics: TopicCatalog, slot: ModelSlot, batching: Batching = Batching(maxRecords: 16, maxWait: .milliseconds(20))) {
+    public init(topics: TopicCatalog, slot: ModelSlot, batching: Batching = Batching(maxRecords: 16, maxWait: .milliseconds(20)),
+                logger: Logger = Logger(label: "xray.scorer")) {
         inputTopic = topics.tensors
         predictionsTopic = topics.predictions
         alertsTopic = topics.alerts
         self.slot = slot
         self.batching = batching
+        self.logger = logger
     }
 
     public func process(_ record: KafkaRecord) throws -> [OutgoingRecord] {
@@ -26,7 +35,7 @@ public struct ScorerStage: Stage {
 
     public func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>] {
         guard let model = slot.current else {
-            return batch.map { _ in .failure(BadInput("no model is serving yet")) }
+            return batch.map { _ in .failure(BadInput("no model is serving yet", code: "no-model")) }
         }
         var results = [Result<[OutgoingRecord], any Error>](repeating: .success([]), count: batch.count)
         var inputs: [(index: Int, id: String, values: [Float])] = []
@@ -35,7 +44,8 @@ public struct ScorerStage: Stage {
                 let id = try record.imageID()
                 let tensor = try Tensor(decoding: record.value)
                 guard tensor.shape == model.manifest.input else {
-                    throw BadInput("tensor shape \(tensor.shape) is not model \(model.version)'s input \(model.manifest.input); is the preprocessor following the same manifest?")
+                    throw BadInput("tensor shape \(tensor.shape) is not model \(model.version)'s input \(model.manifest.input); is the preprocessor following the same manifest?",
+                                   code: "wrong-shape")
                 }
                 inputs.append((index, id, tensor.values))
             } catch {
@@ -48,14 +58,22 @@ public struct ScorerStage: Stage {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         for (input, p) in zip(inputs, probabilities) {
-            results[input.index] = .success(outputs(for: batch[input.index], id: input.id, probabilities: p, model: model,
-                                                    at: scoredAt, encoder: encoder))
+            let record = batch[input.index]
+            if let bad = CheckedSize.firstNonFinite(p) {
+                logger.error("model \(model.version) gave a non-finite probability (\(model.manifest.labels[bad]): \(p[bad])) for \(input.id) at \(record.topic)[\(record.partition)]@\(record.offset); dead-lettering the image. Check the model version.")
+                results[input.index] = .failure(BadInput("model \(model.version) gave a non-finite probability for \(model.manifest.labels[bad]); the model is suspect, not the image",
+                                                         code: "non-finite-output"))
+                continue
+            }
+            results[input.index] = Result {
+                try outputs(for: record, id: input.id, probabilities: p, model: model, at: scoredAt, encoder: encoder)
+            }
         }
         return results
     }
 
     func outputs(for record: KafkaRecord, id: String, probabilities: [Float], model: ServingModel, at scoredAt: Int64,
-                 encoder: JSONEncoder) -> [OutgoingRecord] {
+                 encoder: JSONEncoder) throws -> [OutgoingRecord] {
         let labels = model.manifest.labels
         let (findings, level) = model.policy.assess(labels: labels, probabilities: probabilities)
         func time(_ header: String) -> Int64? { record.headers.text(header).flatMap { Int64($0) } }
@@ -71,10 +89,10 @@ public struct ScorerStage: Stage {
                        KafkaHeader(HeaderName.schema, String(Prediction.schemaVersion)),
                        KafkaHeader(ModelVersionRecord.Header.version, model.version)]
         if let trace = record.headers.text(HeaderName.traceparent) { headers.append(KafkaHeader(HeaderName.traceparent, trace)) }
-        var out = [OutgoingRecord(topic: predictionsTopic, key: id, value: [UInt8](try! encoder.encode(prediction)), headers: headers)]
+        var out = [OutgoingRecord(topic: predictionsTopic, key: id, value: [UInt8](try encoder.encode(prediction)), headers: headers)]
         if level == .urgent {
             let alert = Alert(prediction: prediction, policy: model.policy)
-            out.append(OutgoingRecord(topic: alertsTopic, key: id, value: [UInt8](try! encoder.encode(alert)), headers: headers))
+            out.append(OutgoingRecord(topic: alertsTopic, key: id, value: [UInt8](try encoder.encode(alert)), headers: headers))
         }
         return out
     }

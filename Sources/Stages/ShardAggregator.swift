@@ -33,6 +33,11 @@ public final class ShardAggregator {
         case stale(Int)
         /// Computed at a version that is not this run's; dropped.
         case foreign
+        /// Does not fit this shard (another shard, range or cut, statistics of the wrong size);
+        /// dropped, with why.
+        case malformed(String)
+        /// More contributions wait than `maxPending`; dropped.
+        case overflow
     }
 
     /// A step ready to apply, and what the rules dropped on the way.
@@ -52,7 +57,18 @@ public final class ShardAggregator {
         public var learningRate: Float
         public var contributions: Int
         public var trainers: [String]
+        /// Why the step left the weights as they were, if it did: the mean gradient, or the
+        /// weights or statistics after the update, were not finite. The step still counts, so
+        /// synchronous trainers waiting for its version go on.
+        public var skipped: String?
     }
+
+    /// Contributions that may wait for their step at once.
+    public static let maxPending = 1024
+    /// A contribution waiting longer than this is dropped (`expire(now:)`).
+    public static let pendingExpiry: Duration = .seconds(900)
+    /// The largest mean-gradient magnitude applied: its square must stay a finite float.
+    static let maxGradient: Float = 1e18
 
     public let run: String
     public let base: String
@@ -93,11 +109,23 @@ public final class ShardAggregator {
     }
 
     /// A shard continuing from a checkpoint; `network` gives the trainable ranges.
+    /// Throws `CorruptState` if the checkpoint does not fit the network or holds a weight or
+    /// statistic that is not finite.
     public init(restoring c: ShardCheckpoint, network: Network, mode: AggregationMode) throws {
-        let layout = ShardLayout(parameterCount: network.store.count, shards: c.shards)
+        let what = "checkpoint of \(c.run) shard \(c.shard) at step \(c.step)"
+        guard let layout = try? ShardLayout.checked(parameterCount: network.store.count, shards: c.shards), c.shard < c.shards else {
+            throw CorruptState(what, "it is shard \(c.shard) of \(c.shards), which does not cut \(network.store.count) parameters")
+        }
         let range = layout.range(c.shard)
         guard c.values.count == range.count else {
-            throw BadInput("checkpoint of \(c.run) shard \(c.shard) holds \(c.values.count) values, the shard has \(range.count)")
+            throw CorruptState(what, "it holds \(c.values.count) values, the shard has \(range.count)")
+        }
+        let stateCount = c.shard == 0 ? network.floatState.count : 0
+        guard (c.state?.count ?? 0) == stateCount else {
+            throw CorruptState(what, "it holds \(c.state?.count ?? 0) statistics, the shard keeps \(stateCount)")
+        }
+        guard CheckedSize.firstNonFinite(c.values) == nil, CheckedSize.firstNonFinite(c.state ?? []) == nil, c.step >= 0 else {
+            throw CorruptState(what, "a weight or statistic is not finite, or the step is negative")
         }
         run = c.run; base = c.base; shard = c.shard; self.layout = layout; self.mode = mode
         step = c.step
@@ -107,8 +135,8 @@ public final class ShardAggregator {
         optimizer = Optimizer(c.optimizer.settings, parameterCount: range.count)
         try optimizer.restore(c.optimizer)
         trainable = Self.trainableRanges(network, range)
-        appliedOrder = c.applied
-        applied = Set(c.applied)
+        appliedOrder = Array(c.applied.suffix(Self.rememberedIDs))
+        applied = Set(appliedOrder)
         lastApplied = c.lastApplied
     }
 
@@ -128,7 +156,16 @@ public final class ShardAggregator {
 
     /// Takes a contribution for this shard.
     public func add(_ c: ShardContribution, now: ContinuousClock.Instant) -> Arrival {
-        precondition(c.shard == shard)
+        let range = layout.range(shard)
+        guard c.shard == shard, c.shards == layout.shards else {
+            return .malformed("shard \(c.shard) of \(c.shards) arrived at shard \(shard) of \(layout.shards)")
+        }
+        guard c.start == range.lowerBound, c.gradient.count == range.count else {
+            return .malformed("it covers \(c.gradient.count) values from \(c.start); the shard is \(range.count) from \(range.lowerBound)")
+        }
+        if let d = c.stateDelta, d.count != state?.count {
+            return .malformed("its statistics change has \(d.count) values; the shard keeps \(state?.count ?? 0)")
+        }
         if applied.contains(c.id) || pending.contains(where: { $0.contribution.id == c.id }) { return .duplicate }
         let expected = c.baseStep == 0 ? base : Self.versionName(run: run, step: c.baseStep)
         guard c.baseVersion == expected else { return .foreign }
@@ -136,8 +173,18 @@ public final class ShardAggregator {
             members.insert(c.trainer)
             if c.baseStep < step { return .stale(step - c.baseStep) }
         }
+        guard pending.count < Self.maxPending else { return .overflow }
         pending.append((c, now))
         return .pending
+    }
+
+    /// Drops contributions that waited longer than `pendingExpiry` (computed at a step this
+    /// shard never reached, say) and returns them, so their records can be marked done.
+    public func expire(now: ContinuousClock.Instant) -> [ShardContribution] {
+        let expired = pending.filter { now - $0.arrived > Self.pendingExpiry }.map(\.contribution)
+        let ids = Set(expired.map(\.id))
+        pending.removeAll { ids.contains($0.contribution.id) }
+        return expired
     }
 
     /// The next step, if the mode's rules say one is due now.
@@ -166,33 +213,50 @@ public final class ShardAggregator {
 
     /// Applies a step from `nextStep`: the sample-weighted mean gradient through the
     /// optimiser at the schedule's rate, the weighted mean change of the running statistics.
+    /// If the mean gradient, or the weights or statistics after the update, are not finite,
+    /// the weights and statistics stay as they were and the summary says why (`skipped`).
     public func apply(_ s: Step) -> Summary? {
         let ids = Set((s.contributions + s.dropped).map(\.id))
         pending.removeAll { ids.contains($0.contribution.id) }
         members.subtract(s.missed)
         guard !s.contributions.isEmpty else { return nil }
         let ordered = s.contributions.sorted { $0.id < $1.id }
+        // Sample counts are bounded by the record format, so the sum cannot overflow.
         let total = ordered.reduce(0) { $0 + $1.samples }
         var gradient = [Float](repeating: 0, count: values.count)
         var delta = state.map { [Float](repeating: 0, count: $0.count) }
         var loss: Float = 0
         for c in ordered {
-            precondition(c.gradient.count == values.count, "contribution \(c.id) has \(c.gradient.count) values for a shard of \(values.count)")
             let weight = Float(c.samples) / Float(total)
             for i in gradient.indices { gradient[i] += weight * c.gradient[i] }
-            if let d = c.stateDelta, d.count == delta?.count { for i in d.indices { delta![i] += weight * d[i] } }
+            if let d = c.stateDelta, d.count == delta?.count {
+                for i in d.indices { delta?[i] += weight * d[i] }
+            }
             loss += weight * c.loss
         }
         let rate = schedule.rate(atStep: step)
-        values.withUnsafeMutableBufferPointer { v in
-            gradient.withUnsafeBufferPointer { g in optimizer.apply(values: v, gradients: g, trainable: trainable, learningRate: rate) }
+        var skipped: String?
+        if gradient.contains(where: { !($0.magnitude <= Self.maxGradient) }) {
+            skipped = "the mean gradient is not finite (or above \(Self.maxGradient))"
+        } else {
+            let before = values
+            values.withUnsafeMutableBufferPointer { v in
+                gradient.withUnsafeBufferPointer { g in optimizer.apply(values: v, gradients: g, trainable: trainable, learningRate: rate) }
+            }
+            if CheckedSize.firstNonFinite(values) != nil {
+                values = before
+                skipped = "the update would make a weight non-finite"
+            }
         }
-        if let delta { for i in delta.indices { state![i] += delta[i] } }
+        if skipped == nil, let delta, let current = state {
+            let updated = zip(current, delta).map { $0 + $1 }
+            if CheckedSize.firstNonFinite(updated) == nil { state = updated } else { skipped = "the statistics would become non-finite" }
+        }
         step += 1
         for c in ordered { remember(c.id) }
         lastApplied = ordered.map(\.id)
         return Summary(step: step, samples: total, loss: loss, learningRate: rate, contributions: ordered.count,
-                       trainers: Array(Set(ordered.map(\.trainer))).sorted())
+                       trainers: Array(Set(ordered.map(\.trainer))).sorted(), skipped: skipped)
     }
 
     private func remember(_ id: String) {

@@ -31,7 +31,7 @@ public struct ShardCheckpoint: Sendable, Equatable {
 
     /// The checkpoint as the bytes of a safetensors file.
     public func encoded() throws -> [UInt8] {
-        var file = optimizer.file
+        var file = try optimizer.file()
         file.tensors.append(NamedTensor(name: "values", shape: [values.count], floats: values))
         if let state { file.tensors.append(NamedTensor(name: "state", shape: [state.count], floats: state)) }
         let header = Header(run: run, base: base, shard: shard, shards: shards, step: step, schedule: schedule, applied: applied,
@@ -39,7 +39,7 @@ public struct ShardCheckpoint: Sendable, Equatable {
         let encoder = JSONEncoder()
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         file.metadata[Self.metadataKey] = String(decoding: try encoder.encode(header), as: UTF8.self)
-        return [UInt8](SafeTensors.encode(file))
+        return [UInt8](try SafeTensors.encode(file))
     }
 
     public init(run: String, base: String, shard: Int, shards: Int, step: Int, values: [Float], state: [Float]?,
@@ -89,39 +89,56 @@ public enum CheckpointCodec {
     }
 }
 
-/// Reads xray.checkpoints (from the beginning) and keeps, per run and shard, the newest
-/// checkpoint whose chunks all arrived and check out. Pure: no I/O.
+/// Reads xray.checkpoints (from the beginning) and keeps, for one run, each shard's complete
+/// checkpoints: the newest of each slot whose chunks all arrived and check out. Pure: no I/O.
+///
+/// Memory is bounded whatever the topic holds: records of other runs are passed over, chunk
+/// buffers exist only for this run's slots (two per shard, at most `ShardLayout.maxShards`
+/// shards), and a slot's chunks of an older step are dropped when a newer step begins.
 public struct CheckpointReader {
-    private struct SlotKey: Hashable { var run: String, shard: Int, slot: Int }
+    private struct SlotKey: Hashable { var shard: Int, slot: Int }
+    public let run: String
     /// Chunks of the newest step seen per slot.
     private var chunks: [SlotKey: (step: Int, parts: [Int: [UInt8]])] = [:]
-    private var latest: [String: [Int: ShardCheckpoint]] = [:]
+    private var complete: [SlotKey: ShardCheckpoint] = [:]
 
-    public init() {}
+    public init(run: String) { self.run = run }
 
     public mutating func add(_ record: KafkaRecord) {
         typealias H = CheckpointRecord.Header
         let h = record.headers
-        guard let run = h.text(H.run), let shard = h.text(H.shard).flatMap(Int.init), let slot = h.text(H.slot).flatMap(Int.init),
+        guard h.text(H.run) == run, let shard = h.text(H.shard).flatMap(Int.init), (0..<ShardLayout.maxShards).contains(shard),
+              let slot = h.text(H.slot).flatMap(Int.init), slot == 0 || slot == 1,
               let step = h.text(H.step).flatMap(Int.init) else { return }
-        let key = SlotKey(run: run, shard: shard, slot: slot)
+        let key = SlotKey(shard: shard, slot: slot)
         switch h.text(H.part) {
         case "chunk":
-            guard let index = h.text(H.chunk).flatMap(Int.init), h.text(H.crc32) == crc32Hex(record.value) else { return }
+            guard let index = h.text(H.chunk).flatMap(Int.init), (0..<ModelVersionRecord.Limits.maxChunks).contains(index),
+                  h.text(H.crc32) == crc32Hex(record.value) else { return }
             if chunks[key]?.step != step { chunks[key] = (step, [:]) }
-            chunks[key]!.parts[index] = record.value
+            chunks[key]?.parts[index] = record.value
         case "commit":
-            guard let commit = try? JSONDecoder().decode(CheckpointCommit.self, from: Data(record.value)),
+            guard let commit = try? JSONDecoder().decode(CheckpointCommit.self, from: Data(record.value)), commit.problem == nil,
+                  commit.run == run, commit.shard == shard, commit.slot == slot,
                   let held = chunks[key], held.step == commit.step, let bytes = joined(held.parts, count: commit.chunks)
             else { return }
+            chunks[key] = nil
             guard bytes.count == commit.bytes, crc32Hex(bytes) == commit.crc32,
-                  let checkpoint = try? ShardCheckpoint(decoding: bytes) else { return }
-            if (latest[run]?[shard]?.step ?? -1) < checkpoint.step { latest[run, default: [:]][shard] = checkpoint }
+                  let checkpoint = try? ShardCheckpoint(decoding: bytes),
+                  checkpoint.run == run, checkpoint.shard == shard, checkpoint.step == commit.step else { return }
+            complete[key] = checkpoint
         default:
             return
         }
     }
 
-    /// The newest complete checkpoint of `run`'s `shard`.
-    public func checkpoint(run: String, shard: Int) -> ShardCheckpoint? { latest[run]?[shard] }
+    /// The run's complete checkpoints of `shard`, newest first (at most one per slot): a
+    /// restorer tries the next if one is refused.
+    public func checkpoints(shard: Int) -> [ShardCheckpoint] {
+        [complete[SlotKey(shard: shard, slot: 0)], complete[SlotKey(shard: shard, slot: 1)]].compactMap { $0 }
+            .sorted { $0.step > $1.step }
+    }
+
+    /// The newest complete checkpoint of `shard`.
+    public func checkpoint(shard: Int) -> ShardCheckpoint? { checkpoints(shard: shard).first }
 }

@@ -56,12 +56,6 @@ extension Stage {
     public func settle(_ batch: [KafkaRecord]) async throws {}
 }
 
-/// A record refused by a stage, with a reason an operator can act on.
-public struct BadInput: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// Milliseconds since the Unix epoch, now.
 public func epochMilliseconds() -> Int64 {
     Int64((Date().timeIntervalSince1970 * 1000).rounded())
@@ -71,7 +65,7 @@ extension KafkaRecord {
     /// The image id: the `xray.image-id` header, else the key. Throws `BadInput` if neither.
     func imageID() throws -> String {
         if let id = headers.text(HeaderName.imageID) ?? keyText, !id.isEmpty { return id }
-        throw BadInput("record has no image id (neither an xray.image-id header nor a key)")
+        throw BadInput("record has no image id (neither an xray.image-id header nor a key)", code: "no-image-id")
     }
 
     /// The output a stage sends on for this input: keyed by the image id, carrying the input's

@@ -126,23 +126,20 @@ public final class StageRunner: Service {
         let start = ContinuousClock.now
         let results = stage.process(batch: batch)
         precondition(results.count == batch.count, "\(stage.name) returned \(results.count) results for \(batch.count) records")
-        var refused = 0
+        var refused: [String] = []
         let outputs = zip(batch, results).map { record, result -> [OutgoingRecord] in
             switch result {
             case .success(let outputs):
                 return outputs
             case .failure(let error):
-                refused += 1
-                logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset) key=\(record.keyText ?? "-"): \(error)")
-                return [deadLetter(record, reason: "\(error)")]
+                let code = faultCode(error)
+                refused.append(code)
+                logger.warning("dead-lettering \(record.topic)[\(record.partition)]@\(record.offset) key=\(record.keyText ?? "-") (\(code)): \(error)")
+                return [DeadLetter.record(for: record, stage: stage.name, error: error, topic: configuration.deadLetterTopic)]
             }
         }
         statistics.batch(records: batch.count, refused: refused, seconds: (ContinuousClock.now - start) / .seconds(1))
         return outputs
-    }
-
-    private func deadLetter(_ record: KafkaRecord, reason: String) -> OutgoingRecord {
-        DeadLetter.record(for: record, stage: stage.name, reason: reason, topic: configuration.deadLetterTopic)
     }
 
     /// Sends the outputs until they are acknowledged. Retriable failures back off and retry;
@@ -169,7 +166,8 @@ public final class StageRunner: Service {
                 }
                 logger.warning("output of \(record.topic)[\(record.partition)]@\(record.offset) refused, dead-lettering: \(error)")
                 statistics.outputsRefused()
-                pending = [deadLetter(record, reason: "output refused by the broker: \(error)")]
+                pending = [DeadLetter.record(for: record, stage: stage.name, reason: "output refused by the broker: \(error)",
+                                             code: "output-refused", topic: configuration.deadLetterTopic)]
             }
         }
     }

@@ -24,15 +24,16 @@ public final class StageStatistics: Sendable {
 
     public var snapshot: Snapshot { state.withLock { $0 } }
 
-    /// One `process(batch:)` call: its records, how many the stage refused, its duration.
-    func batch(records: Int, refused: Int, seconds: Double) {
+    /// One `process(batch:)` call: its records, the fault codes of those the stage refused,
+    /// its duration.
+    func batch(records: Int, refused: [String], seconds: Double) {
         state.withLock {
-            $0.consumed += records; $0.batches += 1; $0.deadLettered += refused; $0.processingSeconds += seconds
+            $0.consumed += records; $0.batches += 1; $0.deadLettered += refused.count; $0.processingSeconds += seconds
         }
         metrics.consumed.increment(by: records)
         metrics.batchSize.record(records)
         metrics.processing.recordNanoseconds(Int64(seconds * 1e9))
-        if refused > 0 { metrics.deadLettered.increment(by: refused) }
+        for code in refused { metrics.deadLettered(reason: code) }
     }
 
     /// Outputs the broker acknowledged.
@@ -44,7 +45,7 @@ public final class StageStatistics: Sendable {
     /// An input dead-lettered because the broker refused its outputs for good.
     func outputsRefused() {
         state.withLock { $0.deadLettered += 1 }
-        metrics.deadLettered.increment()
+        metrics.deadLettered(reason: "output-refused")
     }
 
     func retried() {

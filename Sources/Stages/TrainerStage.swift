@@ -33,14 +33,13 @@ public final class TrainingSlot: Sendable {
 
     public var current: TrainingModel? { state.withLock { $0 } }
 
-    /// Takes a version from xray.models if it is newer than the one in force; throws if its
-    /// file does not load.
-    public func offer(_ a: ModelAnnouncement, file: [UInt8]) throws {
+    /// Takes a version from xray.models (checked by the follower) if it is newer than the one
+    /// in force.
+    public func offer(_ a: ModelAnnouncement, model: ModelFile) {
         remember(a.contributions ?? [], appliedIn: a.version)
         if let current, a.kind == .trained, a.run == current.run, (a.step ?? 0) <= current.step {
             return
         }
-        let model = try ModelFile.decode(file, name: "model version \(a.version)")
         state.withLock { $0 = TrainingModel(model, version: a.version, step: a.step ?? 0, run: a.run) }
     }
 
@@ -156,7 +155,7 @@ public final class TrainerStage: Stage, @unchecked Sendable {
 
     public func process(batch: [KafkaRecord]) -> [Result<[OutgoingRecord], any Error>] {
         guard let current = slot.current else {
-            return batch.map { _ in .failure(BadInput("the trainer has no model yet; publish one with xray model publish")) }
+            return batch.map { _ in .failure(BadInput("the trainer has no model yet; publish one with xray model publish", code: "no-model")) }
         }
         let model = current.model
         let labels = model.manifest.labels, input = model.manifest.input
@@ -170,7 +169,7 @@ public final class TrainerStage: Stage, @unchecked Sendable {
                 if settings.split.isValidation(patient: record.headers.text(HeaderName.patientID) ?? id) { heldOut += 1; continue }
                 let tensor = try Tensor(decoding: record.value)
                 guard tensor.shape == input else {
-                    throw BadInput("tensor of shape \(tensor.shape) does not fit model \(current.version)'s input \(input)")
+                    throw BadInput("tensor of shape \(tensor.shape) does not fit model \(current.version)'s input \(input)", code: "wrong-shape")
                 }
                 var x = tensor.values
                 if settings.augment {
@@ -195,8 +194,18 @@ public final class TrainerStage: Stage, @unchecked Sendable {
             logger.info("batch from \(Self.coordinates(batch[first.index])): contribution \(contribution) is already in \(appliedIn); passing over it")
             return results
         }
-        let records = gradientRecords(model, version: current, inputs: examples.flatMap(\.x), targets: examples.flatMap(\.y),
-                                      count: examples.count, contribution: contribution)
+        let records: [OutgoingRecord]
+        do {
+            records = try gradientRecords(model, version: current, inputs: examples.flatMap(\.x), targets: examples.flatMap(\.y),
+                                          count: examples.count, contribution: contribution)
+        } catch {
+            // Finite inputs gave a non-finite loss or gradient: the version is suspect, not the
+            // images. They go to the dead-letter topic (kept for a replay) and nothing is sent.
+            logger.error("batch from \(Self.coordinates(batch[first.index])) at \(current.version): \(error); dead-lettering its \(examples.count) images")
+            Counter(label: "xray_trainer_images_total", dimensions: [("use", "non-finite")]).increment(by: examples.count)
+            for e in examples { results[e.index] = .failure(error) }
+            return results
+        }
         results[first.index] = .success(records)
         lastBase.withLock { $0 = current.version }
         unsettled.withLock { $0[Self.coordinates(batch[0])] = current.version }
@@ -207,8 +216,10 @@ public final class TrainerStage: Stage, @unchecked Sendable {
 
     /// One forward and backward pass; the gradient and the statistics change as records. The
     /// network's running statistics are put back, so the version in force stays as published.
+    /// Throws `BadInput` (`non-finite-gradient`) if the loss, a gradient or a statistic is
+    /// not finite: such a contribution is never sent.
     func gradientRecords(_ model: ModelFile, version: TrainingModel, inputs: [Float], targets: [Float], count n: Int,
-                         contribution: String) -> [OutgoingRecord] {
+                         contribution: String) throws -> [OutgoingRecord] {
         let network = model.network, s = model.manifest.input
         network.setTrainable(settings.scope)
         let loss = SigmoidCrossEntropy(labels: model.manifest.labels.count,
@@ -223,9 +234,15 @@ public final class TrainerStage: Stage, @unchecked Sendable {
         network.backward(loss.backward())
         let after = network.floatState
         network.floatState = before
+        let delta = zip(after, before).map { $0 - $1 }
+        guard value.isFinite, CheckedSize.firstNonFinite(UnsafeBufferPointer(network.store.flatGradients)) == nil,
+              CheckedSize.firstNonFinite(delta) == nil else {
+            throw BadInput("model \(version.version) gave a non-finite loss (\(value)), gradient or statistic on this batch; the gradient is not sent",
+                           code: "non-finite-gradient")
+        }
         Gauge(label: "xray_trainer_loss").record(Double(value))
         return GradientCodec.records(gradient: UnsafeBufferPointer(network.store.flatGradients),
-                                     stateDelta: zip(after, before).map { $0 - $1 },
+                                     stateDelta: delta,
                                      layout: ShardLayout(parameterCount: network.store.count, shards: settings.shards),
                                      contribution: contribution, trainer: settings.trainerID, baseVersion: version.version,
                                      baseStep: version.step, samples: n, loss: value, topic: settings.gradientsTopic)

@@ -49,6 +49,10 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
     case badMagic(String, expected: String)
     case unsupportedVersion(String, UInt16)
     case invalid(String, String)
+    /// A value that must be a finite number is NaN or infinite (at `index` of its values).
+    case nonFinite(String, index: Int)
+    /// A size or count in the record is past what the format allows.
+    case tooLarge(String, String)
 
     public var description: String {
         switch self {
@@ -60,6 +64,22 @@ public enum WireError: Error, Equatable, CustomStringConvertible {
             "\(what) record has schema version \(v), which this build does not read; upgrade xray"
         case .invalid(let what, let reason):
             "invalid \(what) record: \(reason)"
+        case .nonFinite(let what, let index):
+            "\(what) record holds a non-finite number (NaN or infinity) at value \(index); nothing downstream can use it"
+        case .tooLarge(let what, let reason):
+            "\(what) record is too large: \(reason)"
+        }
+    }
+
+    /// A short, stable name for the kind of fault, for metrics and the `xray.dlq.reason` header.
+    public var reasonCode: String {
+        switch self {
+        case .truncated: "truncated"
+        case .badMagic: "wrong-format"
+        case .unsupportedVersion: "unsupported-version"
+        case .invalid: "malformed"
+        case .nonFinite: "non-finite"
+        case .tooLarge: "too-large"
         }
     }
 }

@@ -38,4 +38,16 @@ public struct CheckpointCommit: Codable, Sendable, Equatable {
         self.run = run; self.shard = shard; self.slot = slot; self.step = step
         self.chunks = chunks; self.bytes = bytes; self.crc32 = crc32
     }
+
+    /// Nil when the numbers are within the format's limits; otherwise what is wrong.
+    public var problem: String? {
+        typealias L = ModelVersionRecord.Limits
+        if let p = ModelVersionRecord.nameProblem(run) { return "run: \(p)" }
+        if !(0..<ShardLayout.maxShards).contains(shard) { return "shard \(shard) out of range" }
+        if slot != 0 && slot != 1 { return "slot \(slot) is not 0 or 1" }
+        if step < 0 { return "step \(step) is negative" }
+        if !(1...L.maxChunks).contains(chunks) { return "\(chunks) chunks; 1 to \(L.maxChunks)" }
+        if !(0...L.maxFileBytes).contains(bytes) { return "\(bytes) bytes; at most \(L.maxFileBytes)" }
+        return nil
+    }
 }

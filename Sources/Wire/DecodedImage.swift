@@ -15,6 +15,9 @@
 public struct DecodedImage: Sendable, Equatable {
     public static let schemaVersion: UInt16 = 1
     public static let headerSize = 28
+    /// The longest side a decoded-image record may have (its width·height bytes must also fit
+    /// the topic's record limit).
+    public static let maxSide = 16_384
 
     public var width: Int
     public var height: Int
@@ -64,8 +67,9 @@ public struct DecodedImage: Sendable, Equatable {
         let ow = Int(try r.read(UInt32.self)), oh = Int(try r.read(UInt32.self))
         let depth = Int(try r.read(UInt8.self)), channels = Int(try r.read(UInt8.self))
         _ = try r.read(UInt16.self)
-        guard width > 0, height > 0, width.multipliedReportingOverflow(by: height).overflow == false else {
-            throw WireError.invalid("decoded image", "size \(width)x\(height)")
+        guard width > 0, height > 0 else { throw WireError.invalid("decoded image", "size \(width)x\(height)") }
+        guard width <= Self.maxSide, height <= Self.maxSide else {
+            throw WireError.tooLarge("decoded image", "\(width)x\(height) has a side over \(Self.maxSide) pixels")
         }
         guard r.remaining == width * height else {
             throw WireError.invalid("decoded image", "\(r.remaining) pixel bytes for \(width)x\(height)")

@@ -36,6 +36,22 @@ public enum GradientRecord {
 
     /// Floats per values record: 4 MiB, below the topic's 8 MiB limit.
     public static let chunkFloats = 1 << 20
+
+    /// What a gradient record's headers may say; anything past these is refused as malformed.
+    public enum Limits {
+        /// Parameter shards (partitions of xray.gradients).
+        public static let maxShards = ShardLayout.maxShards
+        /// Records of one shard's part of a contribution.
+        public static let maxRecords = 1 << 16
+        /// Parameters of a network (a flat index is below this).
+        public static let maxParameters = 1 << 36
+        /// Images in one mini-batch.
+        public static let maxSamples = 1 << 20
+        /// Optimiser steps of a run.
+        public static let maxStep = Int(Int32.max)
+        /// Bytes of a text header (ids, versions, trainer names).
+        public static let maxTextBytes = 1024
+    }
 }
 
 /// The headers of one record of a contribution, parsed and checked.
@@ -75,23 +91,33 @@ public struct GradientChunkInfo: Sendable, Equatable {
     }
 
     /// Parses a record's headers (`lookup` gives a header's text by name); throws `WireError`
-    /// naming the first missing or bad one.
+    /// naming the first missing or bad one. Numbers must be integers within the format's
+    /// limits (`GradientRecord.Limits`) and the loss a finite number.
     public init(lookup: (String) -> String?) throws {
         typealias H = GradientRecord.Header
+        typealias L = GradientRecord.Limits
         func text(_ name: String) throws -> String {
             guard let value = lookup(name), !value.isEmpty else { throw WireError.invalid("gradient", "no \(name) header") }
+            guard value.utf8.count <= L.maxTextBytes else {
+                throw WireError.tooLarge("gradient", "header \(name) is longer than \(L.maxTextBytes) bytes")
+            }
             return value
         }
-        func int(_ name: String, min: Int = 0) throws -> Int {
-            guard let value = Int(try text(name)), value >= min else { throw WireError.invalid("gradient", "header \(name) is not an integer ≥ \(min)") }
+        func int(_ name: String, min: Int = 0, max: Int) throws -> Int {
+            guard let value = Int(try text(name)), value >= min, value <= max else {
+                throw WireError.invalid("gradient", "header \(name) is not an integer in \(min)...\(max)")
+            }
             return value
         }
         guard let part = Part(rawValue: try text(H.part)) else { throw WireError.invalid("gradient", "\(H.part) must be values or state") }
         guard let loss = Float(try text(H.loss)) else { throw WireError.invalid("gradient", "header \(H.loss) is not a number") }
+        guard loss.isFinite else { throw WireError.nonFinite("gradient loss", index: 0) }
         self.init(contribution: try text(H.contribution), trainer: try text(H.trainer), baseVersion: try text(H.baseVersion),
-                  baseStep: try int(H.baseStep), shard: try int(H.shard), shards: try int(H.shards, min: 1), part: part,
-                  index: try int(H.index), count: try int(H.count, min: 1), start: try int(H.start),
-                  samples: try int(H.samples, min: 1), loss: loss, crc32: try text(H.crc32))
+                  baseStep: try int(H.baseStep, max: L.maxStep), shard: try int(H.shard, max: L.maxShards - 1),
+                  shards: try int(H.shards, min: 1, max: L.maxShards), part: part,
+                  index: try int(H.index, max: L.maxRecords - 1), count: try int(H.count, min: 1, max: L.maxRecords),
+                  start: try int(H.start, max: L.maxParameters), samples: try int(H.samples, min: 1, max: L.maxSamples),
+                  loss: loss, crc32: try text(H.crc32))
         guard shard < shards else { throw WireError.invalid("gradient", "shard \(shard) of \(shards)") }
         guard index < count else { throw WireError.invalid("gradient", "record \(index) of \(count)") }
     }
@@ -101,13 +127,25 @@ public struct GradientChunkInfo: Sendable, Equatable {
 /// equal size, shard s = [s·P/S, (s+1)·P/S). Trainers and aggregators compute the same cut
 /// from the parameter count and the shard count (the partitions of xray.gradients).
 public struct ShardLayout: Sendable, Equatable {
+    /// The most shards a layout may have.
+    public static let maxShards = 4096
+
     public let parameterCount: Int
     public let shards: Int
 
+    /// For counts the program itself chose (a network's parameters, a topic's partitions).
     public init(parameterCount: Int, shards: Int) {
-        precondition(shards >= 1 && parameterCount >= shards)
+        precondition(shards >= 1 && shards <= Self.maxShards && parameterCount >= shards)
         self.parameterCount = parameterCount
         self.shards = shards
+    }
+
+    /// For a shard count read from a record: throws instead of trapping.
+    public static func checked(parameterCount: Int, shards: Int) throws -> ShardLayout {
+        guard shards >= 1, shards <= maxShards, parameterCount >= shards else {
+            throw WireError.invalid("shard layout", "\(shards) shards of \(parameterCount) parameters")
+        }
+        return ShardLayout(parameterCount: parameterCount, shards: shards)
     }
 
     public func range(_ shard: Int) -> Range<Int> {

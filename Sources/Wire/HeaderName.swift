@@ -26,6 +26,8 @@ public enum HeaderName {
     public enum DeadLetter {
         public static let stage = "xray.dlq.stage"
         public static let error = "xray.dlq.error"
+        /// A short, stable code of the kind of fault (`malformed`, `non-finite`, `too-large`...).
+        public static let reason = "xray.dlq.reason"
         public static let topic = "xray.dlq.topic"
         public static let partition = "xray.dlq.partition"
         public static let offset = "xray.dlq.offset"

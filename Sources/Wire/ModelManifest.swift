@@ -39,15 +39,26 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.createdAt = createdAt
     }
 
+    /// The most output labels a model may have.
+    public static let maxLabels = 1000
+    /// The longest label name, in bytes.
+    public static let maxLabelBytes = 128
+
     /// Nil when consistent; otherwise what is wrong.
     public var problem: String? {
         if schema != Self.schemaVersion { return "manifest schema \(schema) is not \(Self.schemaVersion)" }
         if labels.isEmpty { return "no labels" }
+        if labels.count > Self.maxLabels { return "\(labels.count) labels; at most \(Self.maxLabels)" }
         if Set(labels).count != labels.count { return "duplicate labels" }
+        // Labels travel comma-separated in the xray.labels header.
+        if let bad = labels.first(where: { $0.isEmpty || $0.utf8.count > Self.maxLabelBytes || $0.contains(",") }) {
+            return "label \"\(bad.prefix(40))\" must be 1-\(Self.maxLabelBytes) bytes without commas"
+        }
         if input.count != 3 || input.contains(where: { $0 < 1 }) { return "input must be (C, H, W), got \(input)" }
         if let p = preprocess.problem { return "preprocessing: \(p)" }
         if preprocess.outputShape != input { return "preprocessing makes \(preprocess.outputShape), the input is \(input)" }
         if let p = triage?.problem(labels: labels) { return p }
+        if let bad = metrics?.first(where: { !$0.value.isFinite }) { return "metric \(bad.key) is not a finite number" }
         return nil
     }
 }

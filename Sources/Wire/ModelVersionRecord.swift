@@ -21,6 +21,25 @@ public enum ModelVersionRecord {
     /// Bytes per chunk: below the topic's 8 MiB limit with room for headers.
     public static let chunkBytes = 4 << 20
 
+    /// What the records of xray.models may say; anything past these is refused.
+    public enum Limits {
+        /// Chunks of one model file or shard (4 GiB at 4 MiB a chunk).
+        public static let maxChunks = 1024
+        /// Bytes of one model file.
+        public static let maxFileBytes = maxChunks * chunkBytes
+        /// Bytes of a version name or run name.
+        public static let maxNameBytes = 256
+        /// Contribution ids listed by one version or shard.
+        public static let maxContributions = 1 << 16
+    }
+
+    /// Nil when `name` may name a version or run; otherwise what is wrong with it.
+    public static func nameProblem(_ name: String) -> String? {
+        if name.isEmpty { return "an empty name" }
+        if name.utf8.count > Limits.maxNameBytes { return "a name longer than \(Limits.maxNameBytes) bytes" }
+        return nil
+    }
+
     /// The values of `xray.model.part`.
     public enum Part {
         public static let chunk = "chunk"
@@ -60,6 +79,20 @@ public struct ModelAnnouncement: Codable, Sendable, Equatable {
     public init(version: String, manifest: ModelManifest, chunks: Int, bytes: Int, crc32: String, publishedAt: String) {
         self.version = version; self.manifest = manifest; self.chunks = chunks; self.bytes = bytes
         self.crc32 = crc32; self.publishedAt = publishedAt
+    }
+
+    /// Nil when every count is within the format's limits and the manifest is consistent;
+    /// otherwise what is wrong.
+    public var problem: String? {
+        typealias L = ModelVersionRecord.Limits
+        if let p = ModelVersionRecord.nameProblem(version) { return "version: \(p)" }
+        if !(0...L.maxChunks).contains(chunks) { return "\(chunks) chunks; at most \(L.maxChunks)" }
+        if !(0...L.maxFileBytes).contains(bytes) { return "\(bytes) bytes; at most \(L.maxFileBytes)" }
+        if let step, step < 0 { return "step \(step) is negative" }
+        if let run, let p = ModelVersionRecord.nameProblem(run) { return "run: \(p)" }
+        if (contributions?.count ?? 0) > L.maxContributions { return "more than \(L.maxContributions) contributions" }
+        if let p = manifest.problem { return "manifest: \(p)" }
+        return nil
     }
 }
 
@@ -114,6 +147,26 @@ public struct ShardAnnouncement: Codable, Sendable, Equatable {
         self.shards = shards; self.start = start; self.count = count; self.chunks = chunks; self.crc32 = crc32
         self.manifest = manifest; self.publishedAt = publishedAt
     }
+
+    /// Nil when the shard's numbers are consistent and within the format's limits (so
+    /// `start + count` and the float counts cannot overflow); otherwise what is wrong.
+    public var problem: String? {
+        typealias L = ModelVersionRecord.Limits
+        if let p = ModelVersionRecord.nameProblem(version) { return "version: \(p)" }
+        if let p = ModelVersionRecord.nameProblem(run) { return "run: \(p)" }
+        if let p = ModelVersionRecord.nameProblem(base) { return "base: \(p)" }
+        if step < 1 { return "step \(step) is not positive" }
+        if !(1...ShardLayout.maxShards).contains(shards) || !(0..<shards).contains(shard) {
+            return "shard \(shard) of \(shards) (at most \(ShardLayout.maxShards))"
+        }
+        let maxFloats = GradientRecord.Limits.maxParameters
+        if !(0...maxFloats).contains(start) || !(0...maxFloats).contains(count) { return "range \(start) + \(count) out of bounds" }
+        if !(0...L.maxChunks).contains(chunks) { return "\(chunks) chunks; at most \(L.maxChunks)" }
+        if let stateCount, !(0...maxFloats).contains(stateCount) { return "stateCount \(stateCount) out of bounds" }
+        if (contributions?.count ?? 0) > L.maxContributions { return "more than \(L.maxContributions) contributions" }
+        if let p = manifest.problem { return "manifest: \(p)" }
+        return nil
+    }
 }
 
 /// An evaluator's figures for one version on its window of held-out labelled images.
@@ -129,7 +182,8 @@ public struct VersionEvaluation: Codable, Sendable, Equatable {
         self.version = version; self.images = images; self.metrics = metrics; self.evaluatedAt = evaluatedAt
     }
 
-    public var meanAUC: Double? { metrics["auc.mean"] }
+    /// The mean AUC, when the record gives one in [0, 1] (a forged or broken figure is ignored).
+    public var meanAUC: Double? { metrics["auc.mean"].flatMap { (0...1).contains($0) ? $0 : nil } }
 }
 
 /// Whether a version may serve triage, and why: written by the evaluator's gate, or by an

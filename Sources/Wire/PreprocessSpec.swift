@@ -26,14 +26,23 @@ public struct PreprocessSpec: Codable, Sendable, Equatable {
     /// The output shape (C, H, W).
     public var outputShape: [Int] { [channels, crop, crop] }
 
-    /// Nil when valid; otherwise what is wrong.
+    /// The largest `resize` (and so `crop`) a spec may ask for.
+    public static let maxSide = 2048
+    /// The most output channels.
+    public static let maxChannels = 4
+
+    /// Nil when valid; otherwise what is wrong. Sizes are bounded (a crop of 10^6 would ask
+    /// for terabytes), the statistics finite and the standard deviations not vanishingly small,
+    /// so every output value is a finite number.
     public var problem: String? {
         if resize < 1 || crop < 1 { return "resize and crop must be positive" }
+        if resize > Self.maxSide { return "resize \(resize) is above \(Self.maxSide)" }
         if crop > resize { return "crop \(crop) is larger than resize \(resize)" }
-        if channels < 1 || mean.count != channels || std.count != channels {
-            return "mean and std need one value per channel (\(channels))"
+        if channels < 1 || channels > Self.maxChannels || mean.count != channels || std.count != channels {
+            return "mean and std need one value per channel (\(channels), at most \(Self.maxChannels))"
         }
-        if std.contains(where: { $0 <= 0 }) { return "std values must be positive" }
+        if mean.contains(where: { !($0.magnitude <= 1000) }) { return "mean values must be finite numbers within ±1000" }
+        if std.contains(where: { !($0 >= 1e-4 && $0 <= 1000) }) { return "std values must be in [0.0001, 1000]" }
         return nil
     }
 }

@@ -43,6 +43,9 @@ public struct Tensor: Sendable, Equatable {
         return bytes
     }
 
+    /// Reads a tensor record. Throws `WireError` for a wrong magic or version, a dtype other
+    /// than float32, a rank past `maxRank`, dimensions whose product passes `maxValues` or
+    /// does not match the bytes that follow, and any value that is NaN or infinite.
     public init(decoding bytes: [UInt8]) throws {
         var r = ByteReader(bytes, what: "tensor")
         try r.expectMagic("XRTN")
@@ -51,17 +54,14 @@ public struct Tensor: Sendable, Equatable {
         let dtype = try r.read(UInt8.self)
         guard dtype == 1 else { throw WireError.invalid("tensor", "dtype \(dtype) is not float32 (1)") }
         let rank = Int(try r.read(UInt8.self))
+        guard rank <= Self.maxRank else { throw WireError.tooLarge("tensor", "rank \(rank) is above \(Self.maxRank)") }
         var shape: [Int] = []
-        var count = 1
-        for _ in 0..<rank {
-            let d = Int(try r.read(UInt32.self))
-            let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw WireError.invalid("tensor", "shape overflows") }
-            shape.append(d)
-            count = product
+        for _ in 0..<rank { shape.append(Int(try r.read(UInt32.self))) }
+        guard let count = CheckedSize.product(shape, limit: Self.maxValues) else {
+            throw WireError.tooLarge("tensor", "shape \(shape) holds more than \(Self.maxValues) values")
         }
         guard r.remaining == count * 4 else {
-            throw WireError.invalid("tensor", "\(r.remaining) value bytes for shape \(shape)")
+            throw WireError.invalid("tensor", "\(r.remaining) value bytes for shape \(shape), which needs \(count * 4)")
         }
         let start = r.position
         let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -70,6 +70,12 @@ public struct Tensor: Sendable, Equatable {
             }
             initialized = count
         }
+        if let index = CheckedSize.firstNonFinite(values) { throw WireError.nonFinite("tensor", index: index) }
         self.init(shape: shape, values: values)
     }
+
+    /// The most dimensions a tensor record may have.
+    public static let maxRank = 8
+    /// The most values a tensor record may hold: what fits the largest record of xray.tensors.
+    public static let maxValues = TopicCatalog.tensors.maxRecordBytes / 4
 }

@@ -7,9 +7,15 @@ public enum TriageLevel: String, Codable, Sendable, CaseIterable, Comparable {
     /// An urgent label at or above its threshold: raise an alert.
     case urgent
 
-    public static func < (a: TriageLevel, b: TriageLevel) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+    private var rank: Int {
+        switch self {
+        case .normal: 0
+        case .abnormal: 1
+        case .urgent: 2
+        }
     }
+
+    public static func < (a: TriageLevel, b: TriageLevel) -> Bool { a.rank < b.rank }
 }
 
 /// A model's operating points: per-label thresholds and which labels are urgent. Carried in

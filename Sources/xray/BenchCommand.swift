@@ -29,14 +29,14 @@ struct BenchCommand: AsyncParsableCommand {
             print("images: \(encoded.count) from \(data) (mean \(String(format: "%.2f", mb)) MB encoded), passes: \(passes), threads: \(threads)")
 
             // Warm up once, then time decode and preprocess separately on one thread.
-            _ = try encoded.prefix(3).map { preprocessor.tensor(from: try decoder.decode($0).image) }
+            _ = try encoded.prefix(3).map { try preprocessor.tensor(from: try decoder.decode($0).image) }
             var decodeSeconds = 0.0, preprocessSeconds = 0.0
             for _ in 0..<passes {
                 for bytes in encoded {
                     let t0 = ContinuousClock.now
                     let image = try decoder.decode(bytes).image
                     let t1 = ContinuousClock.now
-                    _ = preprocessor.tensor(from: image)
+                    _ = try preprocessor.tensor(from: image)
                     decodeSeconds += (t1 - t0) / .seconds(1)
                     preprocessSeconds += (ContinuousClock.now - t1) / .seconds(1)
                 }
@@ -51,7 +51,7 @@ struct BenchCommand: AsyncParsableCommand {
                 DispatchQueue.concurrentPerform(iterations: threads) { t in
                     for _ in 0..<passes {
                         for (i, bytes) in encoded.enumerated() where i % threads == t {
-                            if let image = try? decoder.decode(bytes).image { _ = preprocessor.tensor(from: image) }
+                            if let image = try? decoder.decode(bytes).image { _ = try? preprocessor.tensor(from: image) }
                         }
                     }
                 }

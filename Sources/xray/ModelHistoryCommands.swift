@@ -52,7 +52,7 @@ extension ModelCommand {
             let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: clientKafka), logger: logger)
             do {
                 try await producer.sendInOrder(records, logger: logger)
-                try await producer.sendInOrder([ModelVersionCodec.record(decision, topic: topic)], logger: logger)
+                try await producer.sendInOrder([try ModelVersionCodec.record(decision, topic: topic)], logger: logger)
             } catch {
                 await producer.close()
                 throw error

@@ -37,7 +37,7 @@ extension ModelCommand {
             model.manifest.version = version
             if let problem = model.manifest.problem { throw ValidationError(problem) }
 
-            let records = ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
+            let records = try ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
                                                     topic: kafka.topics.models)
             let logger = kafka.logger("xray.model-publish")
             let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: try kafka.kafka(clientID: "xray-model-publish")),

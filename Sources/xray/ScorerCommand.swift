@@ -28,7 +28,8 @@ struct ScorerCommand: AsyncParsableCommand {
     func run() async throws {
         let slot = ModelSlot()
         let scorer = ScorerStage(topics: kafka.topics, slot: slot,
-                                 batching: Batching(maxRecords: batch, maxWait: .milliseconds(batchWaitMs)))
+                                 batching: Batching(maxRecords: batch, maxWait: .milliseconds(batchWaitMs)),
+                                 logger: kafka.logger("xray.scorer"))
         let clientKafka = try kafka.kafka(clientID: "xray-scorer-models")
         var models = stage.consumer(clientKafka, stage: scorer, prefix: kafka.topicPrefix)
         models.groupID += "-models"

@@ -74,7 +74,7 @@ struct TrainerCommand: AsyncParsableCommand {
         models.groupID += "-models"
         let follower = ModelFollower(topic: topics.models, consumer: models, logger: kafka.logger("xray.trainer.models"),
                                      stage: "trainer", assembling: [.published, .trained],
-                                     use: { announcement, file in try slot.offer(announcement, file: file) })
+                                     use: { announcement, _, model in slot.offer(announcement, model: model) })
         logger.info("trainer \(settings.trainerID): \(shards) shards, batch \(batch), \(async ? "asynchronous" : "synchronous"), trains \(train)")
         try await stage.run(trainer, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() })
     }

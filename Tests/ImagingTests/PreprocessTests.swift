@@ -25,11 +25,11 @@ struct PreprocessTests {
     }
 
     @Test("crop takes the centre (torchvision's rounding) and normalises per channel")
-    func cropAndNormalise() {
+    func cropAndNormalise() throws {
         // 8 wide, 4 high; resize 4 keeps the size (shorter side is already 4); crop 4 starts at x = 2.
         let pixels = (0..<32).map { UInt8($0 * 8) }
         let p = Preprocessor(resize: 4, crop: 4, mean: [0, 0.5], std: [1, 0.25])
-        let out = p.tensor(from: GrayImage(width: 8, height: 4, pixels: pixels))
+        let out = try p.tensor(from: GrayImage(width: 8, height: 4, pixels: pixels))
         #expect(out.count == 2 * 16)
         for y in 0..<4 {
             for x in 0..<4 {
@@ -41,13 +41,13 @@ struct PreprocessTests {
     }
 
     @Test("the seeds' chain: shorter side 256, longer truncated, crop 224, ImageNet statistics")
-    func seedsChain() {
+    func seedsChain() throws {
         let p = Preprocessor(resize: 256, crop: 224, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
         #expect(p.resizedSize(width: 300, height: 200) == (384, 256))
         #expect(p.resizedSize(width: 200, height: 301) == (256, 385))
         #expect(p.cropOrigin(width: 384, height: 256) == (80, 16))
         #expect(p.cropOrigin(width: 257, height: 256) == (16, 16))  // 16.5 rounds to even
-        let out = p.tensor(from: GrayImage(width: 300, height: 200, pixels: [UInt8](repeating: 51, count: 60_000)))
+        let out = try p.tensor(from: GrayImage(width: 300, height: 200, pixels: [UInt8](repeating: 51, count: 60_000)))
         #expect(out.count == 3 * 224 * 224)
         for c in 0..<3 {
             let expected = (Float(0.2) - p.mean[c]) / p.std[c]

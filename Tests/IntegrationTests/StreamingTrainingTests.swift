@@ -31,7 +31,7 @@ struct StreamingTrainingTests {
     }
 
     static func publish(_ model: ModelFile, version: String, topics: TopicCatalog, _ producer: KafkaProducer) async throws {
-        try await producer.sendInOrder(ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
+        try await producer.sendInOrder(try ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
                                                                  topic: topics.models), logger: TestBroker.logger)
     }
 

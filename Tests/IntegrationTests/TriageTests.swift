@@ -18,7 +18,7 @@ struct TriageTests {
     }
 
     func publish(_ model: ModelFile, version: String, topics: TopicCatalog, corruptChunk: Int? = nil, with producer: KafkaProducer) async throws {
-        var records = ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
+        var records = try ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
                                                 topic: topics.models, chunkBytes: 256 << 10)
         if let corruptChunk { records[corruptChunk].value[100] ^= 0x5A }
         try await producer.sendAll(Array(records.dropLast()))

@@ -204,9 +204,9 @@ struct DistributedTrainingTests {
         var torn = saved
         torn.step = 4
         records += try CheckpointCodec.records(torn, topic: "xray.checkpoints", chunkBytes: 50_000).prefix(1)
-        var reader = CheckpointReader()
+        var reader = CheckpointReader(run: "r")
         for r in consumed(records) { reader.add(r) }
-        let restored = try #require(reader.checkpoint(run: "r", shard: 0))
+        let restored = try #require(reader.checkpoint(shard: 0))
         #expect(restored == saved && restored.step == 3 && restored.lastApplied == ["c2"])
         let again = try ShardAggregator(restoring: restored, network: m.network, mode: .asynchronous(maxStaleness: 4))
         #expect(again.values == shard.values && again.state == shard.state && again.version == "r-000003")
@@ -218,13 +218,13 @@ struct DistributedTrainingTests {
         let base = try model(seed: 1), trained = try model(seed: 2)
         trained.network.floatState = trained.network.floatState.map { $0 + 0.25 }
         let layout = ShardLayout(parameterCount: base.network.store.count, shards: 3)
-        var records = ModelVersionCodec.records(for: try base.encoded(), manifest: base.manifest, version: "v0", topic: "m", chunkBytes: 300_000)
+        var records = try ModelVersionCodec.records(for: try base.encoded(), manifest: base.manifest, version: "v0", topic: "m", chunkBytes: 300_000)
         for s in 0..<3 {
             let r = layout.range(s)
             var a = ShardAnnouncement(version: "r-000001", run: "r", step: 1, base: "v0", shard: s, shards: 3, start: r.lowerBound,
                                       count: r.count, chunks: 0, crc32: "", manifest: base.manifest, publishedAt: "now")
             a.contributions = s == 1 ? ["b"] : ["a", "b"]  // shard 1 left "a" out (its barrier timed out)
-            records += ModelVersionCodec.shardRecords(values: Array(trained.network.store.flatValues[r]), state: s == 0 ? trained.network.floatState : nil,
+            records += try ModelVersionCodec.shardRecords(values: Array(trained.network.store.flatValues[r]), state: s == 0 ? trained.network.floatState : nil,
                                                       announcement: a, topic: "m", chunkBytes: 100_000)
         }
         var scorer = ModelVersionAssembler(), trainer = ModelVersionAssembler(assembling: [.published, .trained])
@@ -249,8 +249,8 @@ struct DistributedTrainingTests {
         let v0 = try model()
         let slot = TrainingSlot()
         let file = try v0.encoded()
-        try slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: file.count, crc32: "", publishedAt: "now"),
-                       file: file)
+        slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: file.count, crc32: "", publishedAt: "now"),
+                   model: v0)
         var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
                                        batching: Batching(maxRecords: 4, maxWait: .zero))
         settings.split = PatientSplit(validationFraction: 0)
@@ -271,7 +271,7 @@ struct DistributedTrainingTests {
         #expect(!settled.withLock { $0 }, "not committed before the version it makes is out")
         var trained = ModelAnnouncement(version: "r-000001", manifest: v0.manifest, chunks: 1, bytes: file.count, crc32: "", publishedAt: "now")
         trained.run = "r"; trained.step = 1; trained.base = "v0"; trained.contributions = [id]
-        try slot.offer(trained, file: file)
+        slot.offer(trained, model: try ModelFile.decode(file, name: "r-000001"))
         try await settling.value
         #expect(settled.withLock { $0 })
 
@@ -288,7 +288,12 @@ struct DistributedTrainingTests {
         #expect(!gate.decide(candidate: ["auc.mean": 0.79, "auc.A": 0.86, "auc.B": 0.72], serving: serving, labels: labels).promote)
         let dropped = gate.decide(candidate: ["auc.mean": 0.81, "auc.A": 0.80, "auc.B": 0.82], serving: serving, labels: labels)
         #expect(!dropped.promote && dropped.reason.contains("A AUC"))
-        #expect(gate.decide(candidate: ["auc.mean": 0.5], serving: nil, labels: labels).promote)
+        // Held unless both versions have a finite mean AUC on the window.
+        let unscoredServing = gate.decide(candidate: ["auc.mean": 0.9], serving: [:], labels: labels)
+        #expect(!unscoredServing.promote && unscoredServing.reason.contains("serving version has no finite mean AUC"))
         #expect(!gate.decide(candidate: [:], serving: serving, labels: labels).promote)
+        #expect(!gate.decide(candidate: ["auc.mean": .nan], serving: serving, labels: labels).promote)
+        #expect(!gate.decide(candidate: ["auc.mean": 0.9], serving: ["auc.mean": .infinity], labels: labels).promote)
+        #expect(!gate.decide(candidate: ["auc.mean": 0.9, "auc.A": .nan], serving: serving, labels: labels).promote)
     }
 }

@@ -21,7 +21,7 @@ struct ScorerTests {
     @Test func aVersionRoundTripsThroughChunks() throws {
         let m = try model()
         let file = try m.encoded()
-        let records = ModelVersionCodec.records(for: file, manifest: m.manifest, version: "v1", topic: "xray.models", chunkBytes: 100_000)
+        let records = try ModelVersionCodec.records(for: file, manifest: m.manifest, version: "v1", topic: "xray.models", chunkBytes: 100_000)
         #expect(records.count == (file.count + 99_999) / 100_000 + 1)
         var assembler = ModelVersionAssembler()
         let outcomes = consumed(records).compactMap { assembler.add($0) }
@@ -36,7 +36,7 @@ struct ScorerTests {
 
     @Test func corruptOrIncompleteVersionsAreRefusedWithAReason() throws {
         let m = try model()
-        let records = ModelVersionCodec.records(for: try m.encoded(), manifest: m.manifest, version: "v2", topic: "t", chunkBytes: 100_000)
+        let records = try ModelVersionCodec.records(for: try m.encoded(), manifest: m.manifest, version: "v2", topic: "t", chunkBytes: 100_000)
         // A flipped byte in chunk 1.
         var corrupt = consumed(records)
         corrupt[1].value[10] ^= 0xFF
@@ -51,7 +51,7 @@ struct ScorerTests {
         guard case .rejected(_, let why)? = missing.compactMap({ second.add($0) }).first else { Issue.record("not refused"); return }
         #expect(why.contains("incomplete"))
         // A later good version still assembles after the bad ones.
-        let good = ModelVersionCodec.records(for: try m.encoded(), manifest: m.manifest, version: "v3", topic: "t")
+        let good = try ModelVersionCodec.records(for: try m.encoded(), manifest: m.manifest, version: "v3", topic: "t")
         guard case .complete(let a, _)? = consumed(good).compactMap({ second.add($0) }).first else { Issue.record("v3 refused"); return }
         #expect(a.version == "v3")
     }

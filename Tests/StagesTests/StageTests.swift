@@ -56,7 +56,7 @@ struct StageTests {
     @Test("a dead letter keeps the original key, value and headers and says who refused it, why and where")
     func deadLetter() {
         let input = rawRecord([9, 9, 9], key: "k", headers: [KafkaHeader("a", "b")])
-        let letter = DeadLetter.record(for: input, stage: "decoder", reason: "bad", topic: "xray.deadletter")
+        let letter = DeadLetter.record(for: input, stage: "decoder", reason: "bad", code: "malformed", topic: "xray.deadletter")
         #expect(letter.topic == "xray.deadletter" && letter.key == Array("k".utf8) && letter.value == [9, 9, 9])
         #expect(letter.headers.text("a") == "b")
         #expect(letter.headers.text(HeaderName.DeadLetter.error) == "bad")

@@ -8,6 +8,24 @@ public enum Architecture: String, CaseIterable, Codable, Sendable {
     case resnet50
     case densenet121
 
+    /// The shortest input side the architecture takes: every stride and pool still leaves
+    /// at least one pixel.
+    public var minimumInputSide: Int {
+        switch self {
+        case .smallCNN: 16
+        case .resnet18, .resnet50, .densenet121: 32
+        }
+    }
+
+    /// Nil when the network can take inputs of `height` x `width`; otherwise why not.
+    public func inputProblem(height: Int, width: Int) -> String? {
+        let range = minimumInputSide...Network.maxInputSide
+        guard range.contains(height), range.contains(width) else {
+            return "\(rawValue) takes inputs from \(range.lowerBound) to \(range.upperBound) pixels a side, not \(height)x\(width)"
+        }
+        return nil
+    }
+
     /// The name of the final dense layer in the state dict.
     public var headName: String {
         switch self {

@@ -15,6 +15,13 @@ public final class Network {
     private var firstTrainableStage = 0
     private let inputCopy = FloatBuffer()
 
+    /// The most outputs a head may have (ImageNet's 1000 with room to spare).
+    public static let maxLabels = 10_000
+    /// The most input channels (gray, RGB, RGBA).
+    public static let maxInputChannels = 4
+    /// The longest input side a network is built for (memory grows with its square).
+    public static let maxInputSide = 1024
+
     /// Builds `architecture` with a head of `labels` outputs and standard initialisation
     /// (torchvision's: Kaiming-normal fan-out convolutions, unit batch norms, uniform dense
     /// weights with zero bias), drawn from `seed`.

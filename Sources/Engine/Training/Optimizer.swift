@@ -114,10 +114,12 @@ public final class Optimizer {
         guard saved.settings.kind == settings.kind else {
             throw EngineError.incompatible("the saved optimiser state is \(saved.settings.kind.rawValue), not \(settings.kind.rawValue)")
         }
-        guard saved.slots["first"]?.count == first.count, saved.slots["second"]?.count ?? 0 == second.count else {
+        guard let savedFirst = saved.slots["first"], savedFirst.count == first.count,
+              saved.slots["second"]?.count ?? 0 == second.count else {
             throw EngineError.incompatible("the saved optimiser state is for a different network (parameter count differs)")
         }
-        first = saved.slots["first"]!
+        guard saved.step >= 0 else { throw EngineError.malformed("the saved optimiser state has step \(saved.step)") }
+        first = savedFirst
         second = saved.slots["second"] ?? []
         step = saved.step
         started = step > 0
@@ -133,11 +135,12 @@ public struct OptimizerState: Sendable, Equatable {
 
 extension OptimizerState {
     /// The state as a safetensors file: one tensor per slot (`optimizer.first`,
-    /// `optimizer.second`), the settings and step count in the metadata.
-    public var file: SafeTensors.File {
-        let settingsJSON = String(decoding: try! JSONEncoder().encode(settings), as: UTF8.self)
+    /// `optimizer.second`), the settings and step count in the metadata. Throws if a setting
+    /// is not a finite number (JSON has none).
+    public func file() throws -> SafeTensors.File {
+        let settingsJSON = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
         return SafeTensors.File(
-            tensors: slots.keys.sorted().map { NamedTensor(name: "optimizer.\($0)", shape: [slots[$0]!.count], floats: slots[$0]!) },
+            tensors: slots.sorted { $0.key < $1.key }.map { NamedTensor(name: "optimizer.\($0.key)", shape: [$0.value.count], floats: $0.value) },
             metadata: ["xray.optimizer": settingsJSON, "xray.optimizer.step": String(step)])
     }
 

@@ -10,9 +10,10 @@ public struct ROC: Sendable, Equatable {
     public let positives: Int
     public let negatives: Int
 
-    /// Nil when either class is missing (the AUC is undefined).
+    /// Nil when either class is missing, when the counts differ, or when a score is NaN or
+    /// infinite: the AUC is undefined, and a model that gives such scores is not measured.
     public init?(scores: [Float], truth: [Bool]) {
-        precondition(scores.count == truth.count, "one truth value per score")
+        guard scores.count == truth.count, scores.allSatisfy(\.isFinite) else { return nil }
         let positives = truth.filter { $0 }.count, negatives = truth.count - positives
         guard positives > 0, negatives > 0 else { return nil }
         self.positives = positives
@@ -44,6 +45,7 @@ public struct ROC: Sendable, Equatable {
     /// The highest threshold whose sensitivity (true-positive rate) reaches `target`, with the
     /// specificity it gives: an operating point for triage.
     public static func threshold(scores: [Float], truth: [Bool], sensitivity target: Double) -> (threshold: Float, specificity: Double)? {
+        guard scores.count == truth.count, scores.allSatisfy(\.isFinite) else { return nil }
         let positives = scores.indices.filter { truth[$0] }.map { scores[$0] }.sorted(by: >)
         guard !positives.isEmpty else { return nil }
         let needed = max(1, Int((target * Double(positives.count)).rounded(.up)))

@@ -57,9 +57,11 @@ extension Network {
             guard t.shape == b.shape || (b.shape.isEmpty && t.shape == [1]) else {
                 throw EngineError.incompatible("\(b.name) is \(t.shape) in the file, \(b.shape) in \(architecture.rawValue)")
             }
-            switch t.values {
-            case .float32(let v): b.values = .float32(v)
-            case .int64(let v): b.values = .int64(v)
+            switch (b.values, t.values) {
+            case (.float32, .float32(let v)): b.values = .float32(v)
+            case (.int64, .int64(let v)): b.values = .int64(v)
+            case (.float32, .int64): throw EngineError.incompatible("\(b.name) is an integer tensor in the file; it holds floats")
+            case (.int64, .float32): throw EngineError.incompatible("\(b.name) is a float tensor in the file; it counts batches (int64)")
             }
             loaded += 1
         }

@@ -90,12 +90,12 @@ struct ONNXGraph {
     /// raw_data (9), double_data (10), data_location (14).
     static func tensor(_ bytes: ArraySlice<UInt8>) throws -> NamedTensor {
         var reader = ProtobufReader(bytes)
-        var dims: [Int] = [], dataType = 0, name = ""
+        var dims: [Int] = [], dataType: UInt64 = 0, name = ""
         var raw: ArraySlice<UInt8>?, floats: [Float] = [], ints: [Int64] = []
         while let (field, value) = try reader.next() {
             switch field {
             case 1: dims += try ProtobufReader.varints(value).map { Int(Int64(bitPattern: $0)) }
-            case 2: dataType = Int(try ProtobufReader.varints(value).first ?? 0)
+            case 2: dataType = try ProtobufReader.varints(value).first ?? 0
             case 4:
                 switch value {
                 case .fixed32(let bits): floats.append(Float(bitPattern: bits))
@@ -112,18 +112,26 @@ struct ONNXGraph {
             default: continue
             }
         }
-        let count = dims.reduce(1, *)
-        switch (dataType, raw) {
-        case (1, let raw?): // FLOAT
-            guard raw.count == count * 4 else { throw EngineError.malformed("tensor \(name): \(raw.count) bytes for \(count) floats") }
-            floats = LittleEndian.array(raw, as: Float.self)
-        case (10, let raw?): // FLOAT16
-            floats = LittleEndian.array(raw, as: UInt16.self).map(halfToFloat)
-        case (7, let raw?): // INT64
-            ints = LittleEndian.array(raw, as: Int64.self)
-        case (1, nil), (7, nil), (10, nil): break
-        default:
-            return NamedTensor(name: name, shape: [0], values: .float32([]))
+        guard dims.count <= SafeTensors.maxRank, let count = checkedProduct(dims, limit: bytes.count) else {
+            // Every value takes at least one byte of the message, so more values than bytes is a lie.
+            throw EngineError.malformed("tensor \(name): dims \(dims) are negative or more than its data holds")
+        }
+        let width: Int
+        switch dataType {
+        case 1: width = 4   // FLOAT
+        case 10: width = 2  // FLOAT16
+        case 7: width = 8   // INT64
+        default: return NamedTensor(name: name, shape: [0], values: .float32([]))
+        }
+        if let raw {
+            guard raw.count == count * width else {
+                throw EngineError.malformed("tensor \(name): \(raw.count) bytes for \(count) values of \(width) bytes")
+            }
+            switch dataType {
+            case 1: floats = LittleEndian.array(raw, as: Float.self)
+            case 10: floats = LittleEndian.array(raw, as: UInt16.self).map(halfToFloat)
+            default: ints = LittleEndian.array(raw, as: Int64.self)
+            }
         }
         if dataType == 7 {
             guard ints.count == count else { throw EngineError.malformed("tensor \(name): \(ints.count) values for shape \(dims)") }

@@ -35,8 +35,14 @@ public enum ONNXImporter {
         guard case .dense(let headWeight, _)? = units.last else {
             throw EngineError.incompatible("the ONNX graph does not end in a dense (Gemm/MatMul) head")
         }
-        let headOutputs = headWeight.shape[0]
+        let headOutputs = headWeight.shape[0]  // dense weights are 2-D (checked when read)
         let inputChannels = units.first.flatMap { if case .conv(let w, _) = $0 { w.shape[1] } else { nil } } ?? 3
+        guard (1...Network.maxLabels).contains(labels ?? headOutputs) else {
+            throw EngineError.incompatible("the head has \(labels ?? headOutputs) outputs; at most \(Network.maxLabels)")
+        }
+        guard (1...Network.maxInputChannels).contains(inputChannels) else {
+            throw EngineError.incompatible("the first convolution takes \(inputChannels) channels; at most \(Network.maxInputChannels)")
+        }
         var failures: [String] = []
         for candidate in architecture.map({ [$0] }) ?? Architecture.allCases {
             let network = Network(architecture: candidate, labels: labels ?? headOutputs, inputChannels: inputChannels, seed: seed)
@@ -51,11 +57,18 @@ public enum ONNXImporter {
     }
 
     private static func weightUnits(_ graph: ONNXGraph) throws -> [Unit] {
-        func constant(_ name: String, _ node: ONNXGraph.Node) throws -> NamedTensor {
-            guard let t = graph.constants[name] else {
-                throw EngineError.unsupported("\(node.opType) input \(name) is computed, not a stored weight")
+        /// The stored weight named by input `index` of `node`.
+        func constant(_ node: ONNXGraph.Node, _ index: Int) throws -> NamedTensor {
+            guard index < node.inputs.count else {
+                throw EngineError.malformed("a \(node.opType) node has \(node.inputs.count) inputs; input \(index) is missing")
+            }
+            guard let t = graph.constants[node.inputs[index]] else {
+                throw EngineError.unsupported("\(node.opType) input \(node.inputs[index]) is computed, not a stored weight")
             }
             return t
+        }
+        func optional(_ node: ONNXGraph.Node, _ index: Int) throws -> NamedTensor? {
+            index < node.inputs.count && !node.inputs[index].isEmpty ? try constant(node, index) : nil
         }
         var units: [Unit] = []
         var pendingMatMul: NamedTensor?
@@ -63,21 +76,23 @@ public enum ONNXImporter {
             switch node.opType {
             case "Conv":
                 guard node.intAttributes["group"] ?? 1 == 1 else { throw EngineError.unsupported("grouped convolutions") }
-                units.append(.conv(weight: try constant(node.inputs[1], node),
-                                   bias: node.inputs.count > 2 && !node.inputs[2].isEmpty ? try constant(node.inputs[2], node) : nil))
+                let weight = try constant(node, 1)
+                guard weight.shape.count == 4 else { throw EngineError.malformed("Conv weight \(weight.name) is \(weight.shape), not 4-D") }
+                units.append(.conv(weight: weight, bias: try optional(node, 2)))
             case "BatchNormalization":
-                units.append(.batchNorm(scale: try constant(node.inputs[1], node), bias: try constant(node.inputs[2], node),
-                                        mean: try constant(node.inputs[3], node), variance: try constant(node.inputs[4], node),
+                units.append(.batchNorm(scale: try constant(node, 1), bias: try constant(node, 2),
+                                        mean: try constant(node, 3), variance: try constant(node, 4),
                                         epsilon: node.floatAttributes["epsilon"] ?? 1e-5))
             case "Gemm":
-                var w = try constant(node.inputs[1], node)
+                var w = try constant(node, 1)
+                guard w.shape.count == 2 else { throw EngineError.malformed("Gemm weight \(w.name) is \(w.shape), not 2-D") }
                 if node.intAttributes["transB"] ?? 0 == 0 { w = transpose(w) }
-                units.append(.dense(weight: w, bias: node.inputs.count > 2 ? try constant(node.inputs[2], node) : nil))
+                units.append(.dense(weight: w, bias: try optional(node, 2)))
             case "MatMul":
-                if let w = graph.constants[node.inputs[1]], w.shape.count == 2 { pendingMatMul = transpose(w) }
+                if node.inputs.count > 1, let w = graph.constants[node.inputs[1]], w.shape.count == 2 { pendingMatMul = transpose(w) }
             case "Add":
                 if let w = pendingMatMul {
-                    let b = graph.constants[node.inputs[1]] ?? graph.constants[node.inputs[0]]
+                    let b = node.inputs.dropFirst().first.flatMap { graph.constants[$0] } ?? node.inputs.first.flatMap { graph.constants[$0] }
                     units.append(.dense(weight: w, bias: b))
                     pendingMatMul = nil
                 }
@@ -88,6 +103,7 @@ public enum ONNXImporter {
         return units
     }
 
+    /// A 2-D tensor transposed (callers check the rank).
     private static func transpose(_ t: NamedTensor) -> NamedTensor {
         let rows = t.shape[0], cols = t.shape[1], v = t.floats
         var out = [Float](repeating: 0, count: v.count)
@@ -102,7 +118,7 @@ public enum ONNXImporter {
         var pendingFoldedBias: NamedTensor?
         var folded = 0, freshHead = false
         func set(_ p: Parameter, _ t: NamedTensor) throws {
-            guard t.shape == p.shape || (t.shape.reduce(1, *) == p.count && p.shape.count == 1) else {
+            guard t.shape == p.shape || (t.values.count == p.count && p.shape.count == 1) else {
                 throw EngineError.incompatible("\(p.name) is \(p.shape), the ONNX tensor is \(t.shape)")
             }
             t.floats.withUnsafeBufferPointer { p.value.update(from: $0.baseAddress!, count: p.count) }

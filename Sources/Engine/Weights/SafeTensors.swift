@@ -9,9 +9,15 @@ public enum SafeTensors {
     /// The largest header this reader accepts (the format's own reference limit).
     static let maxHeaderBytes = 100_000_000
 
+    /// The most dimensions a tensor may have.
+    static let maxRank = 8
+
     public struct File: Sendable {
         public var tensors: [NamedTensor]
         public var metadata: [String: String]
+        /// Each tensor's dtype in the file (`F32`, `I64`, ...), by name; empty for a file
+        /// built in memory.
+        public var dtypes: [String: String] = [:]
 
         public init(tensors: [NamedTensor], metadata: [String: String] = [:]) {
             self.tensors = tensors; self.metadata = metadata
@@ -23,7 +29,8 @@ public enum SafeTensors {
         }
     }
 
-    public static func encode(_ file: File) -> Data {
+    /// The file's bytes. Throws only if the header cannot be written as JSON.
+    public static func encode(_ file: File) throws -> Data {
         var header: [String: Any] = [:]
         if !file.metadata.isEmpty { header["__metadata__"] = file.metadata }
         var body = Data()
@@ -36,7 +43,7 @@ public enum SafeTensors {
             let dtype = if case .float32 = t.values { "F32" } else { "I64" }
             header[t.name] = ["dtype": dtype, "shape": t.shape, "data_offsets": [start, body.count]] as [String: Any]
         }
-        var json = try! JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
         var out = Data()
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { out.append(contentsOf: $0) }
@@ -67,11 +74,15 @@ public enum SafeTensors {
             guard let entry = entry as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int],
                   offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= bodyLength,
-                  shape.allSatisfy({ $0 >= 0 })
+                  shape.count <= maxRank
             else { throw EngineError.malformed("safetensors entry \(name) is not {dtype, shape, data_offsets} within the file") }
+            // Every value must lie in the file, so the product is bounded by its size.
+            guard let count = checkedProduct(shape, limit: bodyLength) else {
+                throw EngineError.malformed("tensor \(name): shape \(shape) is negative or holds more values than the file has bytes")
+            }
             let bytes = data[(bodyStart + offsets[0])..<(bodyStart + offsets[1])]
-            let count = shape.reduce(1, *)
             file.tensors.append(NamedTensor(name: name, shape: shape, values: try values(bytes, dtype: dtype, count: count, name: name)))
+            file.dtypes[name] = dtype
         }
         file.tensors.sort { $0.name < $1.name }
         return file
@@ -85,7 +96,7 @@ public enum SafeTensors {
         case "F64", "I64": width = 8
         default: throw EngineError.unsupported("tensor \(name) has dtype \(dtype); this engine reads F32, F16, BF16, F64, I64, I32")
         }
-        guard bytes.count == count * width else {
+        guard bytes.count == count * width else {  // count ≤ the file's size: no overflow
             throw EngineError.malformed("tensor \(name): \(bytes.count) bytes for \(count) \(dtype) values")
         }
         return bytes.withUnsafeBytes { raw -> NamedTensor.Values in
