@@ -48,7 +48,7 @@ enum Resampler {
         let hTaps = taps(from: image.width, to: width)
         let vTaps = taps(from: image.height, to: height)
         let firstRow = vTaps.start[win.y]
-        let lastRow = (win.y..<win.y + win.height).map { vTaps.start[$0] + vTaps.count[$0] }.max()!
+        let lastRow = (win.y..<win.y + win.height).map { vTaps.start[$0] + vTaps.count[$0] }.max() ?? firstRow
         let ww = win.width
 
         // Horizontal pass: source rows firstRow..<lastRow → (rows, ww).

@@ -22,13 +22,13 @@ public enum CaseView {
 
     /// "acquired 1.2 s ago, scored in 310 ms (decode 90, preprocess 40, score 180)".
     static func age(_ t: StageTimes, now: Int64) -> String {
-        guard let acquired = t.acquired else { return "scored \(duration(now - t.scored)) ago" }
+        guard let acquired = t.acquired else { return "scored \(duration(elapsed(from: t.scored, to: now))) ago" }
         var steps: [String] = []
         var last = acquired
         for (name, time) in [("decode", t.decoded), ("preprocess", t.preprocessed), ("score", Optional(t.scored))] {
-            if let time { steps.append("\(name) \(time - last)"); last = time }
+            if let time { steps.append("\(name) \(elapsed(from: last, to: time))"); last = time }
         }
-        return "acquired \(duration(now - acquired)) ago, scored in \(t.scored - acquired) ms (\(steps.joined(separator: ", ")))"
+        return "acquired \(duration(elapsed(from: acquired, to: now))) ago, scored in \(elapsed(from: acquired, to: t.scored)) ms (\(steps.joined(separator: ", ")))"
     }
 
     static func details(source: String?, patient: String?, version: String) -> String {
@@ -43,4 +43,11 @@ public enum CaseView {
     static func duration(_ ms: Int64) -> String {
         ms < 1000 ? "\(ms) ms" : ms < 120_000 ? String(format: "%.1f s", Double(ms) / 1000) : "\(ms / 60_000) min"
     }
+}
+
+/// `to - from` in milliseconds, saturating: the times come from record headers and JSON
+/// anyone can write, so their difference must not trap.
+func elapsed(from start: Int64, to end: Int64) -> Int64 {
+    let (difference, overflow) = end.subtractingReportingOverflow(start)
+    return overflow ? (end > start ? .max : .min) : difference
 }

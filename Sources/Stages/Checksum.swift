@@ -17,6 +17,11 @@ func chunked(_ bytes: [UInt8], size: Int) -> [[UInt8]] {
 
 /// The pieces 0..<count joined in order, or nil when any is missing: the inverse of `chunked`.
 func joined(_ pieces: [Int: [UInt8]], count: Int) -> [UInt8]? {
-    guard pieces.count == count, (0..<count).allSatisfy({ pieces[$0] != nil }) else { return nil }
-    return (0..<count).flatMap { pieces[$0]! }
+    guard pieces.count == count else { return nil }
+    var joined: [UInt8] = []
+    for index in 0..<count {
+        guard let piece = pieces[index] else { return nil }
+        joined += piece
+    }
+    return joined
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import Wire
 
 /// A NumPy `.npy` array of little-endian float32 in C order (format versions 1-3), the form
 /// `numpy.save` writes for `np.float32` arrays.
@@ -39,9 +40,10 @@ public struct NpyArray: Sendable, Equatable {
             guard let v = Int(d), v >= 0 else { throw BadInput(".npy shape entry \(d) is not a size") }
             return v
         }
-        let count = shape.reduce(1, *), dataStart = start + headerLength
-        guard bytes.count - dataStart == count * 4 else {
-            throw BadInput(".npy data is \(bytes.count - dataStart) bytes, the shape \(shape) needs \(count * 4)")
+        let dataStart = start + headerLength
+        guard shape.count <= 8, let count = CheckedSize.product(shape, limit: (bytes.count - dataStart) / 4),
+              bytes.count - dataStart == count * 4 else {
+            throw BadInput(".npy data is \(bytes.count - dataStart) bytes, which is not what the shape \(shape) needs")
         }
         values = bytes[dataStart...].withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
         self.shape = shape

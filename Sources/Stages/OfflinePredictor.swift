@@ -35,7 +35,10 @@ public final class OfflinePredictor {
         if url.pathExtension.lowercased() == "npy" {
             let array = try NpyArray(data)
             guard array.shape == expected || array.shape == [1] + expected else {
-                throw BadInput("the array is \(array.shape), the model takes \(expected) (or [1] + that)")
+                throw BadInput("the array is \(array.shape), the model takes \(expected) (or [1] + that)", code: "wrong-shape")
+            }
+            if let index = CheckedSize.firstNonFinite(array.values) {
+                throw BadInput("the array holds a NaN or infinity at value \(index)", code: "non-finite")
             }
             return array.values
         }
@@ -51,13 +54,19 @@ public final class OfflinePredictor {
             guard !pending.isEmpty else { return }
             let shape = Shape(n: pending.count, c: model.manifest.input[0], h: model.manifest.input[1], w: model.manifest.input[2])
             let results = model.network.probabilities(batch: pending.flatMap(\.1), shape: shape)
-            for ((name, _), p) in zip(pending, results) { emit(Prediction(input: name, probabilities: p, error: nil)) }
+            for ((name, _), p) in zip(pending, results) {
+                if CheckedSize.firstNonFinite(p) != nil {
+                    emit(Prediction(input: name, probabilities: nil, error: "the model gave a non-finite probability for this input; the model is suspect"))
+                } else {
+                    emit(Prediction(input: name, probabilities: p, error: nil))
+                }
+            }
             pending.removeAll()
         }
         for url in urls {
             do {
                 let x = try input(for: url)
-                precondition(x.count == per)
+                guard x.count == per else { throw BadInput("the input has \(x.count) values, the model takes \(per)", code: "wrong-shape") }
                 pending.append((url.path, x))
                 if pending.count == batchSize { flush() }
             } catch {

@@ -28,7 +28,7 @@ public enum RecordDescriber {
         if let acquired = record.headers.text(HeaderName.acquiredAt).flatMap({ Int64($0) }) {
             let stages = [("decoded", HeaderName.decodedAt), ("preprocessed", HeaderName.preprocessedAt)]
             let times = stages.compactMap { name, header in
-                record.headers.text(header).flatMap { Int64($0) }.map { "\(name) +\($0 - acquired) ms" }
+                record.headers.text(header).flatMap { Int64($0) }.map { "\(name) +\(elapsed(from: acquired, to: $0)) ms" }
             }
             if !times.isEmpty { parts.append("(" + times.joined(separator: ", ") + ")") }
         }

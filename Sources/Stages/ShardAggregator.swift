@@ -124,9 +124,11 @@ public final class ShardAggregator {
         guard (c.state?.count ?? 0) == stateCount else {
             throw CorruptState(what, "it holds \(c.state?.count ?? 0) statistics, the shard keeps \(stateCount)")
         }
-        guard CheckedSize.firstNonFinite(c.values) == nil, CheckedSize.firstNonFinite(c.state ?? []) == nil, c.step >= 0 else {
-            throw CorruptState(what, "a weight or statistic is not finite, or the step is negative")
+        guard CheckedSize.firstNonFinite(c.values) == nil, CheckedSize.firstNonFinite(c.state ?? []) == nil,
+              (0...GradientRecord.Limits.maxStep).contains(c.step) else {
+            throw CorruptState(what, "a weight or statistic is not finite, or the step is out of range")
         }
+        if let problem = c.schedule.problem ?? c.optimizer.settings.problem { throw CorruptState(what, problem) }
         run = c.run; base = c.base; shard = c.shard; self.layout = layout; self.mode = mode
         step = c.step
         values = c.values

@@ -37,7 +37,7 @@ public struct Tensor: Sendable, Equatable {
             values.withUnsafeBytes { src in
                 // float32 bit patterns, little-endian (the host order on every supported platform)
                 precondition(UInt16(1).littleEndian == 1, "big-endian hosts are not supported")
-                out.baseAddress!.advanced(by: headerSize).copyMemory(from: src.baseAddress!, byteCount: src.count)
+                UnsafeMutableRawBufferPointer(rebasing: out[headerSize...]).copyMemory(from: src)
             }
         }
         return bytes

@@ -65,7 +65,11 @@ struct ModelCommand: AsyncParsableCommand {
                 let file = try SafeTensors.read(url)
                 let head = file.byName["\(arch.headName).weight"] ?? file.byName["\(arch.headName).0.weight"]
                 headOutputs = head?.shape.first ?? 0
-                network = Network(architecture: arch, labels: given?.count ?? headOutputs, seed: seed)
+                let outputs = given?.count ?? headOutputs
+                guard (1...Network.maxLabels).contains(outputs) else {
+                    throw ValidationError("the file's head \(arch.headName).weight has \(headOutputs) outputs; name the labels with --labels")
+                }
+                network = Network(architecture: arch, labels: outputs, seed: seed)
                 freshHead = try network.load(file.tensors, allowHeadMismatch: given != nil).keptFreshHead
                 detail = "\(file.tensors.count) tensors by name"
             }

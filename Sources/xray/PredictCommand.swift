@@ -23,17 +23,27 @@ struct PredictCommand: AsyncParsableCommand {
         let predictor = OfflinePredictor(model: file, batchSize: batch)
         let labels = file.manifest.labels
         var failures = 0
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         predictor.predict(inputs.map { URL(fileURLWithPath: $0) }) { prediction in
-            var line: [String: Any] = ["input": prediction.input]
+            var line = PredictionLine(input: prediction.input)
             if let p = prediction.probabilities {
-                line["probabilities"] = Dictionary(uniqueKeysWithValues: zip(labels, p.map { (Double($0) * 1e6).rounded() / 1e6 }))
+                line.probabilities = Dictionary(uniqueKeysWithValues: zip(labels, p.map { (Double($0) * 1e6).rounded() / 1e6 }))
             } else {
-                line["error"] = prediction.error ?? "unknown"
+                line.error = prediction.error ?? "unknown"
                 failures += 1
             }
-            let data = try! JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes])
+            // The predictor gives only finite probabilities, so the encoding cannot fail.
+            guard let data = try? encoder.encode(line) else { failures += 1; return }
             FileHandle.standardOutput.write(data + Data("\n".utf8))
         }
         if failures > 0 { throw ExitCode(1) }
     }
+}
+
+/// One line of `xray predict`'s output.
+private struct PredictionLine: Encodable {
+    var input: String
+    var probabilities: [String: Double]?
+    var error: String?
 }

@@ -46,28 +46,48 @@ extension Activation {
     var values: [Float] { Array(UnsafeBufferPointer(start: data, count: shape.count)) }
 }
 
-/// The largest absolute and relative differences between two arrays; relative to
-/// max(|expected|, floor) so values near zero do not blow it up.
+/// How two arrays differ: the largest absolute and relative differences (relative to
+/// max(|expected|, floor), so values near zero do not blow it up), and how many elements are
+/// NaN or infinite where the other is not. Reported beside every reference check.
 struct Difference: CustomStringConvertible {
     var maxAbsolute: Float = 0
     var maxRelative: Float = 0
+    /// Elements where one side is not finite and the two are not the same value.
+    var nonFinite = 0
     init(_ actual: [Float], _ expected: [Float], floor: Float = 1e-3) {
         precondition(actual.count == expected.count, "\(actual.count) values against \(expected.count)")
         for (a, e) in zip(actual, expected) {
+            guard a.isFinite && e.isFinite else {
+                if !(a == e) { nonFinite += 1 }  // NaN never equals anything, itself included
+                continue
+            }
             let d = abs(a - e)
-            maxAbsolute = max(maxAbsolute, d.isNaN ? .infinity : d)
+            maxAbsolute = max(maxAbsolute, d)
             maxRelative = max(maxRelative, d / max(abs(e), floor))
         }
     }
-    var description: String { String(format: "max abs %.3g, max rel %.3g", maxAbsolute, maxRelative) }
+    var description: String {
+        String(format: "max abs %.3g, max rel %.3g", maxAbsolute, maxRelative) + (nonFinite > 0 ? ", \(nonFinite) non-finite" : "")
+    }
 }
 
-/// Expects `actual` ≈ `expected` within `tolerance` (absolute or relative), recording the errors.
+/// Expects every element of `actual` within `absolute + relative·|expected|` of `expected`,
+/// recording the errors. A NaN or infinity where the reference has a finite value (or a
+/// different one) fails, whatever the tolerances.
 func expectClose(_ actual: [Float], _ expected: [Float], absolute: Float, relative: Float = 0,
                  _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
     let d = Difference(actual, expected)
-    print("  \(what): \(d)")
-    #expect(d.maxAbsolute <= absolute || d.maxRelative <= relative, "\(what): \(d)", sourceLocation: sourceLocation)
+    var outside = 0, worst: (index: Int, actual: Float, expected: Float)?
+    for (i, (a, e)) in zip(actual, expected).enumerated() where !(a == e) {
+        // NaN fails this comparison, so a NaN is always outside.
+        if !(abs(a - e) <= absolute + relative * abs(e)) {
+            outside += 1
+            if worst == nil { worst = (i, a, e) }
+        }
+    }
+    print("  \(what): \(d)" + (outside > 0 ? ", \(outside) outside tolerance" : ""))
+    #expect(outside == 0, "\(what): \(outside) of \(actual.count) values outside \(absolute) + \(relative)·|ref| (\(d)); first at \(worst.map { "\($0.index): \($0.actual) vs \($0.expected)" } ?? "-")",
+            sourceLocation: sourceLocation)
 }
 
 /// Deterministic pseudo-random values in [-1, 1).
@@ -83,3 +103,16 @@ func set(_ p: Parameter, _ values: [Float]) {
 }
 
 func gradient(_ p: Parameter) -> [Float] { Array(UnsafeBufferPointer(start: p.gradient, count: p.count)) }
+
+@Suite("The numeric test helpers")
+struct NumericHelperTests {
+    @Test("expectClose fails on a NaN or an infinity, and on one element out of tolerance")
+    func failsOnNonFinite() {
+        withKnownIssue { expectClose([1, .nan], [1, 2], absolute: 1e9, relative: 1e9, "NaN against a number") }
+        withKnownIssue { expectClose([.nan], [.nan], absolute: 1e9, "NaN against NaN") }
+        withKnownIssue { expectClose([.infinity], [3], absolute: 1e9, "infinity against a number") }
+        withKnownIssue { expectClose([1, 1, 2], [1, 1, 1], absolute: 0.5, relative: 0.4, "one element outside atol + rtol·|ref|") }
+        expectClose([1, 2.0001, -3], [1, 2, -3], absolute: 0, relative: 1e-4, "within rtol")
+        expectClose([.infinity], [.infinity], absolute: 0, "the same infinity")
+    }
+}

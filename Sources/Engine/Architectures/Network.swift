@@ -126,7 +126,7 @@ public final class Network {
     public func probabilities(batch: [Float], shape: Shape) -> [[Float]] {
         precondition(batch.count == shape.count, "batch of \(batch.count) floats for shape \(shape)")
         let x = inputCopy.view(shape)
-        batch.withUnsafeBufferPointer { x.data.update(from: $0.baseAddress!, count: batch.count) }
+        _ = UnsafeMutableBufferPointer(start: x.data, count: batch.count).update(fromContentsOf: batch)
         let logits = forward(x, mode: .inference)
         return (0..<shape.n).map { i in (0..<labelCount).map { sigmoid(logits.data[i * labelCount + $0]) } }
     }

@@ -16,6 +16,31 @@ public enum LearningRateSchedule: Codable, Sendable, Equatable {
         }
     }
 
+    /// Nil when every setting and every piece of state is within range (as the initialisers
+    /// and `observe` keep them); otherwise what is wrong. For a schedule read back from a
+    /// checkpoint, whose fields no initialiser checked.
+    public var problem: String? {
+        let steps = 0...1_000_000_000
+        func rate(_ r: Float) -> Bool { r.isFinite && r >= 0 && r <= 1000 }
+        switch self {
+        case .constant(let lr):
+            return rate(lr) ? nil : "the constant rate \(lr) is not in [0, 1000]"
+        case .warmupPlateau(let s):
+            guard rate(s.base), rate(s.current), rate(s.minimum), s.warmupStartFraction.isFinite, s.epsilon.isFinite,
+                  s.factor > 0 && s.factor < 1, !s.best.isNaN, steps.contains(s.warmupSteps), steps.contains(s.patience),
+                  steps.contains(s.cooldown), steps.contains(s.wait), steps.contains(s.cooldownLeft) else {
+                return "the warm-up/plateau settings or state are out of range"
+            }
+            return nil
+        case .cosine(let s):
+            guard rate(s.base), rate(s.minimum), steps.contains(s.warmupSteps), steps.contains(s.totalSteps),
+                  s.totalSteps > s.warmupSteps else {
+                return "the cosine settings are out of range"
+            }
+            return nil
+        }
+    }
+
     /// Feeds a validation loss to schedules that react to it.
     public mutating func observe(_ metric: Float) {
         if case .warmupPlateau(var s) = self {

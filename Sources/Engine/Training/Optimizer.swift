@@ -20,6 +20,16 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
     public var epsilon: Float = 1e-8
     public var weightDecay: Float = 0
 
+    /// Nil when the settings make finite updates from finite gradients; otherwise what is
+    /// wrong (for settings given on a command line or read back from a checkpoint).
+    public var problem: String? {
+        guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0, epsilon.isFinite,
+              momentum.isFinite, momentum >= 0, weightDecay.isFinite, weightDecay >= 0 else {
+            return "optimiser settings out of range (betas in [0, 1), epsilon > 0, momentum and weight decay finite, not negative)"
+        }
+        return nil
+    }
+
     public init(kind: OptimizerKind, momentum: Float = 0.9, nesterov: Bool = false, beta1: Float = 0.9,
                 beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0) {
         self.kind = kind; self.momentum = momentum; self.nesterov = nesterov

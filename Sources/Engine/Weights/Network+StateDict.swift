@@ -45,7 +45,7 @@ extension Network {
             guard t.shape == p.shape else {
                 throw EngineError.incompatible("\(p.name) is \(t.shape) in the file, \(p.shape) in \(architecture.rawValue)")
             }
-            t.floats.withUnsafeBufferPointer { p.value.update(from: $0.baseAddress!, count: p.count) }
+            _ = UnsafeMutableBufferPointer(start: p.value, count: p.count).update(fromContentsOf: t.floats)
             loaded += 1
         }
         for b in buffers {

@@ -121,7 +121,7 @@ public enum ONNXImporter {
             guard t.shape == p.shape || (t.values.count == p.count && p.shape.count == 1) else {
                 throw EngineError.incompatible("\(p.name) is \(p.shape), the ONNX tensor is \(t.shape)")
             }
-            t.floats.withUnsafeBufferPointer { p.value.update(from: $0.baseAddress!, count: p.count) }
+            _ = UnsafeMutableBufferPointer(start: p.value, count: p.count).update(fromContentsOf: t.floats)
         }
         for target in targets {
             switch target {
