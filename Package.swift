@@ -36,8 +36,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
+        // Sizes and numbers from outside bytes, checked: products and sums that cannot trap,
+        // non-finite values found. No dependencies.
+        .target(name: "CheckedArithmetic", swiftSettings: strict),
         // What the bytes on each topic mean. No I/O, no C.
-        .target(name: "Wire", swiftSettings: strict),
+        .target(name: "Wire", dependencies: ["CheckedArithmetic"], swiftSettings: strict),
         // librdkafka as Swift: records in, records out, groups, commits, admin. Knows no X-rays.
         .target(name: "KafkaIO",
                 dependencies: ["CRdKafka",
@@ -48,10 +51,10 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: strict),
         // The CNN engine: layers with backward passes over OpenBLAS, optimisers, architectures,
         // weight files (safetensors, ONNX import). No Kafka; no I/O but weight files.
-        .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: strict),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CheckedArithmetic"], swiftSettings: strict),
         // The stages: pure transforms plus the runner that owns consume → produce → commit.
         .target(name: "Stages",
-                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine", "CZlib",
+                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine", "CZlib", "CheckedArithmetic",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Metrics", package: "swift-metrics"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -76,7 +79,7 @@ let package = Package(
                           swiftSettings: strict, linkerSettings: rpath),
 
         .testTarget(name: "KafkaIOTests", dependencies: ["KafkaIO"], linkerSettings: rpath),
-        .testTarget(name: "WireTests", dependencies: ["Wire"], linkerSettings: rpath),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "CheckedArithmetic"], linkerSettings: rpath),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
                     resources: [.copy("Fixtures")], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),

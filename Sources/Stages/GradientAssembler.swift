@@ -1,3 +1,4 @@
+import CheckedArithmetic
 public import KafkaIO
 import Wire
 

@@ -1,3 +1,4 @@
+import CheckedArithmetic
 import Engine
 import Foundation
 import Wire

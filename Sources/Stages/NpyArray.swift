@@ -1,3 +1,4 @@
+import CheckedArithmetic
 public import Foundation
 import Wire
 

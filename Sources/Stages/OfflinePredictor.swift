@@ -1,3 +1,4 @@
+import CheckedArithmetic
 import Engine
 public import Foundation
 public import Imaging

@@ -1,3 +1,4 @@
+import CheckedArithmetic
 import Foundation
 public import KafkaIO
 public import Logging

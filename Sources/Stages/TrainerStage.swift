@@ -1,3 +1,4 @@
+import CheckedArithmetic
 public import Engine
 import Foundation
 public import KafkaIO

@@ -1,3 +1,4 @@
+import CheckedArithmetic
 /// A float32 tensor: the value of `xray.tensors` (see Topics/xray.tensors.md).
 ///
 /// Layout (little-endian), schema version 1:

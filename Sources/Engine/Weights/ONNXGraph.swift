@@ -1,3 +1,4 @@
+import CheckedArithmetic
 import Foundation
 
 /// The parts of an ONNX model the importer needs: the nodes in order and every constant
@@ -112,7 +113,7 @@ struct ONNXGraph {
             default: continue
             }
         }
-        guard dims.count <= SafeTensors.maxRank, let count = checkedProduct(dims, limit: bytes.count) else {
+        guard dims.count <= SafeTensors.maxRank, let count = CheckedSize.product(dims, limit: bytes.count) else {
             // Every value takes at least one byte of the message, so more values than bytes is a lie.
             throw EngineError.malformed("tensor \(name): dims \(dims) are negative or more than its data holds")
         }

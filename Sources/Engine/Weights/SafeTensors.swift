@@ -1,3 +1,4 @@
+import CheckedArithmetic
 public import Foundation
 
 /// The safetensors format (Hugging Face): an 8-byte little-endian header length, a JSON header
@@ -77,7 +78,7 @@ public enum SafeTensors {
                   shape.count <= maxRank
             else { throw EngineError.malformed("safetensors entry \(name) is not {dtype, shape, data_offsets} within the file") }
             // Every value must lie in the file, so the product is bounded by its size.
-            guard let count = checkedProduct(shape, limit: bodyLength) else {
+            guard let count = CheckedSize.product(shape, limit: bodyLength) else {
                 throw EngineError.malformed("tensor \(name): shape \(shape) is negative or holds more values than the file has bytes")
             }
             let bytes = data[(bodyStart + offsets[0])..<(bodyStart + offsets[1])]

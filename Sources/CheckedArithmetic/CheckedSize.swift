@@ -1,17 +1,17 @@
 /// Sizes computed from numbers that came from outside (record headers, dimensions in a
 /// record): every product and sum is checked, so a lying field gives an error, never a trap.
 public enum CheckedSize {
-    /// The product of `factors`, or nil if any is negative or the product passes `limit`
-    /// (which also rules out overflow).
+    /// The product of `factors`, or nil if any is negative, a partial product overflows or
+    /// the product passes `limit`.
     public static func product(_ factors: some Sequence<Int>, limit: Int = Int.max) -> Int? {
         var result = 1
         for f in factors {
             guard f >= 0 else { return nil }
             let (p, overflow) = result.multipliedReportingOverflow(by: f)
-            guard !overflow, p <= limit else { return nil }
+            guard !overflow else { return nil }
             result = p
         }
-        return result
+        return result <= limit ? result : nil
     }
 
     /// `a + b`, or nil if it overflows.
