@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "xray", targets: ["xray"]),
+        .executable(name: "xray-fuzz", targets: ["XRayFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -78,12 +79,21 @@ let package = Package(
                                          .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                           swiftSettings: strict, linkerSettings: rpath),
 
+        // The fuzz targets: each parser of outside bytes driven by fuzz input, and the seed
+        // corpus (`Tests/Fuzz/`). No Kafka I/O.
+        .target(name: "FuzzTargets", dependencies: ["Stages", "Wire", "KafkaIO", "Imaging", "Engine"], swiftSettings: strict),
+        // The harness: libFuzzer's entry point (Ops/fuzz builds it with -sanitize=fuzzer,address),
+        // or a replayer of files and writer of seeds when built normally.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "XRayFuzz", dependencies: ["FuzzTargets", "CFuzzDriver"], swiftSettings: strict, linkerSettings: rpath),
+
         .testTarget(name: "KafkaIOTests", dependencies: ["KafkaIO"], linkerSettings: rpath),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CheckedArithmetic"], linkerSettings: rpath),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
                     resources: [.copy("Fixtures")], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",
                                    .product(name: "Logging", package: "swift-log")],

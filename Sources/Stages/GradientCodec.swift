@@ -20,6 +20,13 @@ public struct ShardContribution: Sendable {
     public var stateDelta: [Float]?
     /// The records it came in (values dropped), to mark done once it is applied or dropped.
     public var records: [KafkaRecord]
+
+    public init(id: String, trainer: String, baseVersion: String, baseStep: Int, shard: Int, shards: Int, samples: Int, loss: Float,
+                start: Int, gradient: [Float], stateDelta: [Float]?, records: [KafkaRecord]) {
+        self.id = id; self.trainer = trainer; self.baseVersion = baseVersion; self.baseStep = baseStep; self.shard = shard
+        self.shards = shards; self.samples = samples; self.loss = loss; self.start = start; self.gradient = gradient
+        self.stateDelta = stateDelta; self.records = records
+    }
 }
 
 /// Cuts a trainer's gradient into records for xray.gradients, and assembles them back.

@@ -5,6 +5,11 @@ public import Wire
 public struct ImageFile: Sendable, Equatable {
     public var path: String
     public var metadata: ImageMetadata
+
+    public init(path: String, metadata: ImageMetadata) {
+        self.path = path
+        self.metadata = metadata
+    }
 }
 
 /// Finds image files under paths and labels them.
