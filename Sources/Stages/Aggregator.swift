@@ -66,10 +66,13 @@ public final class Aggregator: Service, @unchecked Sendable {
                                      })
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await follower.run() }
-            try await cancelWhenGracefulShutdown {
-                try await follower.ready()
-                try await self.aggregate()
-            }
+            // A graceful shutdown cancels the wait for the models as much as the aggregation.
+            do {
+                try await cancelWhenGracefulShutdown {
+                    try await follower.ready()
+                    try await self.aggregate()
+                }
+            } catch is CancellationError {}
             group.cancelAll()
         }
     }

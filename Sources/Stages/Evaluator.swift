@@ -82,23 +82,29 @@ public final class Evaluator: Service, @unchecked Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await follower.run() }
             group.addTask { try await self.collectHeldOut() }
-            try await cancelWhenGracefulShutdown {
-                while !follower.hasCaughtUp { try await Task.sleep(for: .milliseconds(100)) }
-                var last = ContinuousClock.now - self.settings.interval
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .milliseconds(250))
-                    guard ContinuousClock.now - last >= self.settings.interval,
-                          let next = self.candidate.withLock({ $0 }), !self.done.withLock({ $0.contains(next.announcement.version) })
-                    else { continue }
-                    let examples = self.window.withLock { $0.examples }
-                    guard examples.count >= self.settings.minimumImages else { continue }
-                    last = .now
-                    try await self.evaluate(next, on: examples, producer)
-                }
-            }
+            // A graceful shutdown cancels the loop wherever it waits: that is a normal stop.
+            do {
+                try await cancelWhenGracefulShutdown { try await self.evaluateNewVersions(follower, producer) }
+            } catch is CancellationError {}
             group.cancelAll()
         }
         await producer.close()
+    }
+
+    /// Evaluates the newest trained version, at most once per interval, while not cancelled.
+    private func evaluateNewVersions(_ follower: ModelFollower, _ producer: KafkaProducer) async throws {
+        while !follower.hasCaughtUp { try await Task.sleep(for: .milliseconds(100)) }
+        var last = ContinuousClock.now - settings.interval
+        while !Task.isCancelled {
+            try await Task.sleep(for: .milliseconds(250))
+            guard ContinuousClock.now - last >= settings.interval,
+                  let next = candidate.withLock({ $0 }), !done.withLock({ $0.contains(next.announcement.version) })
+            else { continue }
+            let examples = window.withLock { $0.examples }
+            guard examples.count >= settings.minimumImages else { continue }
+            last = .now
+            try await evaluate(next, on: examples, producer)
+        }
     }
 
     private func consumer(_ suffix: String) -> ConsumerConfiguration {

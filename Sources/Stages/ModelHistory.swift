@@ -5,7 +5,8 @@ public import Wire
 
 /// xray.models read once from the beginning to its end (for `xray model fetch` and
 /// `xray model promote`): the versions asked for, the newest trained or published one, the
-/// one scorers serve, and every evaluation.
+/// one scorers serve, and every evaluation. Versions are checked as the followers check them
+/// (`ModelCheck`); one that fails is passed over with a warning.
 public struct ModelHistory: Sendable {
     public typealias Version = (announcement: ModelAnnouncement, file: [UInt8])
 
@@ -25,6 +26,11 @@ public struct ModelHistory: Sendable {
         try await KafkaConsumer.readWholeTopic(topic, configuration: consumer, logger: logger) { record in
             switch assembler.add(record) {
             case .complete(let a, let file)?:
+                // As every follower does: a version whose content fails the checks is not one.
+                do { _ = try ModelCheck.verified(file, name: "model version \(a.version)") } catch {
+                    logger.warning("version \(a.version) is unusable: \(error)")
+                    break
+                }
                 if a.version == named { history.named = (a, file) }
                 if a.kind != .promoted { history.latest = (a, file) }
                 if a.kind != .trained { history.serving = (a, file) }
