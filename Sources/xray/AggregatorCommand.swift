@@ -43,8 +43,14 @@ struct AggregatorCommand: AsyncParsableCommand {
         guard ["sync", "async"].contains(mode) else { throw ValidationError("--mode is sync or async") }
         guard OptimizerKind(rawValue: optimizer) != nil else { throw ValidationError("--optimizer is adam, adamw or sgd") }
         guard ["warmup-plateau", "constant"].contains(schedule) else { throw ValidationError("--schedule is warmup-plateau or constant") }
-        guard trainers >= 1, maxStaleness >= 0, barrierTimeoutS > 0, lr > 0 else {
-            throw ValidationError("--trainers ≥ 1, --max-staleness ≥ 0, --barrier-timeout-s > 0 and --lr > 0")
+        guard trainers >= 1, maxStaleness >= 0, (0.001...86_400).contains(barrierTimeoutS), lr > 0, lr <= 1000 else {
+            throw ValidationError("--trainers ≥ 1, --max-staleness ≥ 0, --barrier-timeout-s in (0, 86400] and --lr in (0, 1000]")
+        }
+        guard warmup >= 0, plateauPatience >= 0, plateauFactor > 0, plateauFactor < 1 else {
+            throw ValidationError("--warmup and --plateau-patience must not be negative; --plateau-factor must be in (0, 1)")
+        }
+        if let problem = OptimizerSettings(kind: .adam, weightDecay: weightDecay).problem {
+            throw ValidationError("--weight-decay \(weightDecay): \(problem)")
         }
     }
 
@@ -93,8 +99,11 @@ struct EvaluatorCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0..<1).contains(validation), validation > 0 else { throw ValidationError("--validation must be in (0, 1)") }
-        guard window >= 1, minImages >= 1, intervalS >= 0, batch >= 1 else {
-            throw ValidationError("--window, --min-images and --batch must be positive; --interval-s not negative")
+        guard window >= 1, minImages >= 1, (0...86_400).contains(intervalS), batch >= 1 else {
+            throw ValidationError("--window, --min-images and --batch must be positive; --interval-s in [0, 86400]")
+        }
+        guard (0...1).contains(meanMargin), (0...1).contains(labelMargin) else {
+            throw ValidationError("--mean-margin and --label-margin must be in [0, 1]")
         }
     }
 

@@ -17,6 +17,12 @@ struct AlertsCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds without a case.") var idleTimeout: Double?
     @Flag(help: "Print the JSON values instead (for piping into a pager bridge).") var json = false
 
+    func validate() throws {
+        if let idleTimeout, !(idleTimeout > 0 && idleTimeout <= 86_400) {
+            throw ValidationError("--idle-timeout must be in (0, 86400] seconds")
+        }
+    }
+
     func run() async throws {
         let topic = predictions ? kafka.topics.predictions : kafka.topics.alerts
         let configuration = ConsumerConfiguration(kafka: try kafka.kafka(clientID: "xray-alerts"), groupID: "xray-alerts")

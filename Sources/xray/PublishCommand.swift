@@ -22,6 +22,11 @@ struct PublishCommand: AsyncParsableCommand {
     @Flag(help: "Shuffle the files (with --seed) before --limit applies.") var shuffle = false
     @Option(help: "Seed for --shuffle.") var seed: UInt64 = 1
 
+    func validate() throws {
+        if let rate, !(rate >= 0.001 && rate <= 1_000_000) { throw ValidationError("--rate must be in [0.001, 1000000] images per second") }
+        if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
+    }
+
     func run() async throws {
         let logger = kafka.logger("xray.publish")
         let table = try labels.map { path -> NIHLabelTable in

@@ -17,6 +17,12 @@ struct TailCommand: AsyncParsableCommand {
     @Option(help: "Stop after this many seconds without a record.") var idleTimeout: Double?
     @Flag(help: "One line per record: key, labels, value summary, time since acquisition.") var oneline = false
 
+    func validate() throws {
+        if let idleTimeout, !(idleTimeout > 0 && idleTimeout <= 86_400) {
+            throw ValidationError("--idle-timeout must be in (0, 86400] seconds")
+        }
+    }
+
     func run() async throws {
         let logger = kafka.logger("xray.tail")
         let name = TopicCatalog.all.first { $0.name == "xray.\(topic)" }.map { kafka.topics.name($0) } ?? topic

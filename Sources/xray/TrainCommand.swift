@@ -32,6 +32,14 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Where to write the trained model.") var out: String
     @Argument(help: "Dataset folders.") var data: [String]
 
+    func validate() throws {
+        guard (0..<1).contains(validation) else { throw ValidationError("--validation must be in [0, 1)") }
+        guard epochs >= 1, batch >= 1, warmup >= 0, limit.map({ $0 >= 1 }) ?? true else {
+            throw ValidationError("--epochs, --batch and --limit must be positive; --warmup not negative")
+        }
+        guard lr > 0, lr <= 1000 else { throw ValidationError("--lr must be in (0, 1000]") }
+    }
+
     func run() async throws {
         var model: ModelFile
         if let initial { model = try ModelFile.read(URL(fileURLWithPath: initial)) } else {
