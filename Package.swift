@@ -46,6 +46,7 @@ let package = Package(
         .target(name: "KafkaIO",
                 dependencies: ["CRdKafka",
                                .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Metrics", package: "swift-metrics"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: strict),
         // PNG/JPEG decode, resize, crop, normalise. No Kafka.

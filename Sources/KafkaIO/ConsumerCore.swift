@@ -1,16 +1,24 @@
 internal import CRdKafka
 import Logging
+import Metrics
 import Synchronization
 
 /// The consumer's state shared between its poll thread (librdkafka's callbacks run there) and
 /// the application's tasks: the bounded buffer of fetched records, the waiting reader, the
-/// offset tracker and the pause state. Every librdkafka call here takes the handle as an
-/// argument and runs on the poll thread or on the closing thread, never on the async pool.
+/// offset tracker, the pause state and the stall watch. Every librdkafka call here takes the
+/// handle as an argument and runs on the poll thread or on the closing thread, never on the
+/// async pool.
 final class ConsumerCore: RDKafkaCallbackTarget {
     let logger: Logger
+    let throttle = LogThrottle()
     let commitsEnabled: Bool
     private let maxBuffered: Int
     private let commitInterval: Duration
+    /// Names the consumer in metrics and log lines: its group (or, outside a group, the group
+    /// id it was given).
+    let name: String
+    private let stalled: Gauge
+    private let reconnects: Counter
 
     struct State {
         var buffer: [KafkaRecord] = []
@@ -21,6 +29,8 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         var paused = false
         var closed = false
         var lastCommit = ContinuousClock.now
+        var lastCheck = ContinuousClock.now
+        var watch: StallWatch
         var buffered: Int { buffer.count - bufferHead }
         mutating func popFirst() -> KafkaRecord? {
             guard bufferHead < buffer.count else { return nil }
@@ -33,17 +43,25 @@ final class ConsumerCore: RDKafkaCallbackTarget {
             return record
         }
     }
-    let state = Mutex(State())
+    let state: Mutex<State>
 
-    init(logger: Logger, commitsEnabled: Bool, maxBuffered: Int, commitInterval: Duration) {
+    init(logger: Logger, name: String, commitsEnabled: Bool, maxBuffered: Int, commitInterval: Duration, stallAfter: Duration) {
         self.logger = logger
+        self.name = name
         self.commitsEnabled = commitsEnabled
         self.maxBuffered = max(maxBuffered, 1)
         self.commitInterval = commitInterval
+        state = Mutex(State(watch: StallWatch(threshold: stallAfter)))
+        stalled = Gauge(label: "xray_consumer_stalled_seconds", dimensions: [("consumer", name)])
+        reconnects = Counter(label: "xray_consumer_reconnects_total", dimensions: [("consumer", name)])
     }
 
     func clientError(_ error: KafkaError) {
-        if error.isFatal { logger.critical("consumer failed: \(error)") } else { logger.warning("consumer: \(error)") }
+        if error.isFatal {
+            logger.critical("consumer failed: \(error)")
+        } else {
+            logThrottled(.warning, key: "error/\(error.name)", "consumer: \(error)")
+        }
     }
 
     // MARK: The application's side
@@ -90,20 +108,85 @@ final class ConsumerCore: RDKafkaCallbackTarget {
 
     // MARK: The poll thread's side
 
-    /// One turn of the poll loop: flow control, one poll, due commits, reader timeouts.
-    func pollOnce(_ rk: OpaquePointer) {
+    /// One turn of the poll loop: flow control, one poll, due commits, reader timeouts, and
+    /// once a second the stall watch (which may reconnect with a longer fetch wait).
+    func pollOnce(_ connection: ConsumerConnection) {
+        let client = connection.client
+        let rk = client.pointer
         adjustFlow(rk)
         if let message = rd_kafka_consumer_poll(rk, 50) {
             handle(message)
             rd_kafka_message_destroy(message)
         }
-        let due = state.withLock { s -> Bool in
-            guard ContinuousClock.now - s.lastCommit >= commitInterval else { return false }
-            s.lastCommit = .now
-            return true
+        let (commitDue, checkDue) = state.withLock { s -> (Bool, Bool) in
+            let now = ContinuousClock.now
+            let commit = now - s.lastCommit >= commitInterval
+            if commit { s.lastCommit = now }
+            let check = now - s.lastCheck >= .seconds(1)
+            if check { s.lastCheck = now }
+            return (commit, check)
         }
-        if due { commit(rk, synchronous: false) }
+        if commitDue { commit(rk, synchronous: false) }
         expireWaiter()
+        if checkDue { watchForStall(connection, rk) }
+    }
+
+    /// Feeds the stall watch; logs a stalled consumer with its partitions and their lag, and
+    /// reconnects it with a longer fetch wait while the wait may still grow.
+    private func watchForStall(_ connection: ConsumerConnection, _ rk: OpaquePointer) {
+        let lag = lag(rk)
+        let verdict = state.withLock { s in s.watch.observe(lag: lag, paused: s.paused, now: .now) }
+        switch verdict {
+        case .progressing:
+            stalled.record(0)
+        case .waiting(let waited):
+            stalled.record(waited / .seconds(1))
+        case .stalled(let waited, let warn):
+            stalled.record(waited / .seconds(1))
+            let behind = lag.filter { $0.value > 0 }.sorted { $0.key.description < $1.key.description }
+                .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            let wait = connection.fetchWaitMilliseconds
+            if warn {
+                logger.warning("consumer \(name) is stalled: nothing received for \(Int(waited / .seconds(1))) s while records wait on the broker (\(behind)); fetch.wait.max.ms is \(wait)")
+            }
+            reconnect(connection, after: waited)
+        }
+    }
+
+    /// Replaces the handle with one whose fetch wait is four times longer (a broker slower
+    /// than the wait answers every fetch empty), unless the wait is at its maximum.
+    private func reconnect(_ connection: ConsumerConnection, after waited: Duration) {
+        let resumeAt = state.withLock { $0.tracker.nextOffsets }
+        let before = connection.fetchWaitMilliseconds
+        do {
+            guard let longer = try connection.reconnectWithLongerWait(core: self, resumeAt: resumeAt) else { return }
+            reconnects.increment()
+            state.withLock { $0.watch.restart(at: .now) }
+            logger.warning("consumer \(name) reconnected with fetch.wait.max.ms \(longer) (was \(before)) after \(Int(waited / .seconds(1))) s without records; a broker may need longer than the wait to serve a fetch (raise it with -X fetch.wait.max.ms)")
+        } catch {
+            logger.error("consumer \(name) could not reconnect: \(error); trying again at the next stall check")
+        }
+    }
+
+    /// Per assigned partition, records on the broker not fetched yet: the high watermark (from
+    /// the latest fetch response, cached by librdkafka; no request is made) minus the fetch
+    /// position. Partitions without both figures yet are left out.
+    func lag(_ rk: OpaquePointer) -> [TopicPartition: Int64] {
+        let partitions = Array(state.withLock { $0.tracker.assigned })
+        guard !partitions.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return [:] }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+        guard rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        var result: [TopicPartition: Int64] = [:]
+        for i in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[i]
+            var low: Int64 = 0, high: Int64 = 0
+            guard element.offset >= 0,
+                  rd_kafka_get_watermark_offsets(rk, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            result[TopicPartition(String(cString: element.topic), element.partition)] = max(0, high - element.offset)
+        }
+        return result
     }
 
     private func expireWaiter() {
@@ -126,6 +209,11 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
         defer { rd_kafka_topic_partition_list_destroy(list) }
+        setPaused(pause, rk, list)
+    }
+
+    /// Pauses or resumes the partitions in `list` in librdkafka.
+    private func setPaused(_ pause: Bool, _ rk: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
         if pause { _ = rd_kafka_pause_partitions(rk, list) } else { _ = rd_kafka_resume_partitions(rk, list) }
         logger.debug("\(pause ? "paused" : "resumed") \(list.pointee.cnt) partitions (buffer \(maxBuffered))")
     }
@@ -155,6 +243,7 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         // meanwhile is dropped (the group will deliver it to its new owner).
         let handOff: (CheckedContinuation<KafkaRecord?, Never>, KafkaRecord)? = state.withLock { s in
             guard let generation = s.tracker.received(tp, offset: m.offset) else { return nil }
+            s.watch.received()
             let record = KafkaRecord(topic: topic, partition: m.partition, offset: m.offset, key: key, value: value,
                                      headers: headers, timestampMilliseconds: timestamp >= 0 ? timestamp : nil,
                                      generation: generation)
@@ -221,12 +310,16 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         let tps = Self.topicPartitions(partitions)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            state.withLock { s in
+            let paused = state.withLock { s in
                 s.tracker.assign(tps)
-                s.paused = false  // new partitions start unpaused; flow control re-pauses if needed
+                return s.paused
             }
             let error = cooperative ? rd_kafka_incremental_assign(rk, partitions).map { KafkaError(consuming: $0) }
                                     : nonZero(rd_kafka_assign(rk, partitions))
+            // librdkafka keeps a partition's pause across a revoke and a new assignment (a
+            // partition lost while paused comes back paused). Give the new partitions the
+            // flow state in force, so none stays paused with nobody to resume it.
+            setPaused(paused, rk, partitions)
             logger.info("assigned \(tps.map(\.description).sorted()) (\(cooperative ? "cooperative" : "eager"))")
             if let error { logger.error("assign failed: \(error)") }
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:

@@ -5,6 +5,7 @@ import Synchronization
 /// client errors seen. librdkafka calls in on the producer's poll thread.
 final class DeliveryRegistry: RDKafkaCallbackTarget {
     let logger: Logger
+    let throttle = LogThrottle()
     private struct State {
         var nextID: UInt = 1
         var waiting: [UInt: CheckedContinuation<DeliveryReport, any Error>] = [:]
@@ -35,7 +36,7 @@ final class DeliveryRegistry: RDKafkaCallbackTarget {
         if error.isFatal {
             logger.critical("producer failed: \(error)")
         } else {
-            logger.warning("producer: \(error)")
+            logThrottled(.warning, key: "error/\(error.name)", "producer: \(error)")
         }
     }
 }

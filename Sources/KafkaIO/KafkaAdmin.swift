@@ -244,12 +244,17 @@ public final class KafkaAdmin: Sendable {
 /// The log and error callback target of a client that has no other callbacks (the admin).
 final class ClientCallbacks: RDKafkaCallbackTarget {
     let logger: Logger
+    let throttle = LogThrottle()
     private let role: String
     init(logger: Logger, role: String) {
         self.logger = logger
         self.role = role
     }
     func clientError(_ error: KafkaError) {
-        if error.isFatal { logger.critical("\(role) failed: \(error)") } else { logger.warning("\(role): \(error)") }
+        if error.isFatal {
+            logger.critical("\(role) failed: \(error)")
+        } else {
+            logThrottled(.warning, key: "error/\(error.name)", "\(role): \(error)")
+        }
     }
 }

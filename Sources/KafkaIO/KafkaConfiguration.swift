@@ -72,8 +72,18 @@ public struct ConsumerConfiguration: Sendable {
     public var sessionTimeoutMilliseconds: Int = 6_000
     /// Where a group with no committed offset starts.
     public var startAtEarliest: Bool = true
-    /// How long the broker may hold a fetch waiting for data; low keeps latency low.
-    public var fetchWaitMaxMilliseconds: Int = 10
+    /// How long the broker may hold a fetch waiting for data. Low keeps latency low on a broker
+    /// that holds a fetch its full wait (Tansu: 10 ms gives 5 ms per hop, 500 ms about 90);
+    /// too low and a broker that needs longer to read (Tansu's S3 storage after a restart)
+    /// answers every fetch empty. 100 ms serves both (measured: p50 6 ms, p95 52 ms per hop on
+    /// Tansu's memory storage); a stalled consumer raises its wait by itself.
+    public var fetchWaitMaxMilliseconds: Int = 100
+    /// The longest fetch wait a stalled consumer raises its wait to (×4 per stall).
+    public var maxFetchWaitMilliseconds: Int = 2_000
+    /// A consumer with records waiting on the broker that receives none for this long (and is
+    /// not paused because its stage is busy) is stalled: it says so (log and
+    /// `xray_consumer_stalled_seconds`) and reconnects with a longer fetch wait.
+    public var stallAfterMilliseconds: Int = 30_000
     /// Records fetched but not yet taken by the application; past this the consumer pauses
     /// its partitions, and resumes at half. This bounds memory when the stage is slow.
     public var maxBufferedRecords: Int = 32

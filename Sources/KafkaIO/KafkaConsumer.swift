@@ -17,58 +17,25 @@ public final class KafkaConsumer: Sendable {
         case wholeTopic(String, fromBeginning: Bool)
     }
 
-    private let client: RDKafkaClient
+    private let connection: ConsumerConnection
     private let core: ConsumerCore
     private let pollThread: PollThread
 
     public init(configuration: ConsumerConfiguration, subscription: Subscription, logger: Logger) throws {
         try Librdkafka.requireMinimumVersion()
-        // librdkafka wants a group.id even for assign(); without a subscription it joins nothing.
-        let properties = configuration.librdkafkaProperties
         let inGroup: Bool
         switch subscription {
         case .group: inGroup = true
         case .wholeTopic: inGroup = false
         }
-        let core = ConsumerCore(logger: logger, commitsEnabled: inGroup,
+        let core = ConsumerCore(logger: logger, name: configuration.groupID, commitsEnabled: inGroup,
                                 maxBuffered: configuration.maxBufferedRecords,
-                                commitInterval: .milliseconds(configuration.commitIntervalMilliseconds))
-        let client = try RDKafkaClient(kind: RD_KAFKA_CONSUMER, properties: properties) { conf in
-            RDKafkaClient.installCommonCallbacks(conf, target: core)
-            if inGroup {
-                rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
-                rd_kafka_conf_set_offset_commit_cb(conf, consumerCommitCallback)
-            }
-        }
-        rd_kafka_poll_set_consumer(client.pointer)
-
-        switch subscription {
-        case .group(let topics):
-            let list = rd_kafka_topic_partition_list_new(Int32(topics.count))!
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
-            let err = rd_kafka_subscribe(client.pointer, list)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "subscribing to \(topics)") }
-        case .wholeTopic(let topic, let fromBeginning):
-            let counts = try client.partitionCounts(topics: [topic], timeoutMilliseconds: 10_000)
-            guard let count = counts[topic], count > 0 else {
-                throw KafkaError.local("UNKNOWN_TOPIC", "topic \(topic) does not exist; create it with `xray topics apply`")
-            }
-            let list = rd_kafka_topic_partition_list_new(Int32(count))!
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            var tps: [TopicPartition] = []
-            for p in 0..<Int32(count) {
-                rd_kafka_topic_partition_list_add(list, topic, p).pointee.offset =
-                    fromBeginning ? Int64(RD_KAFKA_OFFSET_BEGINNING) : Int64(RD_KAFKA_OFFSET_END)
-                tps.append(TopicPartition(topic, p))
-            }
-            core.state.withLock { $0.tracker.assign(tps) }
-            let err = rd_kafka_assign(client.pointer, list)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assigning \(topic)") }
-        }
-        self.client = client
+                                commitInterval: .milliseconds(configuration.commitIntervalMilliseconds),
+                                stallAfter: .milliseconds(configuration.stallAfterMilliseconds))
+        let connection = try ConsumerConnection(configuration: configuration, subscription: subscription, core: core)
+        self.connection = connection
         self.core = core
-        self.pollThread = PollThread(name: "xray-consumer-poll") { core.pollOnce(client.pointer) }
+        self.pollThread = PollThread(name: "xray-consumer-poll") { core.pollOnce(connection) }
     }
 
     deinit {
@@ -96,23 +63,13 @@ public final class KafkaConsumer: Sendable {
     /// high watermark (from the latest fetch response, cached by librdkafka; no request is
     /// made) minus the fetch position. Partitions without both figures yet are left out.
     public var lag: [TopicPartition: Int64] {
-        let partitions = Array(assignment)
-        guard !partitions.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return [:] }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
-        guard rd_kafka_position(client.pointer, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
-        var result: [TopicPartition: Int64] = [:]
-        for i in 0..<Int(list.pointee.cnt) {
-            let element = list.pointee.elems[i]
-            let tp = TopicPartition(String(cString: element.topic), element.partition)
-            var low: Int64 = 0, high: Int64 = 0
-            guard element.offset >= 0,
-                  rd_kafka_get_watermark_offsets(client.pointer, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  high >= 0 else { continue }
-            result[tp] = max(0, high - element.offset)
-        }
-        return result
+        let client = connection.client
+        return withExtendedLifetime(client) { core.lag(client.pointer) }
     }
+
+    /// The fetch wait (`fetch.wait.max.ms`) the consumer uses now: the configured one, or a
+    /// longer one after a stall.
+    public var fetchWaitMilliseconds: Int { connection.fetchWaitMilliseconds }
 
     /// The (low, high) watermarks of each assigned partition, asked of the broker now: high is
     /// the offset the next record written will get. Throws if the broker does not answer
@@ -120,6 +77,7 @@ public final class KafkaConsumer: Sendable {
     public func endOffsets(timeout: Duration = .seconds(10)) async throws -> [TopicPartition: (low: Int64, high: Int64)] {
         let partitions = Array(assignment)
         let milliseconds = Int32(timeout / .milliseconds(1))
+        let client = connection.client
         let answers = await onDedicatedThread("xray-watermarks") { [client] in
             partitions.map { tp -> Result<(low: Int64, high: Int64), KafkaError> in
                 var low: Int64 = 0, high: Int64 = 0
@@ -168,8 +126,9 @@ public final class KafkaConsumer: Sendable {
     /// stops polling. Records handed out and not completed will be read again by the group.
     public func close() async {
         core.markClosed()
-        await onDedicatedThread("xray-consumer-close") { [pollThread, core, client] in
+        await onDedicatedThread("xray-consumer-close") { [pollThread, core, connection] in
             pollThread.stopAndWait()
+            let client = connection.client
             core.commit(client.pointer, synchronous: true)
             let err = rd_kafka_consumer_close(client.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {

@@ -77,6 +77,12 @@ public struct OffsetTracker: Sendable {
         for tp in tps { partitions[tp]?.committed = nil }
     }
 
+    /// For each tracked partition that has handed out a record, the offset after the highest
+    /// one: where reading goes on if the consumer reconnects outside a group.
+    public var nextOffsets: [TopicPartition: Int64] {
+        partitions.compactMapValues { $0.highestReceived.map { $0 + 1 } }
+    }
+
     /// The partitions currently tracked.
     public var assigned: Set<TopicPartition> { Set(partitions.keys) }
 

@@ -65,19 +65,35 @@ final class RDKafkaClient: @unchecked Sendable {
 /// State shared with librdkafka's global callbacks for logs and errors.
 protocol RDKafkaCallbackTarget: AnyObject, Sendable {
     var logger: Logger { get }
+    /// Holds back repeats of a message while a broker is away.
+    var throttle: LogThrottle { get }
     func clientError(_ error: KafkaError)
 }
 
-/// Routes librdkafka's log lines into swift-log. Runs on the thread that polls the handle.
+extension RDKafkaCallbackTarget {
+    /// Logs `text` at `level` unless a message of kind `key` was logged less than the
+    /// throttle's interval ago; says how many were left out since.
+    func logThrottled(_ level: Logger.Level, key: String, _ text: String) {
+        let (log, suppressed) = throttle.admit(key)
+        guard log else { return }
+        let note = suppressed > 0 ? " (\(suppressed) more like it in the last \(throttle.interval) not logged)" : ""
+        logger.log(level: level, "\(text)\(note)")
+    }
+}
+
+/// Routes librdkafka's log lines into swift-log; errors and warnings are throttled by their
+/// facility (a broker away makes one a second per client). Runs on the thread that polls the
+/// handle.
 let rdkafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     rk, level, facility, message in
     guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
     let target = Unmanaged<AnyObject>.fromOpaque(opaque).takeUnretainedValue() as! any RDKafkaCallbackTarget
-    let text = "\(facility.map { String(cString: $0) } ?? "?"): \(message.map { String(cString: $0) } ?? "")"
+    let kind = facility.map { String(cString: $0) } ?? "?"
+    let text = "librdkafka \(kind): \(message.map { String(cString: $0) } ?? "")"
     switch level {
-    case ...3: target.logger.error("librdkafka \(text)")
-    case 4: target.logger.warning("librdkafka \(text)")
-    default: target.logger.debug("librdkafka \(text)")
+    case ...3: target.logThrottled(.error, key: "log/\(kind)", text)
+    case 4: target.logThrottled(.warning, key: "log/\(kind)", text)
+    default: target.logger.debug("\(text)")
     }
 }
 

@@ -20,6 +20,9 @@ public struct AggregatorSettings: Sendable {
     public var optimizer = OptimizerSettings(kind: .adam, weightDecay: 1e-4)
     public var schedule = LearningRateSchedule.warmupPlateau(WarmupPlateau(base: 1e-3, warmupSteps: 50, factor: 0.3, patience: 2))
     public var scope = TrainableScope.all
+    /// How long its consumers may see records waiting and receive none before they report a
+    /// stall and reconnect (`ConsumerConfiguration.stallAfterMilliseconds`).
+    public var stallAfter: Duration = .seconds(30)
 
     public init(topics: TopicCatalog) { self.topics = topics }
 }
@@ -78,7 +81,9 @@ public final class Aggregator: Service, @unchecked Sendable {
     }
 
     private func consumerConfiguration(suffix: String) -> ConsumerConfiguration {
-        ConsumerConfiguration(kafka: kafka, groupID: settings.groupID + suffix)
+        var consumer = ConsumerConfiguration(kafka: kafka, groupID: settings.groupID + suffix)
+        consumer.stallAfterMilliseconds = Int(settings.stallAfter / .milliseconds(1))
+        return consumer
     }
 
     private func aggregate() async throws {

@@ -22,6 +22,9 @@ public struct EvaluatorSettings: Sendable {
     public var interval: Duration = .seconds(10)
     public var gate = GatePolicy()
     public var batchSize = 16
+    /// How long its consumers may see records waiting and receive none before they report a
+    /// stall and reconnect (`ConsumerConfiguration.stallAfterMilliseconds`).
+    public var stallAfter: Duration = .seconds(30)
 
     public init(topics: TopicCatalog) { self.topics = topics }
 }
@@ -108,7 +111,9 @@ public final class Evaluator: Service, @unchecked Sendable {
     }
 
     private func consumer(_ suffix: String) -> ConsumerConfiguration {
-        ConsumerConfiguration(kafka: kafka, groupID: settings.groupID + suffix)
+        var consumer = ConsumerConfiguration(kafka: kafka, groupID: settings.groupID + suffix)
+        consumer.stallAfterMilliseconds = Int(settings.stallAfter / .milliseconds(1))
+        return consumer
     }
 
     /// Keeps the window filled from xray.tensors (read from the beginning, outside any group).

@@ -66,6 +66,7 @@ struct AggregatorCommand: AsyncParsableCommand {
         settings.schedule = schedule == "constant" ? .constant(lr)
             : .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: plateauFactor, patience: plateauPatience))
         settings.scope = train
+        settings.stallAfter = .milliseconds(Int(stage.stallAfterS * 1000))
         let clientKafka = try kafka.kafka(clientID: "xray-aggregator")
         try await stage.run({ [Aggregator(settings: settings, kafka: clientKafka, logger: logger)] }, logger: logger)
     }
@@ -117,6 +118,7 @@ struct EvaluatorCommand: AsyncParsableCommand {
         settings.interval = .milliseconds(Int(intervalS * 1000))
         settings.gate = GatePolicy(meanMargin: meanMargin, labelMargin: labelMargin)
         settings.batchSize = batch
+        settings.stallAfter = .milliseconds(Int(stage.stallAfterS * 1000))
         let clientKafka = try kafka.kafka(clientID: "xray-evaluator")
         try await stage.run({ [Evaluator(settings: settings, kafka: clientKafka, logger: logger)] }, logger: logger)
     }

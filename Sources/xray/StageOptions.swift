@@ -24,12 +24,16 @@ struct StageOptions: ParsableArguments {
     @Option(help: "Address the metrics server binds.")
     var metricsHost: String = "0.0.0.0"
 
+    @Option(help: "Seconds a consumer with records waiting on the broker may receive none before it reports a stall (log, xray_consumer_stalled_seconds) and reconnects with a longer fetch wait.")
+    var stallAfterS: Double = 30
+
     func validate() throws {
         guard AssignmentStrategy(rawValue: assignment) != nil else {
             throw ValidationError("--assignment must be one of \(AssignmentStrategy.allCases.map(\.rawValue))")
         }
         guard maxInFlight > 0 else { throw ValidationError("--max-in-flight must be positive") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be in 0...65535") }
+        guard (1...86_400).contains(stallAfterS) else { throw ValidationError("--stall-after-s must be in [1, 86400]") }
     }
 
     /// Runs `stage` until SIGTERM or SIGINT, then shuts down gracefully. `companions` run beside
@@ -78,8 +82,14 @@ struct StageOptions: ParsableArguments {
 
     /// The consumer configuration of `stage`'s group.
     func consumer(_ kafka: KafkaConfiguration, stage: any Stage, prefix: String) -> ConsumerConfiguration {
-        var consumer = ConsumerConfiguration(kafka: kafka, groupID: groupID(stage.name, prefix: prefix))
-        consumer.assignmentStrategy = AssignmentStrategy(rawValue: assignment)!
+        consumer(kafka, groupID: groupID(stage.name, prefix: prefix))
+    }
+
+    /// A consumer configuration for `groupID` with these options (assignment, stall threshold).
+    func consumer(_ kafka: KafkaConfiguration, groupID: String) -> ConsumerConfiguration {
+        var consumer = ConsumerConfiguration(kafka: kafka, groupID: groupID)
+        consumer.assignmentStrategy = AssignmentStrategy(rawValue: assignment) ?? .cooperativeSticky
+        consumer.stallAfterMilliseconds = Int(stallAfterS * 1000)
         return consumer
     }
 }

@@ -1,0 +1,104 @@
+internal import CRdKafka
+import Synchronization
+
+/// The librdkafka handle a consumer polls now, and how to open another in its place.
+///
+/// A consumer reconnects when it stalls (see `StallWatch`): the poll thread closes the handle
+/// (committing what is done and leaving the group, or noting where each partition's reading
+/// stands) and opens a new one with a longer fetch wait, subscribed or assigned as before.
+/// Other threads take `client` for a moment (lag, watermarks); the handle they hold stays
+/// valid, if closed, until they let it go.
+final class ConsumerConnection: Sendable {
+    let configuration: ConsumerConfiguration
+    let subscription: KafkaConsumer.Subscription
+    private let current: Mutex<RDKafkaClient>
+    private let wait: Mutex<FetchWait>
+
+    var isGroup: Bool {
+        if case .group = subscription { return true }
+        return false
+    }
+
+    /// Opens the first handle.
+    init(configuration: ConsumerConfiguration, subscription: KafkaConsumer.Subscription, core: ConsumerCore) throws {
+        self.configuration = configuration
+        self.subscription = subscription
+        // A -X fetch.wait.max.ms wins over the typed setting, as every -X property does.
+        let initial = configuration.kafka.properties["fetch.wait.max.ms"].flatMap(Int.init) ?? configuration.fetchWaitMaxMilliseconds
+        let wait = FetchWait(milliseconds: initial, maximum: configuration.maxFetchWaitMilliseconds)
+        self.wait = Mutex(wait)
+        current = Mutex(try Self.open(configuration, subscription, core: core, fetchWait: wait.milliseconds, resumeAt: [:]))
+    }
+
+    /// The handle now. Hold it only for a call or two.
+    var client: RDKafkaClient { current.withLock { $0 } }
+
+    /// The fetch wait the handle now uses (`fetch.wait.max.ms`).
+    var fetchWaitMilliseconds: Int { wait.withLock { $0.milliseconds } }
+
+    /// On the poll thread: if the fetch wait may still grow, closes the handle and opens one
+    /// with the longer wait, and returns that wait; nil (changing nothing) at the maximum.
+    /// `resumeAt` gives, for a consumer outside a group, where each partition's reading goes on.
+    func reconnectWithLongerWait(core: ConsumerCore, resumeAt: [TopicPartition: Int64]) throws -> Int? {
+        guard let longer = wait.withLock({ $0.raise() }) else { return nil }
+        let old = client
+        if isGroup {
+            core.commit(old.pointer, synchronous: true)
+            // Runs the revoke callback here (this is the poll thread): the partitions are
+            // forgotten, their buffered records dropped; the group hands them out again.
+            let err = rd_kafka_consumer_close(old.pointer)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { core.logger.warning("\(KafkaError(err, context: "closing the stalled handle"))") }
+        } else {
+            _ = rd_kafka_consumer_close(old.pointer)
+        }
+        let fresh = try Self.open(configuration, subscription, core: core, fetchWait: longer, resumeAt: resumeAt)
+        current.withLock { $0 = fresh }
+        return longer
+    }
+
+    /// A new handle for `subscription` with `fetchWait`, its callbacks pointing at `core`.
+    private static func open(_ configuration: ConsumerConfiguration, _ subscription: KafkaConsumer.Subscription, core: ConsumerCore,
+                             fetchWait: Int, resumeAt: [TopicPartition: Int64]) throws -> RDKafkaClient {
+        var properties = configuration.librdkafkaProperties
+        properties["fetch.wait.max.ms"] = String(fetchWait)
+        let inGroup: Bool
+        if case .group = subscription { inGroup = true } else { inGroup = false }
+        let client = try RDKafkaClient(kind: RD_KAFKA_CONSUMER, properties: properties) { conf in
+            RDKafkaClient.installCommonCallbacks(conf, target: core)
+            if inGroup {
+                rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
+                rd_kafka_conf_set_offset_commit_cb(conf, consumerCommitCallback)
+            }
+        }
+        rd_kafka_poll_set_consumer(client.pointer)
+        switch subscription {
+        case .group(let topics):
+            guard let list = rd_kafka_topic_partition_list_new(Int32(topics.count)) else {
+                throw KafkaError.local("OUT_OF_MEMORY", "could not allocate a partition list")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
+            let err = rd_kafka_subscribe(client.pointer, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "subscribing to \(topics)") }
+        case .wholeTopic(let topic, let fromBeginning):
+            // librdkafka wants a group.id even for assign(); without a subscription it joins nothing.
+            let counts = try client.partitionCounts(topics: [topic], timeoutMilliseconds: 10_000)
+            guard let count = counts[topic], count > 0,
+                  let list = rd_kafka_topic_partition_list_new(Int32(count)) else {
+                throw KafkaError.local("UNKNOWN_TOPIC", "topic \(topic) does not exist; create it with `xray topics apply`")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            var tps: [TopicPartition] = []
+            for p in 0..<Int32(count) {
+                let tp = TopicPartition(topic, p)
+                rd_kafka_topic_partition_list_add(list, topic, p).pointee.offset =
+                    resumeAt[tp] ?? (fromBeginning ? Int64(RD_KAFKA_OFFSET_BEGINNING) : Int64(RD_KAFKA_OFFSET_END))
+                tps.append(tp)
+            }
+            core.state.withLock { $0.tracker.assign(tps) }
+            let err = rd_kafka_assign(client.pointer, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assigning \(topic)") }
+        }
+        return client
+    }
+}
