@@ -17,6 +17,11 @@ final class ConsumerCore: RDKafkaCallbackTarget {
     /// Names the consumer in metrics and log lines: its group (or, outside a group, the group
     /// id it was given).
     let name: String
+    /// Where reading starts on a partition nothing was read from yet: the group's committed
+    /// offset or, without one, the earliest record (a group consumer); the earliest record (a
+    /// whole topic from its beginning); or its end, which leaves no lag to see.
+    enum Start { case committedElseEarliest, earliest, latest }
+    private let start: Start
     private let stalled: Gauge
     private let reconnects: Counter
 
@@ -45,9 +50,11 @@ final class ConsumerCore: RDKafkaCallbackTarget {
     }
     let state: Mutex<State>
 
-    init(logger: Logger, name: String, commitsEnabled: Bool, maxBuffered: Int, commitInterval: Duration, stallAfter: Duration) {
+    init(logger: Logger, name: String, start: Start, commitsEnabled: Bool, maxBuffered: Int, commitInterval: Duration,
+         stallAfter: Duration) {
         self.logger = logger
         self.name = name
+        self.start = start
         self.commitsEnabled = commitsEnabled
         self.maxBuffered = max(maxBuffered, 1)
         self.commitInterval = commitInterval
@@ -134,7 +141,7 @@ final class ConsumerCore: RDKafkaCallbackTarget {
     /// Feeds the stall watch; logs a stalled consumer with its partitions and their lag, and
     /// reconnects it with a longer fetch wait while the wait may still grow.
     private func watchForStall(_ connection: ConsumerConnection, _ rk: OpaquePointer) {
-        let lag = lag(rk)
+        let lag = lag(rk, askCommitted: true)
         let verdict = state.withLock { s in s.watch.observe(lag: lag, paused: s.paused, now: .now) }
         switch verdict {
         case .progressing:
@@ -169,22 +176,62 @@ final class ConsumerCore: RDKafkaCallbackTarget {
     }
 
     /// Per assigned partition, records on the broker not fetched yet: the high watermark (from
-    /// the latest fetch response, cached by librdkafka; no request is made) minus the fetch
-    /// position. Partitions without both figures yet are left out.
-    func lag(_ rk: OpaquePointer) -> [TopicPartition: Int64] {
+    /// the latest fetch response, cached by librdkafka; no request is made) minus the position.
+    /// A partition nothing was read from yet has no position; with `askCommitted` (the poll
+    /// thread only: it asks the group coordinator, waiting up to half a second) its committed
+    /// offset stands in, or the low watermark when the group has none (reading starts at the
+    /// earliest record). Partitions without both figures are left out.
+    func lag(_ rk: OpaquePointer, askCommitted: Bool = false) -> [TopicPartition: Int64] {
         let partitions = Array(state.withLock { $0.tracker.assigned })
         guard !partitions.isEmpty, let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return [:] }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
         guard rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [:] }
+        var positions: [TopicPartition: Int64] = [:]
+        var unread: [TopicPartition] = []
+        for i in 0..<Int(list.pointee.cnt) {
+            let element = list.pointee.elems[i]
+            let tp = TopicPartition(String(cString: element.topic), element.partition)
+            if element.offset >= 0 { positions[tp] = element.offset } else { unread.append(tp) }
+        }
+        // Partitions whose start is known to be the low watermark.
+        var fromEarliest = Set<TopicPartition>()
+        if askCommitted, !unread.isEmpty {
+            switch start {
+            case .committedElseEarliest:
+                if let commits = committed(rk, unread) {
+                    positions.merge(commits) { $1 }
+                    fromEarliest = Set(unread).subtracting(commits.keys)
+                }
+            case .earliest: fromEarliest = Set(unread)
+            case .latest: break
+            }
+        }
+        var result: [TopicPartition: Int64] = [:]
+        for tp in partitions {
+            var low: Int64 = 0, high: Int64 = 0
+            guard rd_kafka_get_watermark_offsets(rk, tp.topic, tp.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
+                  high >= 0 else { continue }
+            if let position = positions[tp] {
+                result[tp] = max(0, high - position)
+            } else if fromEarliest.contains(tp), low >= 0 {
+                result[tp] = max(0, high - low)
+            }
+        }
+        return result
+    }
+
+    /// The group's committed offsets of `partitions` (those it has), asked of the coordinator;
+    /// nil if it does not answer.
+    private func committed(_ rk: OpaquePointer, _ partitions: [TopicPartition]) -> [TopicPartition: Int64]? {
+        guard let list = rd_kafka_topic_partition_list_new(Int32(partitions.count)) else { return nil }
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for tp in partitions { rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition) }
+        guard rd_kafka_committed(rk, list, 500) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
         var result: [TopicPartition: Int64] = [:]
         for i in 0..<Int(list.pointee.cnt) {
             let element = list.pointee.elems[i]
-            var low: Int64 = 0, high: Int64 = 0
-            guard element.offset >= 0,
-                  rd_kafka_get_watermark_offsets(rk, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
-                  high >= 0 else { continue }
-            result[TopicPartition(String(cString: element.topic), element.partition)] = max(0, high - element.offset)
+            if element.offset >= 0 { result[TopicPartition(String(cString: element.topic), element.partition)] = element.offset }
         }
         return result
     }

@@ -23,12 +23,12 @@ public final class KafkaConsumer: Sendable {
 
     public init(configuration: ConsumerConfiguration, subscription: Subscription, logger: Logger) throws {
         try Librdkafka.requireMinimumVersion()
-        let inGroup: Bool
+        let inGroup: Bool, start: ConsumerCore.Start
         switch subscription {
-        case .group: inGroup = true
-        case .wholeTopic: inGroup = false
+        case .group: (inGroup, start) = (true, configuration.startAtEarliest ? .committedElseEarliest : .latest)
+        case .wholeTopic(_, let fromBeginning): (inGroup, start) = (false, fromBeginning ? .earliest : .latest)
         }
-        let core = ConsumerCore(logger: logger, name: configuration.groupID, commitsEnabled: inGroup,
+        let core = ConsumerCore(logger: logger, name: configuration.groupID, start: start, commitsEnabled: inGroup,
                                 maxBuffered: configuration.maxBufferedRecords,
                                 commitInterval: .milliseconds(configuration.commitIntervalMilliseconds),
                                 stallAfter: .milliseconds(configuration.stallAfterMilliseconds))

@@ -35,8 +35,28 @@ public final class KafkaProducer: Sendable {
     /// Sends one record and returns where the broker stored it. Throws a `KafkaError` if the
     /// record is refused (too large, unknown topic) or not acknowledged within the delivery
     /// timeout. Waits, without blocking a thread, while librdkafka's queue is full.
+    ///
+    /// An acknowledgement without an offset is not trusted: the idempotent producer reports a
+    /// retry the broker calls a duplicate that way, and Tansu 0.6's S3 storage was seen to say
+    /// so for a batch it lost in a SIGKILL (its offset then held nothing). Such a record is sent
+    /// again (up to `unconfirmedResends` times): on a broker that did keep it, that makes a
+    /// duplicate, which every reader of this system tolerates; on one that did not, it saves it.
     @discardableResult
     public func send(_ record: OutgoingRecord) async throws -> DeliveryReport {
+        var resent = 0
+        while true {
+            let report = try await sendOnce(record)
+            guard report.offset < 0, resent < Self.unconfirmedResends else { return report }
+            resent += 1
+            registry.logThrottled(.warning, key: "unconfirmed",
+                                  "the broker acknowledged a record to \(report.topic)[\(report.partition)] without an offset (a retry it took for a duplicate); sending it again in case it was lost")
+        }
+    }
+
+    /// How many times a record acknowledged without an offset is sent again.
+    static let unconfirmedResends = 2
+
+    private func sendOnce(_ record: OutgoingRecord) async throws -> DeliveryReport {
         while true {
             do {
                 return try await withCheckedThrowingContinuation { continuation in
@@ -139,6 +159,7 @@ private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePoin
     let m = message.pointee
     if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
         let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        registry.logger.trace("acknowledged \(topic)[\(m.partition)]@\(m.offset) key=\(m.key.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.key_len), as: UTF8.self) } ?? "-")")
         registry.resolve(id, .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
     } else {
         registry.resolve(id, .failure(KafkaError(m.err, context: "delivery failed")))

@@ -42,6 +42,8 @@ public final class Aggregator: Service, @unchecked Sendable {
     private let published = Mutex<[(version: String, file: [UInt8])]>([])
     /// The latest version shards seen on xray.models ("version#shard"), at most 4096.
     private let seenShards = Mutex(RecentSet(capacity: 4096))
+    /// The newest shard announcement seen on xray.models per run and shard ("run#shard").
+    private let newestShards = Mutex<[String: ShardAnnouncement]>([:])
     private let evaluations = Mutex<[VersionEvaluation]>([])
 
     public init(settings: AggregatorSettings, kafka: KafkaConfiguration, logger: Logger) {
@@ -62,7 +64,12 @@ public final class Aggregator: Service, @unchecked Sendable {
                                      },
                                      observe: { [self] outcome in
                                          switch outcome {
-                                         case .shard(let s): self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
+                                         case .shard(let s):
+                                             self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
+                                             self.newestShards.withLock { newest in
+                                                 let key = "\(s.run)#\(s.shard)"
+                                                 if s.step > newest[key]?.step ?? 0 { newest[key] = s }
+                                             }
                                          case .evaluation(let e): self.evaluations.withLock { $0.append(e) }
                                          default: break
                                          }
@@ -128,7 +135,8 @@ public final class Aggregator: Service, @unchecked Sendable {
                         // advanced the shard since. Every newly assigned shard is taken at once.
                         let checkpoints = try await readCheckpoints(run: run)
                         for taken in assigned.union([s]).subtracting(owned.keys).sorted() {
-                            let shard = try restore(taken, run: run, base: base.version, layout: layout, model: model, checkpoints: checkpoints)
+                            var shard = try restore(taken, run: run, base: base.version, layout: layout, model: model, checkpoints: checkpoints)
+                            shard = try await catchUpWithPublished(shard, model: model)
                             owned[taken] = shard
                             try await republishIfMissing(shard, model: model, producer)
                         }
@@ -273,6 +281,57 @@ public final class Aggregator: Service, @unchecked Sendable {
         logger.info("shard \(s): starting run \(run) at \(base)")
         return ShardAggregator(run: run, base: base, shard: s, layout: layout, network: model.network, mode: settings.mode,
                                optimizer: settings.optimizer, schedule: settings.schedule)
+    }
+
+    /// After a restore: if xray.models holds a later step of the shard than its newest
+    /// checkpoint, the broker lost an acknowledged checkpoint (Tansu's S3 storage was seen to
+    /// after a SIGKILL; Kafka can, with acks=1 or an unclean leader election). Left behind, the
+    /// shard would wait forever for contributions computed at a version the trainers have left,
+    /// and training would stop. The shard continues instead from the published weights (and
+    /// statistics) of that step, with the optimiser moments and schedule of the checkpoint it
+    /// has, and says so loudly. If the version cannot be read whole, the checkpoint's shard
+    /// stays.
+    private func catchUpWithPublished(_ shard: ShardAggregator, model: ModelFile) async throws -> ShardAggregator {
+        guard let newer = newestShards.withLock({ $0["\(shard.run)#\(shard.shard)"] }), newer.step > shard.step,
+              newer.base == shard.base, newer.shards == shard.layout.shards else { return shard }
+        Counter(label: "xray_aggregator_checkpoints_behind_total", dimensions: [("shard", String(shard.shard))]).increment()
+        logger.error("shard \(shard.shard): its newest checkpoint is at step \(shard.step), but \(settings.topics.models) holds its step \(newer.step) (\(newer.version)): the broker lost an acknowledged checkpoint. Continuing from the weights published at step \(newer.step) with the optimiser state of step \(shard.step); check the broker's durability (acks=all, replication).")
+        guard let file = try await readVersion(newer.version) else {
+            logger.error("shard \(shard.shard): \(newer.version) cannot be read whole from \(settings.topics.models); staying at step \(shard.step)")
+            return shard
+        }
+        do {
+            let published = try ModelFile.decode(file, name: "model version \(newer.version)")
+            let range = shard.layout.range(shard.shard)
+            guard published.network.store.count == shard.layout.parameterCount else {
+                throw BadInput("it has \(published.network.store.count) parameters, the run \(shard.layout.parameterCount)")
+            }
+            var c = shard.checkpoint
+            c.step = newer.step
+            c.values = Array(published.network.store.flatValues[range])
+            c.state = shard.shard == 0 ? published.network.floatState : nil
+            c.lastApplied = newer.contributions ?? []
+            c.applied += c.lastApplied
+            let caughtUp = try ShardAggregator(restoring: c, network: model.network, mode: settings.mode)
+            logger.info("shard \(shard.shard): continuing run \(shard.run) from \(newer.version) at step \(newer.step)")
+            return caughtUp
+        } catch {
+            logger.error("shard \(shard.shard): cannot continue from \(newer.version) (\(error)); staying at step \(shard.step)")
+            return shard
+        }
+    }
+
+    /// The model file of `version`, assembled from xray.models read to its end; nil if it is
+    /// not there whole.
+    private func readVersion(_ version: String) async throws -> [UInt8]? {
+        var assembler = ModelVersionAssembler(assembling: [.published, .trained])
+        var found: [UInt8]?
+        try await KafkaConsumer.readWholeTopic(settings.topics.models, configuration: consumerConfiguration(suffix: "-recovery"),
+                                               logger: logger) { record in
+            guard found == nil else { return }
+            if case .complete(let announcement, let file)? = assembler.add(record), announcement.version == version { found = file }
+        }
+        return found
     }
 
     /// After a restore: the shard of the current version, if it never reached xray.models
