@@ -295,9 +295,9 @@ public final class Aggregator: Service, @unchecked Sendable {
         guard let newer = newestShards.withLock({ $0["\(shard.run)#\(shard.shard)"] }), newer.step > shard.step,
               newer.base == shard.base, newer.shards == shard.layout.shards else { return shard }
         Counter(label: "xray_aggregator_checkpoints_behind_total", dimensions: [("shard", String(shard.shard))]).increment()
-        logger.error("shard \(shard.shard): its newest checkpoint is at step \(shard.step), but \(settings.topics.models) holds its step \(newer.step) (\(newer.version)): the broker lost an acknowledged checkpoint. Continuing from the weights published at step \(newer.step) with the optimiser state of step \(shard.step); check the broker's durability (acks=all, replication).")
+        logger.error("shard \(shard.shard): its newest checkpoint is at step \(shard.step), but \(settings.topics.models) holds its step \(newer.step) (\(newer.version)): the broker lost an acknowledged checkpoint; check its durability (acks=all, replication).")
         guard let file = try await readVersion(newer.version) else {
-            logger.error("shard \(shard.shard): \(newer.version) cannot be read whole from \(settings.topics.models); staying at step \(shard.step)")
+            logger.warning("shard \(shard.shard): \(newer.version) is not on \(settings.topics.models) whole (another shard never reached step \(newer.step)); staying at step \(shard.step)")
             return shard
         }
         do {
@@ -313,7 +313,7 @@ public final class Aggregator: Service, @unchecked Sendable {
             c.lastApplied = newer.contributions ?? []
             c.applied += c.lastApplied
             let caughtUp = try ShardAggregator(restoring: c, network: model.network, mode: settings.mode)
-            logger.info("shard \(shard.shard): continuing run \(shard.run) from \(newer.version) at step \(newer.step)")
+            logger.warning("shard \(shard.shard): continuing run \(shard.run) from \(newer.version) at step \(newer.step), with the optimiser state of step \(shard.step)")
             return caughtUp
         } catch {
             logger.error("shard \(shard.shard): cannot continue from \(newer.version) (\(error)); staying at step \(shard.step)")
