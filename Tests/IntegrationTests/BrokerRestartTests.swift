@@ -1,5 +1,6 @@
 import Foundation
 import KafkaIO
+import Logging
 import Stages
 import Synchronization
 import Testing
@@ -7,7 +8,7 @@ import Wire
 
 /// The broker goes away and comes back (Tansu on its S3 storage, so topics survive): every
 /// stage resumes by itself, whatever it was doing, and says so when it cannot.
-@Suite("Broker restarts", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
+@Suite("Broker restarts", .serialized, .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
 struct BrokerRestartTests {
     typealias S = StreamingTrainingTests
 
@@ -111,7 +112,9 @@ struct BrokerRestartTests {
         var configuration = ConsumerConfiguration(kafka: broker.kafka, groupID: "\(topics.prefix)slow")
         configuration.maxBufferedRecords = 4
         configuration.stallAfterMilliseconds = 10_000
-        let consumer = try KafkaConsumer(configuration: configuration, subscription: .group(topics: [topics.decoded]), logger: TestBroker.logger)
+        var logger = TestBroker.logger
+        logger.logLevel = min(logger.logLevel, .info)  // its assignments and pauses, should it fail
+        let consumer = try KafkaConsumer(configuration: configuration, subscription: .group(topics: [topics.decoded]), logger: logger)
         // The stage takes two records and then nothing: the buffer fills and the consumer pauses.
         var seen = Set<String>()
         while seen.count < 2, let record = await consumer.next(timeout: .seconds(30)) {
@@ -122,13 +125,16 @@ struct BrokerRestartTests {
         try await broker.kill()
         try await Task.sleep(for: .seconds(12))  // twice the session timeout: the member is gone
         try await broker.restart()
-        let deadline = ContinuousClock.now + .seconds(90)
-        while seen.count < ids.count, ContinuousClock.now < deadline, let record = await consumer.next(timeout: .seconds(5)) {
+        let restarted = ContinuousClock.now
+        var firstAfter: Duration?
+        while seen.count < ids.count, ContinuousClock.now < restarted + .seconds(120) {
+            guard let record = await consumer.next(timeout: .seconds(1)) else { continue }
+            firstAfter = firstAfter ?? ContinuousClock.now - restarted
             seen.insert(record.keyText ?? "")
             consumer.complete(record)
         }
         await consumer.close()
-        print("paused through a 12 s outage: \(seen.count) of \(ids.count) records read after")
+        print("paused through a 12 s outage: \(seen.count) of \(ids.count) records read, the first \(firstAfter.map { "\($0)" } ?? "never") after the restart")
         #expect(seen == Set(ids), "never read: \(Set(ids).subtracting(seen).sorted())")
     }
 

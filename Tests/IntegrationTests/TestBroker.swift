@@ -15,7 +15,7 @@ enum TestBroker {
 
     static let logger: Logger = {
         var logger = Logger(label: "integration")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["XRAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         return logger
     }()
 
