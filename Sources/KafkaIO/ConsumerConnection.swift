@@ -42,6 +42,10 @@ final class ConsumerConnection: Sendable {
     func reconnectWithLongerWait(core: ConsumerCore, resumeAt: [TopicPartition: Int64]) throws -> Int? {
         guard let longer = wait.withLock({ $0.raise() }) else { return nil }
         let old = client
+        // The new handle first, asking the broker nothing (a whole topic keeps the partitions it
+        // has), so a broker away at this moment cannot leave the consumer without one.
+        let partitions = isGroup ? nil : core.state.withLock { Array($0.tracker.assigned) }
+        let fresh = try Self.open(configuration, subscription, core: core, fetchWait: longer, resumeAt: resumeAt, partitions: partitions)
         if isGroup {
             core.commit(old.pointer, synchronous: true)
             // Runs the revoke callback here (this is the poll thread): the partitions are
@@ -51,14 +55,15 @@ final class ConsumerConnection: Sendable {
         } else {
             _ = rd_kafka_consumer_close(old.pointer)
         }
-        let fresh = try Self.open(configuration, subscription, core: core, fetchWait: longer, resumeAt: resumeAt)
         current.withLock { $0 = fresh }
         return longer
     }
 
-    /// A new handle for `subscription` with `fetchWait`, its callbacks pointing at `core`.
+    /// A new handle for `subscription` with `fetchWait`, its callbacks pointing at `core`. A
+    /// whole topic is assigned `partitions`, or without them every partition the cluster's
+    /// metadata lists (which needs the broker).
     private static func open(_ configuration: ConsumerConfiguration, _ subscription: KafkaConsumer.Subscription, core: ConsumerCore,
-                             fetchWait: Int, resumeAt: [TopicPartition: Int64]) throws -> RDKafkaClient {
+                             fetchWait: Int, resumeAt: [TopicPartition: Int64], partitions: [TopicPartition]? = nil) throws -> RDKafkaClient {
         var properties = configuration.librdkafkaProperties
         properties["fetch.wait.max.ms"] = String(fetchWait)
         let inGroup: Bool
@@ -82,18 +87,21 @@ final class ConsumerConnection: Sendable {
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "subscribing to \(topics)") }
         case .wholeTopic(let topic, let fromBeginning):
             // librdkafka wants a group.id even for assign(); without a subscription it joins nothing.
-            let counts = try client.partitionCounts(topics: [topic], timeoutMilliseconds: 10_000)
-            guard let count = counts[topic], count > 0,
-                  let list = rd_kafka_topic_partition_list_new(Int32(count)) else {
-                throw KafkaError.local("UNKNOWN_TOPIC", "topic \(topic) does not exist; create it with `xray topics apply`")
+            var tps = partitions ?? []
+            if partitions == nil {
+                let counts = try client.partitionCounts(topics: [topic], timeoutMilliseconds: 10_000)
+                guard let count = counts[topic], count > 0 else {
+                    throw KafkaError.local("UNKNOWN_TOPIC", "topic \(topic) does not exist; create it with `xray topics apply`")
+                }
+                tps = (0..<Int32(clamping: count)).map { TopicPartition(topic, $0) }
+            }
+            guard let list = rd_kafka_topic_partition_list_new(Int32(clamping: max(tps.count, 1))) else {
+                throw KafkaError.local("OUT_OF_MEMORY", "could not allocate a partition list")
             }
             defer { rd_kafka_topic_partition_list_destroy(list) }
-            var tps: [TopicPartition] = []
-            for p in 0..<Int32(count) {
-                let tp = TopicPartition(topic, p)
-                rd_kafka_topic_partition_list_add(list, topic, p).pointee.offset =
+            for tp in tps {
+                rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset =
                     resumeAt[tp] ?? (fromBeginning ? Int64(RD_KAFKA_OFFSET_BEGINNING) : Int64(RD_KAFKA_OFFSET_END))
-                tps.append(tp)
             }
             core.state.withLock { $0.tracker.assign(tps) }
             let err = rd_kafka_assign(client.pointer, list)

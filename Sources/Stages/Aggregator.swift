@@ -104,7 +104,10 @@ public final class Aggregator: Service, @unchecked Sendable {
         let model = try ModelFile.decode(base.file, name: "base version \(base.version)")
         model.network.setTrainable(settings.scope)
         let admin = try KafkaAdmin(configuration: kafka, logger: logger)
-        guard let shards = try await admin.partitionCounts(topics: [topics.gradients])[topics.gradients] else {
+        let counts = try await retryingWhileBrokerAway("reading the partitions of \(topics.gradients)", logger: logger) {
+            try await admin.partitionCounts(topics: [topics.gradients])
+        }
+        guard let shards = counts[topics.gradients] else {
             throw BadInput("\(topics.gradients) does not exist; create the topics with xray topics apply")
         }
         guard let layout = try? ShardLayout.checked(parameterCount: model.network.store.count, shards: shards) else {
@@ -324,14 +327,16 @@ public final class Aggregator: Service, @unchecked Sendable {
     /// The model file of `version`, assembled from xray.models read to its end; nil if it is
     /// not there whole.
     private func readVersion(_ version: String) async throws -> [UInt8]? {
-        var assembler = ModelVersionAssembler(assembling: [.published, .trained])
-        var found: [UInt8]?
-        try await KafkaConsumer.readWholeTopic(settings.topics.models, configuration: consumerConfiguration(suffix: "-recovery"),
-                                               logger: logger) { record in
-            guard found == nil else { return }
-            if case .complete(let announcement, let file)? = assembler.add(record), announcement.version == version { found = file }
+        try await retryingWhileBrokerAway("reading \(settings.topics.models)", logger: logger) {
+            var assembler = ModelVersionAssembler(assembling: [.published, .trained])
+            var found: [UInt8]?
+            try await KafkaConsumer.readWholeTopic(settings.topics.models, configuration: consumerConfiguration(suffix: "-recovery"),
+                                                   logger: logger) { record in
+                guard found == nil else { return }
+                if case .complete(let announcement, let file)? = assembler.add(record), announcement.version == version { found = file }
+            }
+            return found
         }
-        return found
     }
 
     /// After a restore: the shard of the current version, if it never reached xray.models
@@ -344,10 +349,12 @@ public final class Aggregator: Service, @unchecked Sendable {
 
     /// The checkpoints of `run` on xray.checkpoints, read to the end.
     private func readCheckpoints(run: String) async throws -> CheckpointReader {
-        var reader = CheckpointReader(run: run)
-        try await KafkaConsumer.readWholeTopic(settings.topics.checkpoints, configuration: consumerConfiguration(suffix: "-checkpoints"),
-                                               logger: logger) { reader.add($0) }
-        return reader
+        try await retryingWhileBrokerAway("reading \(settings.topics.checkpoints)", logger: logger) {
+            var reader = CheckpointReader(run: run)
+            try await KafkaConsumer.readWholeTopic(settings.topics.checkpoints, configuration: consumerConfiguration(suffix: "-checkpoints"),
+                                                   logger: logger) { reader.add($0) }
+            return reader
+        }
     }
 
     private func count(_ outcome: String, by n: Int = 1) {

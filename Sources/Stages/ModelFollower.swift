@@ -74,7 +74,10 @@ public final class ModelFollower: Service, Sendable {
     public var decisions: [(version: String, accepted: Bool, reason: String?)] { history.withLock { $0 } }
 
     public func run() async throws {
-        let consumer = try KafkaConsumer(configuration: consumer, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
+        let configuration = self.consumer
+        let consumer = try await retryingWhileBrokerAway("opening \(topic)", logger: logger) {
+            try KafkaConsumer(configuration: configuration, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
+        }
         await cancelWhenGracefulShutdown {
             var assembler = ModelVersionAssembler(assembling: self.kinds)
             // Start-up: everything written before now, then `ready()` may return.

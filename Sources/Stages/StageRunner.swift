@@ -146,19 +146,15 @@ public final class StageRunner: Service {
     /// a permanent refusal dead-letters the input in their place.
     private func deliver(_ outputs: [OutgoingRecord], for record: KafkaRecord, _ producer: KafkaProducer) async throws {
         var pending = outputs
-        var attempt = 0
         while true {
             do {
-                try await producer.sendAll(pending)
+                let sending = pending
+                try await retryingWhileBrokerAway("sending the outputs of \(record.topic)[\(record.partition)]@\(record.offset)",
+                                                  logger: logger, onRetry: { statistics.retried() }) {
+                    try await producer.sendAll(sending)
+                }
                 if pending.first?.topic != configuration.deadLetterTopic { statistics.produced(pending.count) }
                 return
-            } catch let error as KafkaError where error.isRetriable {
-                attempt += 1
-                statistics.retried()
-                if attempt == 1 || attempt % 10 == 0 {
-                    logger.warning("send failed (attempt \(attempt)), retrying: \(error)")
-                }
-                try await Task.sleep(for: .milliseconds(min(100 << min(attempt, 6), 5_000)))
             } catch let error as KafkaError {
                 if pending.first?.topic == configuration.deadLetterTopic {
                     logger.error("the dead-letter topic refused \(record.topic)[\(record.partition)]@\(record.offset): \(error); skipping it")

@@ -56,7 +56,10 @@ struct TrainerCommand: AsyncParsableCommand {
         let clientKafka = try kafka.kafka(clientID: "xray-trainer")
         let topics = kafka.topics
         let admin = try KafkaAdmin(configuration: clientKafka, logger: logger)
-        guard let shards = try await admin.partitionCounts(topics: [topics.gradients])[topics.gradients] else {
+        let counts = try await retryingWhileBrokerAway("reading the partitions of \(topics.gradients)", logger: logger) {
+            try await admin.partitionCounts(topics: [topics.gradients])
+        }
+        guard let shards = counts[topics.gradients] else {
             throw ValidationError("\(topics.gradients) does not exist; run xray topics apply")
         }
         var settings = TrainerSettings(trainerID: id ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)",

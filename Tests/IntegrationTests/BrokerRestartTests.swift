@@ -99,6 +99,46 @@ struct BrokerRestartTests {
         }
     }
 
+    @Test("stages started while the broker is away wait for it, then score and train")
+    func stagesStartedDuringAnOutageWait() async throws {
+        let topics = TopicCatalog(prefix: "away-\(UInt32.random(in: 0...UInt32.max)).")
+        let broker = try await RestartableBroker(topics: topics)
+        defer { broker.stop() }
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: broker.kafka), logger: TestBroker.logger)
+        try await producer.sendInOrder(try ModelVersionCodec.records(for: try S.model().encoded(), manifest: try S.model().manifest,
+                                                                     version: "v0", topic: topics.models), logger: TestBroker.logger)
+        try await broker.kill()
+        let kinds = [("decoder", ["decoder"]), ("preprocessor", ["preprocessor"]), ("scorer", ["scorer"]),
+                     ("trainer", ["trainer", "--batch", "4", "--batch-wait-ms", "2000", "--validation", "0", "--id", "t1"]),
+                     ("aggregator", ["aggregator", "--lr", "0.002", "--warmup", "2"])]
+        let logs = kinds.map { TestBroker.logFile(prefix: topics.prefix, $0.0) }
+        let processes = try zip(kinds, logs).map { try broker.spawnXray($0.1, prefix: topics.prefix, log: $1) }
+        defer { for p in processes where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        try await Task.sleep(for: .seconds(15))  // longer than a metadata request's 10 s timeout
+        let early = zip(kinds, processes).filter { !$0.1.isRunning }.map(\.0.0)
+        try await broker.restart()
+        let images = try Dataset.kermany(12)
+        _ = try await ModalityPublisher(topic: topics.raw, source: "away-test", rate: 6).publish(images, with: producer)
+        await producer.close()
+        let wanted = Set(images.map(\.metadata.imageID))
+        let scored = Set(try await broker.collect(topics.predictions, timeout: .seconds(120)) {
+            wanted.isSubset(of: Set($0.compactMap(\.keyText)))
+        }.compactMap(\.keyText))
+        var step = 0
+        let deadline = ContinuousClock.now + .seconds(90)
+        while step < 1, ContinuousClock.now < deadline { step = try await Self.shardSteps(broker, topics) }
+        print("started during an outage: exited before the broker was back \(early), \(scored.intersection(wanted).count) of \(wanted.count) scored, training step \(step)")
+        #expect(early.isEmpty, "exited while the broker was away: \(early)")
+        #expect(wanted.isSubset(of: scored))
+        #expect(step >= 1, "training did not start")
+        for ((kind, _), p) in zip(kinds, processes) { #expect(p.isRunning, "\(kind) exited") }
+        for p in processes { p.terminate() }
+        for ((kind, _), p) in zip(kinds, processes) {
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(kind) stopped with \(p.terminationStatus)")
+        }
+    }
+
     @Test("a consumer paused for backpressure when the broker dies resumes once its stage takes records again")
     func pausedConsumerResumes() async throws {
         let topics = TopicCatalog(prefix: "paused-\(UInt32.random(in: 0...UInt32.max)).")
