@@ -42,17 +42,21 @@ final class ConsumerConnection: Sendable {
     func reconnectWithLongerWait(core: ConsumerCore, resumeAt: [TopicPartition: Int64]) throws -> Int? {
         guard let longer = wait.withLock({ $0.raise() }) else { return nil }
         let old = client
-        // The new handle first, asking the broker nothing (a whole topic keeps the partitions it
-        // has), so a broker away at this moment cannot leave the consumer without one.
-        let partitions = isGroup ? nil : core.state.withLock { Array($0.tracker.assigned) }
-        let fresh = try Self.open(configuration, subscription, core: core, fetchWait: longer, resumeAt: resumeAt, partitions: partitions)
+        let fresh: RDKafkaClient
         if isGroup {
             core.commit(old.pointer, synchronous: true)
             // Runs the revoke callback here (this is the poll thread): the partitions are
-            // forgotten, their buffered records dropped; the group hands them out again.
+            // forgotten, their buffered records dropped; the group hands them out again. The
+            // old member leaves before the new one joins (a join racing the leave was seen to
+            // leave the new member without partitions on Tansu).
             let err = rd_kafka_consumer_close(old.pointer)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { core.logger.warning("\(KafkaError(err, context: "closing the stalled handle"))") }
+            fresh = try Self.open(configuration, subscription, core: core, fetchWait: longer, resumeAt: resumeAt)
         } else {
+            // The new handle first, asking the broker nothing (it keeps the partitions it has),
+            // so a broker away at this moment cannot leave the consumer without one.
+            let partitions = core.state.withLock { Array($0.tracker.assigned) }
+            fresh = try Self.open(configuration, subscription, core: core, fetchWait: longer, resumeAt: resumeAt, partitions: partitions)
             _ = rd_kafka_consumer_close(old.pointer)
         }
         current.withLock { $0 = fresh }
