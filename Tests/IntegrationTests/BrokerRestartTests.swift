@@ -12,20 +12,35 @@ import Wire
 struct BrokerRestartTests {
     typealias S = StreamingTrainingTests
 
+    /// A broker of the test's own with `name`'s topics, v0 published on them, and a producer.
+    static func setUp(_ name: String) async throws -> (RestartableBroker, TopicCatalog, KafkaProducer) {
+        let topics = TopicCatalog(prefix: "\(name)-\(UInt32.random(in: 0...UInt32.max)).")
+        let broker = try await RestartableBroker(topics: topics)
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: broker.kafka), logger: TestBroker.logger)
+        try await S.publish(try S.model(), version: "v0", topics: topics, producer)
+        return (broker, topics, producer)
+    }
+
     static func shardSteps(_ broker: RestartableBroker, _ topics: TopicCatalog) async throws -> Int {
         let records = try await broker.collect(topics.models, timeout: .seconds(8)) { _ in false }
         return records.filter { $0.headers.text(ModelVersionRecord.Header.part) == ModelVersionRecord.Part.shard }
             .compactMap { try? JSONDecoder().decode(ShardAnnouncement.self, from: Data($0.value)).step }.max() ?? 0
     }
 
+    /// Expects every process still running, stops them with SIGTERM and expects each to exit 0.
+    static func expectRunningThenStopCleanly(_ names: [String], _ processes: [Process]) {
+        for (name, p) in zip(names, processes) { #expect(p.isRunning, "\(name) exited") }
+        for p in processes { p.terminate() }
+        for (name, p) in zip(names, processes) {
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(name) stopped with \(p.terminationStatus)")
+        }
+    }
+
     @Test("decoder, preprocessor, scorer, trainer and aggregator resume after two SIGKILLs of the broker, one outage longer than the session timeout")
     func everyStageResumes() async throws {
-        let topics = TopicCatalog(prefix: "restart-\(UInt32.random(in: 0...UInt32.max)).")
-        let broker = try await RestartableBroker(topics: topics)
+        let (broker, topics, producer) = try await Self.setUp("restart")
         defer { broker.stop() }
-        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: broker.kafka), logger: TestBroker.logger)
-        try await producer.sendInOrder(try ModelVersionCodec.records(for: try S.model().encoded(), manifest: try S.model().manifest,
-                                                                     version: "v0", topic: topics.models), logger: TestBroker.logger)
         let kinds = [("decoder", ["decoder"]), ("preprocessor", ["preprocessor"]), ("scorer", ["scorer", "--batch", "8"]),
                      ("trainer", ["trainer", "--batch", "8", "--batch-wait-ms", "2000", "--validation", "0", "--id", "t1"]),
                      ("aggregator", ["aggregator", "--lr", "0.002", "--warmup", "2"])]
@@ -91,22 +106,13 @@ struct BrokerRestartTests {
         #expect(missingOnRaw.isEmpty, "acknowledged but not on xray.raw: \(missingOnRaw.sorted())")
         #expect(raw.isSubset(of: scored), "not scored: \(raw.subtracting(scored).sorted())")
         #expect(finalStep > stepAfterOutages, "training did not go on after the outages")
-        for ((kind, _), p) in zip(kinds, processes) { #expect(p.isRunning, "\(kind) exited") }
-        for p in processes { p.terminate() }
-        for ((kind, _), p) in zip(kinds, processes) {
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0, "\(kind) stopped with \(p.terminationStatus)")
-        }
+        Self.expectRunningThenStopCleanly(kinds.map(\.0), processes)
     }
 
     @Test("stages started while the broker is away wait for it, then score and train")
     func stagesStartedDuringAnOutageWait() async throws {
-        let topics = TopicCatalog(prefix: "away-\(UInt32.random(in: 0...UInt32.max)).")
-        let broker = try await RestartableBroker(topics: topics)
+        let (broker, topics, producer) = try await Self.setUp("away")
         defer { broker.stop() }
-        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: broker.kafka), logger: TestBroker.logger)
-        try await producer.sendInOrder(try ModelVersionCodec.records(for: try S.model().encoded(), manifest: try S.model().manifest,
-                                                                     version: "v0", topic: topics.models), logger: TestBroker.logger)
         try await broker.kill()
         let kinds = [("decoder", ["decoder"]), ("preprocessor", ["preprocessor"]), ("scorer", ["scorer"]),
                      ("trainer", ["trainer", "--batch", "4", "--batch-wait-ms", "2000", "--validation", "0", "--id", "t1"]),
@@ -131,12 +137,7 @@ struct BrokerRestartTests {
         #expect(early.isEmpty, "exited while the broker was away: \(early)")
         #expect(wanted.isSubset(of: scored))
         #expect(step >= 1, "training did not start")
-        for ((kind, _), p) in zip(kinds, processes) { #expect(p.isRunning, "\(kind) exited") }
-        for p in processes { p.terminate() }
-        for ((kind, _), p) in zip(kinds, processes) {
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 0, "\(kind) stopped with \(p.terminationStatus)")
-        }
+        Self.expectRunningThenStopCleanly(kinds.map(\.0), processes)
     }
 
     @Test("a consumer paused for backpressure when the broker dies resumes once its stage takes records again")

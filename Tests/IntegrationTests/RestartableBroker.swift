@@ -88,30 +88,14 @@ final class RestartableBroker: @unchecked Sendable {
 
     /// Starts `xray ARGS` against this broker.
     func spawnXray(_ arguments: [String], prefix: String, log: URL? = nil) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: TestBroker.xrayBinary)
-        process.arguments = arguments + ["--brokers", brokers, "--topic-prefix", prefix]
-        let log = log ?? TestBroker.logFile(prefix: prefix, arguments[0])
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        return process
+        try TestBroker.spawnXray(arguments, brokers: brokers, prefix: prefix, log: log)
     }
 
-    /// Reads a whole topic from the beginning until `done` says so or `timeout` passes.
+    /// Reads a whole topic from the beginning until `done` says so or `timeout` passes (with a
+    /// 500 ms fetch wait, which S3 storage serves at once).
     func collect(_ topic: String, timeout: Duration, until done: ([KafkaRecord]) -> Bool) async throws -> [KafkaRecord] {
         var configuration = ConsumerConfiguration(kafka: kafka, groupID: "collector")
         configuration.fetchWaitMaxMilliseconds = 500
-        let consumer = try KafkaConsumer(configuration: configuration, subscription: .wholeTopic(topic, fromBeginning: true),
-                                         logger: TestBroker.logger)
-        let deadline = ContinuousClock.now + timeout
-        var records: [KafkaRecord] = []
-        while !done(records), ContinuousClock.now < deadline {
-            if let record = await consumer.next(timeout: .milliseconds(500)) { records.append(record) }
-        }
-        await consumer.close()
-        return records
+        return try await TestBroker.collect(topic, timeout: timeout, configuration: configuration, until: done)
     }
 }

@@ -30,9 +30,10 @@ enum TestBroker {
     }
 
     /// Reads a whole topic from the beginning until `done` says so or `timeout` passes.
-    static func collect(_ topic: String, timeout: Duration,
+    /// `configuration` defaults to this broker's.
+    static func collect(_ topic: String, timeout: Duration, configuration: ConsumerConfiguration? = nil,
                         until done: ([KafkaRecord]) -> Bool) async throws -> [KafkaRecord] {
-        let consumer = try KafkaConsumer(configuration: ConsumerConfiguration(kafka: kafka, groupID: "collector"),
+        let consumer = try KafkaConsumer(configuration: configuration ?? ConsumerConfiguration(kafka: kafka, groupID: "collector"),
                                          subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
         let deadline = ContinuousClock.now + timeout
         var records: [KafkaRecord] = []
@@ -52,9 +53,14 @@ enum TestBroker {
 
     /// Starts `xray ARGS` against the test broker, logging to a temporary file.
     static func spawnXray(_ arguments: [String], prefix: String, log: URL? = nil) throws -> Process {
+        try spawnXray(arguments, brokers: brokers ?? "", prefix: prefix, log: log)
+    }
+
+    /// Starts `xray ARGS` against `brokers`, logging to `log` or a temporary file.
+    static func spawnXray(_ arguments: [String], brokers: String, prefix: String, log: URL?) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: xrayBinary)
-        process.arguments = arguments + ["--brokers", brokers ?? "", "--topic-prefix", prefix]
+        process.arguments = arguments + ["--brokers", brokers, "--topic-prefix", prefix]
         let log = log ?? logFile(prefix: prefix, arguments[0])
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
