@@ -42,8 +42,10 @@ public final class Aggregator: Service, @unchecked Sendable {
     private let published = Mutex<[(version: String, file: [UInt8])]>([])
     /// The latest version shards seen on xray.models ("version#shard"), at most 4096.
     private let seenShards = Mutex(RecentSet(capacity: 4096))
-    /// The newest shard announcement seen on xray.models per run and shard ("run#shard").
+    /// The newest shard announcement seen on xray.models per run and shard ("run#shard"), for
+    /// at most `maxTrackedShards` of them (the least recently published go first).
     private let newestShards = Mutex<[String: ShardAnnouncement]>([:])
+    static let maxTrackedShards = 4096
     private let evaluations = Mutex<[VersionEvaluation]>([])
 
     public init(settings: AggregatorSettings, kafka: KafkaConfiguration, logger: Logger) {
@@ -68,7 +70,12 @@ public final class Aggregator: Service, @unchecked Sendable {
                                              self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
                                              self.newestShards.withLock { newest in
                                                  let key = "\(s.run)#\(s.shard)"
-                                                 if s.step > newest[key]?.step ?? 0 { newest[key] = s }
+                                                 guard s.step > newest[key]?.step ?? 0 else { return }
+                                                 if newest[key] == nil, newest.count >= Self.maxTrackedShards,
+                                                    let oldest = newest.min(by: { $0.value.publishedAt < $1.value.publishedAt })?.key {
+                                                     newest[oldest] = nil
+                                                 }
+                                                 newest[key] = s
                                              }
                                          case .evaluation(let e): self.evaluations.withLock { $0.append(e) }
                                          default: break
