@@ -13,6 +13,9 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
     public let isRetriable: Bool
     /// The client cannot go on and must be recreated.
     public let isFatal: Bool
+    /// The record failed because its producer handle failed for good (or was purged when it
+    /// was replaced), not because of the record: send it again on the new handle.
+    public private(set) var isHandleFailure = false
 
     public var description: String { "\(name): \(message)" }
 
@@ -22,6 +25,13 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
         self.message = message
         self.isRetriable = isRetriable
         self.isFatal = isFatal
+    }
+
+    /// The same error, marked as a failure of the producer handle (`isHandleFailure`).
+    var asHandleFailure: KafkaError {
+        var copy = self
+        copy.isHandleFailure = true
+        return copy
     }
 
     /// An error raised by this layer (configuration, usage), never retriable.

@@ -7,7 +7,7 @@ public import Logging
 /// `send` suspends until the record is acknowledged (or definitively failed), so a caller can
 /// commit its input only after its output is safe. Call `close()` before dropping the producer.
 public final class KafkaProducer: Sendable {
-    private let client: RDKafkaClient
+    private let connection: ProducerConnection
     private let registry: DeliveryRegistry
     private let pollThread: PollThread
     private let logger: Logger
@@ -15,22 +15,20 @@ public final class KafkaProducer: Sendable {
     public init(configuration: ProducerConfiguration, logger: Logger) throws {
         try Librdkafka.requireMinimumVersion()
         let registry = DeliveryRegistry(logger: logger)
-        let client = try RDKafkaClient(kind: RD_KAFKA_PRODUCER,
-                                       properties: configuration.librdkafkaProperties) { conf in
-            RDKafkaClient.installCommonCallbacks(conf, target: registry)
-            rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
-        }
+        let connection = try ProducerConnection(properties: configuration.librdkafkaProperties, registry: registry)
         self.registry = registry
-        self.client = client
+        self.connection = connection
         self.logger = logger
-        self.pollThread = PollThread(name: "xray-producer-poll") {
-            rd_kafka_poll(client.pointer, 100)
-        }
+        self.pollThread = PollThread(name: "xray-producer-poll") { connection.pollOnce() }
     }
+
 
     deinit {
         pollThread.stopAndWait()
     }
+
+    /// Makes the handle fail for good now (tests of the replacement; see `ProducerConnection`).
+    func failHandleForTesting() { connection.failForTesting() }
 
     /// Sends one record and returns where the broker stored it. Throws a `KafkaError` if the
     /// record is refused (too large, unknown topic) or not acknowledged within the delivery
@@ -67,6 +65,10 @@ public final class KafkaProducer: Sendable {
                 }
             } catch let error as KafkaError where error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue {
                 try await Task.sleep(for: .milliseconds(5))  // let librdkafka's queue drain
+            } catch let error as KafkaError where error.isHandleFailure || error.isFatal {
+                connection.replaceSoon()
+                registry.logThrottled(.warning, key: "handle-failure", "producer: \(error); sending again on a new handle")
+                try await Task.sleep(for: .milliseconds(100))
             }
         }
     }
@@ -117,7 +119,8 @@ public final class KafkaProducer: Sendable {
                         args[6].u.i32 = partition
                         count = 7
                     }
-                    return rd_kafka_produceva(client.pointer, &args, count)
+                    let client = connection.client
+                    return withExtendedLifetime(client) { rd_kafka_produceva(client.pointer, &args, count) }
                 }
             }
         }
@@ -129,8 +132,9 @@ public final class KafkaProducer: Sendable {
     /// Waits until every record handed to librdkafka is acknowledged or failed.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         let ms = Int32(timeout.components.seconds * 1000)
-        let err = await onDedicatedThread("xray-producer-flush") { [client] in
-            rd_kafka_flush(client.pointer, ms)
+        let err = await onDedicatedThread("xray-producer-flush") { [connection] in
+            let client = connection.client
+            return rd_kafka_flush(client.pointer, ms)
         }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, context: "flushing the producer (\(registry.pendingCount) records unacknowledged)")
@@ -147,21 +151,4 @@ public final class KafkaProducer: Sendable {
 private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
     guard let bytes else { return body(nil) }
     return bytes.withUnsafeBytes { body($0) }
-}
-
-/// librdkafka's delivery report: resolves the sender waiting on the message's opaque id.
-/// Runs on the producer's poll thread.
-private let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
-    _, message, opaque in
-    guard let message, let opaque else { return }
-    let registry = Unmanaged<DeliveryRegistry>.fromOpaque(opaque).takeUnretainedValue()
-    let id = UInt(bitPattern: message.pointee._private)
-    let m = message.pointee
-    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
-        registry.logger.trace("acknowledged \(topic)[\(m.partition)]@\(m.offset) key=\(m.key.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: m.key_len), as: UTF8.self) } ?? "-")")
-        registry.resolve(id, .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
-    } else {
-        registry.resolve(id, .failure(KafkaError(m.err, context: "delivery failed")))
-    }
 }

@@ -1,4 +1,4 @@
-import KafkaIO
+@testable import KafkaIO
 import Testing
 import Wire
 
@@ -25,6 +25,22 @@ struct KafkaLayerTests {
             #expect(record.headers.text("n") == "\(i)")
             #expect(record.headers.contains { $0.name == "null" && $0.value == nil })
         }
+    }
+
+    @Test("a producer whose handle fails for good (idempotence lost) opens a new one and loses no record")
+    func fatalProducerHandleIsReplaced() async throws {
+        let topics = try await TestBroker.freshTopics("fatal")
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        let ids = (0..<40).map { "id-\($0)" }
+        var reports: [DeliveryReport] = []
+        for (i, id) in ids.enumerated() {
+            if i == 20 { producer.failHandleForTesting() }
+            reports.append(try await producer.send(OutgoingRecord(topic: topics.raw, key: id, value: Array(id.utf8))))
+        }
+        await producer.close()
+        let received = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { Set($0.compactMap(\.keyText)).isSuperset(of: ids) }
+        #expect(reports.allSatisfy { $0.offset >= 0 })
+        #expect(Set(received.compactMap(\.keyText)) == Set(ids), "lost: \(Set(ids).subtracting(received.compactMap(\.keyText)).sorted())")
     }
 
     @Test("a group resumes after the last completed record, never past an incomplete one")

@@ -246,7 +246,9 @@ struct StreamingTrainingTests {
         }
         defer { Self.stop(processes) }
         try await Self.waitUntilAssigned(logs)  // both in the group, two shards each
-        processes.append(try TestBroker.spawnXray(["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
+        // Batches must be whole to equal the offline loop's: the trainer starts before the
+        // images are published, so it may wait long for the rest of a batch on a busy machine.
+        processes.append(try TestBroker.spawnXray(["trainer", "--batch", "8", "--batch-wait-ms", "60000", "--validation", "0", "--seed", "7",
                                                    "--id", "t1"], prefix: prefix))
         try await Self.publish(examples, partition: 0, topics: topics, producer)
         await producer.close()
@@ -276,7 +278,8 @@ struct StreamingTrainingTests {
         defer { Self.stop(processes) }
         let logs = ["t1", "t2"].map { TestBroker.logFile(prefix: prefix, "trainer-\($0)") }
         processes += try zip(["t1", "t2"], logs).map {
-            try TestBroker.spawnXray(["trainer", "--async", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
+            // Whole batches only (12 contributions), however slowly the images arrive.
+            try TestBroker.spawnXray(["trainer", "--async", "--batch", "4", "--batch-wait-ms", "60000", "--validation", "0", "--seed", "7",
                                       "--id", $0, "--assignment", "range"], prefix: prefix, log: $1)
         }
         try await Self.waitUntilAssigned(logs)  // both trainers in the group: partitions 0-2 and 3-5

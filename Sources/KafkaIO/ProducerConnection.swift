@@ -1,0 +1,91 @@
+internal import CRdKafka
+import Synchronization
+
+/// The producer's librdkafka handle, replaced when it fails for good.
+///
+/// An idempotent producer whose sequence numbers the broker no longer recognises (Tansu's S3
+/// storage, restarted after a SIGKILL, forgot them) raises a fatal error, after which the handle
+/// refuses every record. The poll thread then opens a new handle (a new producer id), purges
+/// the old one and serves its delivery reports, so its waiting senders fail with an error that
+/// says "send again", which `KafkaProducer` does. Records already written may be written
+/// twice: at-least-once, as everywhere in this system.
+final class ProducerConnection: Sendable {
+    private let properties: [String: String]
+    private let registry: DeliveryRegistry
+    private let current: Mutex<RDKafkaClient>
+    private let replacementWanted = Atomic(false)
+
+    init(properties: [String: String], registry: DeliveryRegistry) throws {
+        self.properties = properties
+        self.registry = registry
+        current = Mutex(try Self.open(properties, registry))
+    }
+
+    /// The handle now. Hold it only for a call or two.
+    var client: RDKafkaClient { current.withLock { $0 } }
+
+    /// Asks the poll thread to replace the handle (from any thread; idempotent).
+    func replaceSoon() { replacementWanted.store(true, ordering: .releasing) }
+
+    /// Raises a fatal error on the handle now, as a broker that forgot the producer's sequence
+    /// numbers would (librdkafka's test hook), for tests of the replacement.
+    func failForTesting() {
+        _ = rd_kafka_test_fatal_error(client.pointer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "simulated by a test")
+    }
+
+    /// One turn of the poll thread: a replacement if one is wanted, then a poll.
+    func pollOnce() {
+        if replacementWanted.load(ordering: .acquiring) || rd_kafka_fatal_error(client.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
+            replace()
+        }
+        rd_kafka_poll(client.pointer, 100)
+    }
+
+    private func replace() {
+        let old = client
+        let fresh: RDKafkaClient
+        do {
+            fresh = try Self.open(properties, registry)
+        } catch {
+            registry.logThrottled(.error, key: "replace", "producer: cannot open a new handle in place of the failed one: \(error); trying again")
+            return
+        }
+        current.withLock { $0 = fresh }
+        replacementWanted.store(false, ordering: .releasing)
+        // Fail what the old handle still holds, and serve those delivery reports here: the
+        // senders see a purge error and send again on the new handle.
+        _ = rd_kafka_purge(old.pointer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
+        for _ in 0..<50 where rd_kafka_outq_len(old.pointer) > 0 { rd_kafka_poll(old.pointer, 100) }
+        registry.logger.warning("producer: replaced the failed handle with a new one; records it held are sent again")
+    }
+
+    private static func open(_ properties: [String: String], _ registry: DeliveryRegistry) throws -> RDKafkaClient {
+        try RDKafkaClient(kind: RD_KAFKA_PRODUCER, properties: properties) { conf in
+            RDKafkaClient.installCommonCallbacks(conf, target: registry)
+            rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
+        }
+    }
+}
+
+/// librdkafka's delivery report: resolves the sender waiting on the message's opaque id. A
+/// failure on a handle that failed for good, or a purge when it is replaced, is marked to be
+/// sent again (`KafkaError.isHandleFailure`). Runs on the producer's poll thread.
+let producerDeliveryCallback: @convention(c) (OpaquePointer?, UnsafePointer<rd_kafka_message_t>?, UnsafeMutableRawPointer?) -> Void = {
+    rk, message, opaque in
+    guard let message, let opaque else { return }
+    let registry = Unmanaged<DeliveryRegistry>.fromOpaque(opaque).takeUnretainedValue()
+    let id = UInt(bitPattern: message.pointee._private)
+    let m = message.pointee
+    if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        registry.logger.trace("acknowledged \(topic)[\(m.partition)]@\(m.offset)")
+        registry.resolve(id, .success(DeliveryReport(topic: topic, partition: m.partition, offset: m.offset)))
+    } else {
+        var error = KafkaError(m.err, context: "delivery failed")
+        let fatal = rk.map { rd_kafka_fatal_error($0, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR } ?? false
+        if fatal || m.err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m.err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT {
+            error = error.asHandleFailure
+        }
+        registry.resolve(id, .failure(error))
+    }
+}
