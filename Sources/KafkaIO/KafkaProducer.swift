@@ -66,7 +66,7 @@ public final class KafkaProducer: Sendable {
             } catch let error as KafkaError where error.code == RD_KAFKA_RESP_ERR__QUEUE_FULL.rawValue {
                 try await Task.sleep(for: .milliseconds(5))  // let librdkafka's queue drain
             } catch let error as KafkaError where error.isHandleFailure || error.isFatal {
-                connection.replaceSoon()
+                // The poll thread replaces a handle that failed for good within one poll.
                 registry.logThrottled(.warning, key: "handle-failure", "producer: \(error); sending again on a new handle")
                 try await Task.sleep(for: .milliseconds(100))
             }

@@ -13,7 +13,6 @@ final class ProducerConnection: Sendable {
     private let properties: [String: String]
     private let registry: DeliveryRegistry
     private let current: Mutex<RDKafkaClient>
-    private let replacementWanted = Atomic(false)
 
     init(properties: [String: String], registry: DeliveryRegistry) throws {
         self.properties = properties
@@ -24,20 +23,17 @@ final class ProducerConnection: Sendable {
     /// The handle now. Hold it only for a call or two.
     var client: RDKafkaClient { current.withLock { $0 } }
 
-    /// Asks the poll thread to replace the handle (from any thread; idempotent).
-    func replaceSoon() { replacementWanted.store(true, ordering: .releasing) }
-
     /// Raises a fatal error on the handle now, as a broker that forgot the producer's sequence
     /// numbers would (librdkafka's test hook), for tests of the replacement.
     func failForTesting() {
         _ = rd_kafka_test_fatal_error(client.pointer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "simulated by a test")
     }
 
-    /// One turn of the poll thread: a replacement if one is wanted, then a poll.
+    /// One turn of the poll thread: a replacement if the handle failed for good, then a poll.
+    /// (Only the handle's own fatal state decides: a sender that sees a purge error must not
+    /// ask for another replacement, or each would purge the records the last one resent.)
     func pollOnce() {
-        if replacementWanted.load(ordering: .acquiring) || rd_kafka_fatal_error(client.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR {
-            replace()
-        }
+        if rd_kafka_fatal_error(client.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR { replace() }
         rd_kafka_poll(client.pointer, 100)
     }
 
@@ -51,7 +47,6 @@ final class ProducerConnection: Sendable {
             return
         }
         current.withLock { $0 = fresh }
-        replacementWanted.store(false, ordering: .releasing)
         // Fail what the old handle still holds, and serve those delivery reports here: the
         // senders see a purge error and send again on the new handle.
         _ = rd_kafka_purge(old.pointer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)

@@ -37,10 +37,21 @@ struct KafkaLayerTests {
             if i == 20 { producer.failHandleForTesting() }
             reports.append(try await producer.send(OutgoingRecord(topic: topics.raw, key: id, value: Array(id.utf8))))
         }
+        // Again with 40 records in flight at the moment the handle fails: each is sent again once,
+        // on the one new handle (the purge of the old one must not purge the new one's).
+        let concurrent = (0..<40).map { "c-\($0)" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in concurrent {
+                group.addTask { _ = try await producer.send(OutgoingRecord(topic: topics.raw, key: id, value: Array(id.utf8))) }
+            }
+            producer.failHandleForTesting()
+            try await group.waitForAll()
+        }
         await producer.close()
-        let received = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { Set($0.compactMap(\.keyText)).isSuperset(of: ids) }
+        let all = ids + concurrent
+        let received = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { Set($0.compactMap(\.keyText)).isSuperset(of: all) }
         #expect(reports.allSatisfy { $0.offset >= 0 })
-        #expect(Set(received.compactMap(\.keyText)) == Set(ids), "lost: \(Set(ids).subtracting(received.compactMap(\.keyText)).sorted())")
+        #expect(Set(received.compactMap(\.keyText)) == Set(all), "lost: \(Set(all).subtracting(received.compactMap(\.keyText)).sorted())")
     }
 
     @Test("a group resumes after the last completed record, never past an incomplete one")
