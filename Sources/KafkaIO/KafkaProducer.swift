@@ -22,7 +22,6 @@ public final class KafkaProducer: Sendable {
         self.pollThread = PollThread(name: "xray-producer-poll") { connection.pollOnce() }
     }
 
-
     deinit {
         pollThread.stopAndWait()
     }
