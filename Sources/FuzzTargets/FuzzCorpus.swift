@@ -96,10 +96,10 @@ public enum FuzzCorpus {
         let published = try ModelVersionCodec.records(for: modelFile, manifest: model.manifest, version: "v0", topic: "xray.models",
                                                       chunkBytes: 1 << 19)
         let evaluation = try ModelVersionCodec.record(VersionEvaluation(version: "v0", images: 40, metrics: ["auc.mean": 0.8, "auc.Pneumonia": 0.8],
-                                                                        evaluatedAt: "2026-11-30T00:00:00Z"), topic: "xray.models")
+                                                                        evaluatedAt: "2026-11-30T00:00:00Z"), headsTopic: "xray.models.heads")
         let decision = try ModelVersionCodec.record(GateDecision(version: "v0", promoted: false, forced: false, serving: "v0",
                                                                  reason: "seed", decidedBy: "evaluator", decidedAt: "2026-11-30T00:00:00Z"),
-                                                    topic: "xray.models")
+                                                    headsTopic: "xray.models.heads")
         var shardAnnouncement = ShardAnnouncement(version: "\(run)-000001", run: run, step: 1, base: "v0", shard: 0, shards: shards,
                                                   start: range.lowerBound, count: range.count, chunks: 0, crc32: "", manifest: model.manifest,
                                                   publishedAt: "2026-11-30T00:00:00Z")

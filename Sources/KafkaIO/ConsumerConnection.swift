@@ -110,6 +110,18 @@ final class ConsumerConnection: Sendable {
             core.state.withLock { $0.tracker.assign(tps) }
             let err = rd_kafka_assign(client.pointer, list)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assigning \(topic)") }
+        case .partitions(let offsets):
+            guard let list = rd_kafka_topic_partition_list_new(Int32(clamping: max(offsets.count, 1))) else {
+                throw KafkaError.local("OUT_OF_MEMORY", "could not allocate a partition list")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let tps = partitions ?? Array(offsets.keys)
+            for tp in tps {
+                rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = resumeAt[tp] ?? offsets[tp] ?? Int64(RD_KAFKA_OFFSET_END)
+            }
+            core.state.withLock { $0.tracker.assign(tps) }
+            let err = rd_kafka_assign(client.pointer, list)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "assigning \(tps)") }
         }
         return client
     }

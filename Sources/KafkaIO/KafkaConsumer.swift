@@ -15,6 +15,8 @@ public final class KafkaConsumer: Sendable {
         case group(topics: [String])
         /// Read every partition of one topic, outside any group, with nothing committed.
         case wholeTopic(String, fromBeginning: Bool)
+        /// Read these partitions from these offsets, outside any group, with nothing committed.
+        case partitions([TopicPartition: Int64])
     }
 
     private let connection: ConsumerConnection
@@ -27,6 +29,7 @@ public final class KafkaConsumer: Sendable {
         switch subscription {
         case .group: (inGroup, start) = (true, configuration.startAtEarliest ? .committedElseEarliest : .latest)
         case .wholeTopic(_, let fromBeginning): (inGroup, start) = (false, fromBeginning ? .earliest : .latest)
+        case .partitions: (inGroup, start) = (false, .earliest)
         }
         let core = ConsumerCore(logger: logger, name: configuration.groupID, start: start, commitsEnabled: inGroup,
                                 maxBuffered: configuration.maxBufferedRecords,
@@ -120,6 +123,58 @@ public final class KafkaConsumer: Sendable {
             throw error
         }
         await consumer.close()
+    }
+
+    /// Reads the records of one partition from offset `first` through `last` (inclusive),
+    /// outside any group, handing each to `body`, and closes the consumer. Stops early, without
+    /// an error, where the partition ends; throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when
+    /// `first` is no longer on the broker (retention removed it) or not yet written.
+    public static func readRange(_ partition: TopicPartition, first: Int64, last: Int64, configuration: ConsumerConfiguration,
+                                 logger: Logger, _ body: (KafkaRecord) throws -> Void) async throws {
+        let consumer = try KafkaConsumer(configuration: configuration, subscription: .partitions([partition: first]), logger: logger)
+        do {
+            let ends = try await consumer.endOffsets()
+            guard let end = ends[partition], first >= end.low, first < end.high else {
+                let (low, high) = ends[partition] ?? (0, 0)
+                throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) holds offsets \(low)..<\(high), not \(first) (removed by retention, or never written)")
+            }
+            let stop = min(last, end.high - 1)
+            var quietSpells = 0
+            while true {
+                try Task.checkCancellation()
+                guard let record = await consumer.next(timeout: .seconds(1)) else {
+                    // Compaction may have removed the range's last offsets: the partition's
+                    // lag then reaches 0 without a record at `stop`.
+                    quietSpells += 1
+                    if consumer.lag[partition] == 0 || quietSpells >= 30 { break }
+                    continue
+                }
+                quietSpells = 0
+                guard record.offset <= stop else { break }
+                try body(record)
+                if record.offset >= stop { break }
+            }
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+
+    /// The (low, high) watermarks of partitions, asked of the broker without consuming.
+    public static func watermarks(_ partitions: [TopicPartition], configuration: ConsumerConfiguration,
+                                  logger: Logger) async throws -> [TopicPartition: (low: Int64, high: Int64)] {
+        let consumer = try KafkaConsumer(configuration: configuration,
+                                         subscription: .partitions(Dictionary(uniqueKeysWithValues: partitions.map { ($0, Int64(RD_KAFKA_OFFSET_END)) })),
+                                         logger: logger)
+        do {
+            let ends = try await consumer.endOffsets()
+            await consumer.close()
+            return ends
+        } catch {
+            await consumer.close()
+            throw error
+        }
     }
 
     /// Commits what is done, leaves the group (handing partitions to the other members) and

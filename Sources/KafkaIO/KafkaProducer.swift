@@ -74,12 +74,16 @@ public final class KafkaProducer: Sendable {
 
     /// Sends several records concurrently and returns when every one is acknowledged.
     /// Throws the first error; records already accepted are not recalled.
-    public func sendAll(_ records: [OutgoingRecord]) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for record in records {
-                group.addTask { try await self.send(record) }
+    /// The reports come in the records' order.
+    @discardableResult
+    public func sendAll(_ records: [OutgoingRecord]) async throws -> [DeliveryReport] {
+        try await withThrowingTaskGroup(of: (Int, DeliveryReport).self) { group in
+            for (index, record) in records.enumerated() {
+                group.addTask { (index, try await self.send(record)) }
             }
-            try await group.waitForAll()
+            var reports = [DeliveryReport?](repeating: nil, count: records.count)
+            for try await (index, report) in group { reports[index] = report }
+            return reports.compactMap { $0 }
         }
     }
 

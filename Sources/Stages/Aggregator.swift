@@ -40,13 +40,16 @@ public final class Aggregator: Service, @unchecked Sendable {
     private let kafka: KafkaConfiguration
     private let logger: Logger
     private let published = Mutex<[(version: String, file: [UInt8])]>([])
-    /// The latest version shards seen on xray.models ("version#shard"), at most 4096.
+    /// The latest version shards seen on xray.models.heads ("version#shard"), at most 4096.
     private let seenShards = Mutex(RecentSet(capacity: 4096))
-    /// The newest shard announcement seen on xray.models per run and shard ("run#shard"), for
-    /// at most `maxTrackedShards` of them (the least recently published go first).
-    private let newestShards = Mutex<[String: ShardAnnouncement]>([:])
+    /// The newest shard head seen on xray.models.heads per run and shard ("run#shard"), for
+    /// at most `maxTrackedShards` of them (the least recently written go first).
+    private let newestShards = Mutex<[String: ModelHead]>([:])
     static let maxTrackedShards = 4096
     private let evaluations = Mutex<[VersionEvaluation]>([])
+    /// The head of the run's base version (trained heads name where its file is). Set once,
+    /// before aggregation starts.
+    private var baseHead: ModelHead?
 
     public init(settings: AggregatorSettings, kafka: KafkaConfiguration, logger: Logger) {
         self.settings = settings
@@ -57,28 +60,29 @@ public final class Aggregator: Service, @unchecked Sendable {
     public func run() async throws {
         let topics = settings.topics
         let follower = ModelFollower(topic: topics.models, consumer: consumerConfiguration(suffix: "-models"), logger: logger,
-                                     stage: "aggregator", assembling: [.published],
+                                     stage: "aggregator", assembling: [.published], alsoNamed: settings.base,
                                      use: { [self] a, file, _ in
                                          self.published.withLock { kept in
                                              kept.append((a.version, file))
                                              if kept.count > 4 { kept.removeFirst() }
                                          }
                                      },
-                                     observe: { [self] outcome in
-                                         switch outcome {
-                                         case .shard(let s):
-                                             self.seenShards.withLock { $0.insert("\(s.version)#\(s.shard)") }
+                                     observe: { [self] event in
+                                         switch event {
+                                         case .trainedShard(let s):
+                                             guard let run = s.run, let shard = s.shard, let step = s.step else { return }
+                                             self.seenShards.withLock { $0.insert("\(s.version)#\(shard)") }
                                              self.newestShards.withLock { newest in
-                                                 let key = "\(s.run)#\(s.shard)"
-                                                 guard s.step > newest[key]?.step ?? 0 else { return }
+                                                 let key = "\(run)#\(shard)"
+                                                 guard step > newest[key]?.step ?? 0 else { return }
                                                  if newest[key] == nil, newest.count >= Self.maxTrackedShards,
-                                                    let oldest = newest.min(by: { $0.value.publishedAt < $1.value.publishedAt })?.key {
+                                                    let oldest = newest.min(by: { $0.value.writtenAt < $1.value.writtenAt })?.key {
                                                      newest[oldest] = nil
                                                  }
                                                  newest[key] = s
                                              }
                                          case .evaluation(let e): self.evaluations.withLock { $0.append(e) }
-                                         default: break
+                                         case .decision: break
                                          }
                                      })
         try await withThrowingDiscardingTaskGroup { group in
@@ -108,6 +112,13 @@ public final class Aggregator: Service, @unchecked Sendable {
             throw BadInput("base version \(settings.base ?? "?") is not on \(topics.models); publish it with xray model publish")
         }
         let run = settings.run ?? "\(base.version)-ft"
+        let index = ModelHeadIndex(modelsTopic: topics.models, configuration: consumerConfiguration(suffix: "-heads"), logger: logger)
+        guard let baseHead = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger, {
+            try await index.newestHead(named: base.version)
+        }) else {
+            throw BadInput("base version \(base.version) has no head on \(index.headsTopic); publish it again with xray model publish")
+        }
+        self.baseHead = baseHead
         let model = try ModelFile.decode(base.file, name: "base version \(base.version)")
         model.network.setTrainable(settings.scope)
         let admin = try KafkaAdmin(configuration: kafka, logger: logger)
@@ -235,7 +246,7 @@ public final class Aggregator: Service, @unchecked Sendable {
             for trainer in due.missed { logger.warning("trainer \(trainer) missed the barrier of step \(shard.step + 1) on shard \(shard.shard); continuing without it") }
             guard let summary = shard.apply(due) else { continue }
             try await producer.sendInOrder(try CheckpointCodec.records(shard.checkpoint, topic: settings.topics.checkpoints), logger: logger)
-            try await producer.sendInOrder(try versionRecords(shard, model: model, summary: summary), logger: logger)
+            try await sendShard(shard, model: model, summary: summary, producer)
             for c in due.contributions { for r in c.records { consumer.complete(r) } }
             count("applied", by: summary.contributions)
             let d = [("shard", String(shard.shard))]
@@ -250,6 +261,12 @@ public final class Aggregator: Service, @unchecked Sendable {
                 logger.error("\(shard.version) shard \(shard.shard) kept the weights of the step before: \(skipped). The contributions are counted as applied; check the trainers' inputs and the learning rate.")
             }
         }
+    }
+
+    /// Writes the shard of the shard's current version and its head.
+    private func sendShard(_ shard: ShardAggregator, model: ModelFile, summary: ShardAggregator.Summary?, _ producer: KafkaProducer) async throws {
+        try await producer.sendVersion(try versionRecords(shard, model: model, summary: summary), headsTopic: settings.topics.modelHeads,
+                                       base: baseHead, logger: logger)
     }
 
     private func versionRecords(_ shard: ShardAggregator, model: ModelFile, summary: ShardAggregator.Summary?) throws -> [OutgoingRecord] {
@@ -302,12 +319,12 @@ public final class Aggregator: Service, @unchecked Sendable {
     /// has, and says so loudly. If the version cannot be read whole, the checkpoint's shard
     /// stays.
     private func catchUpWithPublished(_ shard: ShardAggregator, model: ModelFile) async throws -> ShardAggregator {
-        guard let newer = newestShards.withLock({ $0["\(shard.run)#\(shard.shard)"] }), newer.step > shard.step,
+        guard let newer = newestShards.withLock({ $0["\(shard.run)#\(shard.shard)"] }), let newerStep = newer.step, newerStep > shard.step,
               newer.base == shard.base, newer.shards == shard.layout.shards else { return shard }
         Counter(label: "xray_aggregator_checkpoints_behind_total", dimensions: [("shard", String(shard.shard))]).increment()
-        logger.error("shard \(shard.shard): its newest checkpoint is at step \(shard.step), but \(settings.topics.models) holds its step \(newer.step) (\(newer.version)): the broker lost an acknowledged checkpoint; check its durability (acks=all, replication).")
+        logger.error("shard \(shard.shard): its newest checkpoint is at step \(shard.step), but \(settings.topics.models) holds its step \(newerStep) (\(newer.version)): the broker lost an acknowledged checkpoint; check its durability (acks=all, replication).")
         guard let file = try await readVersion(newer.version) else {
-            logger.warning("shard \(shard.shard): \(newer.version) is not on \(settings.topics.models) whole (another shard never reached step \(newer.step)); staying at step \(shard.step)")
+            logger.warning("shard \(shard.shard): \(newer.version) is not on \(settings.topics.models) whole (another shard never reached step \(newerStep)); staying at step \(shard.step)")
             return shard
         }
         do {
@@ -317,13 +334,13 @@ public final class Aggregator: Service, @unchecked Sendable {
                 throw BadInput("it has \(published.network.store.count) parameters, the run \(shard.layout.parameterCount)")
             }
             var c = shard.checkpoint
-            c.step = newer.step
+            c.step = newerStep
             c.values = Array(published.network.store.flatValues[range])
             c.state = shard.shard == 0 ? published.network.floatState : nil
             c.lastApplied = newer.contributions ?? []
             c.applied += c.lastApplied
             let caughtUp = try ShardAggregator(restoring: c, network: model.network, mode: settings.mode)
-            logger.warning("shard \(shard.shard): continuing run \(shard.run) from \(newer.version) at step \(newer.step), with the optimiser state of step \(shard.step)")
+            logger.warning("shard \(shard.shard): continuing run \(shard.run) from \(newer.version) at step \(newerStep), with the optimiser state of step \(shard.step)")
             return caughtUp
         } catch {
             logger.error("shard \(shard.shard): cannot continue from \(newer.version) (\(error)); staying at step \(shard.step)")
@@ -331,27 +348,26 @@ public final class Aggregator: Service, @unchecked Sendable {
         }
     }
 
-    /// The model file of `version`, assembled from xray.models read to its end; nil if it is
-    /// not there whole.
+    /// The model file of the trained `version`, read through its heads; nil if it is not on
+    /// xray.models whole.
     private func readVersion(_ version: String) async throws -> [UInt8]? {
-        try await retryingWhileBrokerAway("reading \(settings.topics.models)", logger: logger) {
+        let index = ModelHeadIndex(modelsTopic: settings.topics.models, configuration: consumerConfiguration(suffix: "-recovery"), logger: logger)
+        return try await retryingWhileBrokerAway("reading \(settings.topics.models)", logger: logger) {
+            guard let heads = try await index.trainedHeads(of: version) else { return nil }
             var assembler = ModelVersionAssembler(assembling: [.published, .trained])
-            var found: [UInt8]?
-            try await KafkaConsumer.readWholeTopic(settings.topics.models, configuration: consumerConfiguration(suffix: "-recovery"),
-                                                   logger: logger) { record in
-                guard found == nil else { return }
-                if case .complete(let announcement, let file)? = assembler.add(record), announcement.version == version { found = file }
-            }
-            return found
+            var count = ModelHeadIndex.ReadCount()
+            guard case .complete(_, let file) = try await index.load(heads, into: &assembler, count: &count) else { return nil }
+            return file
         }
     }
 
-    /// After a restore: the shard of the current version, if it never reached xray.models
-    /// (the previous owner stopped between checkpoint and version), so waiting trainers go on.
+    /// After a restore: the shard of the current version, if its head never reached
+    /// xray.models.heads (the previous owner stopped between checkpoint and head), so waiting
+    /// trainers go on.
     private func republishIfMissing(_ shard: ShardAggregator, model: ModelFile, _ producer: KafkaProducer) async throws {
         guard shard.step > 0, !seenShards.withLock({ $0.contains("\(shard.version)#\(shard.shard)") }) else { return }
-        logger.info("republishing \(shard.version) shard \(shard.shard), which its checkpoint has and xray.models lacks")
-        try await producer.sendInOrder(try versionRecords(shard, model: model, summary: nil), logger: logger)
+        logger.info("republishing \(shard.version) shard \(shard.shard), which its checkpoint has and xray.models.heads lacks")
+        try await sendShard(shard, model: model, summary: nil, producer)
     }
 
     /// The checkpoints of `run` on xray.checkpoints, read to the end.

@@ -45,10 +45,10 @@ struct HeldOutWindow {
 }
 
 /// Scores each new trained version on a rolling window of held-out labelled images from
-/// xray.tensors (patients the trainers skip), writes the figures to xray.models as the
+/// xray.tensors (patients the trainers skip), writes the figures to xray.models.heads as the
 /// version's evaluation, and gates triage: a version at least as good as the serving one
 /// (`GatePolicy`, on the same images) is republished whole as a promotion, which scorers
-/// then serve; every decision is written to xray.models and logged.
+/// then serve; every decision is written to xray.models.heads and logged.
 public final class Evaluator: Service, @unchecked Sendable {
     public let settings: EvaluatorSettings
     private let kafka: KafkaConfiguration
@@ -58,7 +58,7 @@ public final class Evaluator: Service, @unchecked Sendable {
     private let serving = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
     /// Used only by the evaluation loop.
     private var servingCache: (version: String, ids: Set<String>, evaluation: Evaluation)?
-    /// Versions evaluated or decided already (read back from xray.models at start-up), the
+    /// Versions evaluated or decided already (read back from xray.models.heads at start-up), the
     /// latest 4096.
     private let done = Mutex(RecentSet(capacity: 4096))
 
@@ -78,8 +78,8 @@ public final class Evaluator: Service, @unchecked Sendable {
                                          case .published, .promoted: serving.withLock { $0 = (a, file) }
                                          }
                                      },
-                                     observe: { [self] outcome in
-                                         if case .evaluation(let e) = outcome { done.withLock { $0.insert(e.version) } }
+                                     observe: { [self] event in
+                                         if case .evaluation(let e) = event { done.withLock { $0.insert(e.version) } }
                                      })
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: kafka), logger: logger)
         try await withThrowingDiscardingTaskGroup { group in
@@ -149,7 +149,7 @@ public final class Evaluator: Service, @unchecked Sendable {
             figures = evaluation
             let metrics = evaluation.metrics.filter(\.value.isFinite)
             let record = VersionEvaluation(version: version, images: evaluation.images, metrics: metrics, evaluatedAt: isoNow())
-            try await producer.sendInOrder([try ModelVersionCodec.record(record, topic: topic)], logger: logger)
+            try await producer.sendInOrder([try ModelVersionCodec.record(record, headsTopic: settings.topics.modelHeads)], logger: logger)
             for (name, value) in metrics where name.hasPrefix("auc.") {
                 Gauge(label: "xray_evaluation_auc", dimensions: [("label", String(name.dropFirst(4)))]).record(value)
             }
@@ -173,11 +173,12 @@ public final class Evaluator: Service, @unchecked Sendable {
         let decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
                                     reason: reason, decidedBy: "evaluator", decidedAt: isoNow())
         if promote, let figures {
-            try await producer.sendInOrder(try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics, topic: topic), logger: logger)
+            try await producer.sendVersion(try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics, topic: topic),
+                                           headsTopic: settings.topics.modelHeads, logger: logger)
         }
-        try await producer.sendInOrder([try ModelVersionCodec.record(decision, topic: topic)], logger: logger)
+        try await producer.sendInOrder([try ModelVersionCodec.record(decision, headsTopic: settings.topics.modelHeads)], logger: logger)
         Counter(label: "xray_gate_decisions_total", dimensions: [("outcome", promote ? "promoted" : "held")]).increment()
-        // The decision is logged as it comes back from xray.models (as every follower logs it).
+        // The decision is logged as it comes back from xray.models.heads (as every follower logs it).
     }
 
     private static func format(_ auc: Double?) -> String { auc.map { String(format: "%.4f", $0) } ?? "-" }

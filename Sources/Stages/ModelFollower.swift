@@ -5,26 +5,38 @@ public import ServiceLifecycle
 import Synchronization
 public import Wire
 
-/// Follows xray.models from the beginning and hands each complete, valid version to its
-/// consumer: the scorer loads the weights into a `ModelSlot` (`serving(into:)`), the
-/// preprocessor takes the manifest's preprocessing (`manifests(_:)`). Every version's content
-/// is checked first (`ModelCheck`: dtypes, shapes, finite weights and statistics, a finite
-/// forward pass). A corrupt, incomplete or unusable version, or one the consumer cannot use,
-/// is refused with a log line and the previous one stays in force.
+/// Follows the model versions on xray.models through their heads (xray.models.heads) and
+/// hands each complete, valid version to its consumer: the scorer loads the weights into a
+/// `ModelSlot` (`serving(into:)`), the preprocessor takes the manifest's preprocessing
+/// (`manifests(_:)`). Every version's content is checked first (`ModelCheck`: dtypes, shapes,
+/// finite weights and statistics, a finite forward pass). A corrupt, incomplete, removed or
+/// unusable version, or one the consumer cannot use, is refused with a log line and the
+/// previous one stays in force.
 ///
-/// `ready()` returns once the topic has been read up to where it ended at start-up (its end
-/// offsets, asked of the broker) and a version is in force, so a starting stage uses the
-/// latest version, not the first, however slowly the broker answers.
+/// Start-up reads only the versions it will use, whatever the history: the newest serving
+/// version (published, promoted or rolled back to) from the end of the heads' serving
+/// partition, and, for a follower of trained versions, the newest one whose every shard has a
+/// head; a version that fails is passed over for the one before it. Then it follows the heads
+/// as they are written and reads each new version it wants straight from its offsets.
+/// `ready()` returns once start-up is done and a version is in force.
 public final class ModelFollower: Service, Sendable {
     /// What to do with an accepted version: its announcement, its model file's bytes and the
     /// model decoded and checked from them. Throws to refuse it.
     public typealias Use = @Sendable (ModelAnnouncement, [UInt8], ModelFile) throws -> Void
-    /// Sees every other outcome: evaluations, gate decisions, shard announcements.
-    public typealias Observe = @Sendable (ModelVersionAssembler.Outcome) -> Void
+    /// Sees what else the heads say: the gate's evaluations and decisions, and every shard
+    /// head of a trained version (at start-up those near the end, then each as it comes).
+    public typealias Observe = @Sendable (Event) -> Void
+
+    public enum Event: Sendable {
+        case evaluation(VersionEvaluation)
+        case decision(GateDecision)
+        case trainedShard(ModelHead)
+    }
 
     private let use: Use
     private let observe: Observe?
     private let kinds: Set<ModelAnnouncement.Kind>
+    private let alsoNamed: String?
     private let current = Mutex<String?>(nil)
     private let metrics: ModelMetrics
     private let topic: String
@@ -35,14 +47,21 @@ public final class ModelFollower: Service, Sendable {
     /// `keptDecisions` of them.
     private let history = Mutex<[(version: String, accepted: Bool, reason: String?)]>([])
     static let keptDecisions = 1000
+    /// Trained versions some of whose shard heads came, at most this many.
+    static let maxPendingTrained = 64
+    /// What start-up and each load read from xray.models, all together.
+    private let readCount = Mutex(ModelHeadIndex.ReadCount())
 
     /// `stage` names the user in metrics (`xray_model_version_info{stage=...}`); `kinds` are
-    /// the versions it takes (scorers: published and promoted; trainers: published and trained).
+    /// the versions it takes (scorers: published and promoted; trainers: published and
+    /// trained); `alsoNamed` a published version to load at start-up besides the newest (an
+    /// aggregator's `--base`).
     public init(topic: String, consumer: ConsumerConfiguration, logger: Logger,
                 stage: String = "scorer", assembling kinds: Set<ModelAnnouncement.Kind> = [.published, .promoted],
-                use: @escaping Use, observe: Observe? = nil) {
+                alsoNamed: String? = nil, use: @escaping Use, observe: Observe? = nil) {
         metrics = ModelMetrics(stage: stage)
         self.kinds = kinds
+        self.alsoNamed = alsoNamed
         self.observe = observe
         self.topic = topic
         self.consumer = consumer
@@ -73,59 +92,157 @@ public final class ModelFollower: Service, Sendable {
 
     public var decisions: [(version: String, accepted: Bool, reason: String?)] { history.withLock { $0 } }
 
-    public func run() async throws {
-        let configuration = self.consumer
-        let consumer = try await retryingWhileBrokerAway("opening \(topic)", logger: logger) {
-            try KafkaConsumer(configuration: configuration, subscription: .wholeTopic(topic, fromBeginning: true), logger: logger)
-        }
-        await cancelWhenGracefulShutdown {
-            var assembler = ModelVersionAssembler(assembling: self.kinds)
-            // Start-up: everything written before now, then `ready()` may return.
-            while !Task.isCancelled {
-                do {
-                    try await consumer.readToEnd { self.handle(&assembler, $0) }
-                    self.markCaughtUp()
-                    break
-                } catch {
-                    guard !Task.isCancelled else { break }
-                    self.logger.warning("cannot tell where \(self.topic) ends yet (\(error)); asking again")
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
-            while let record = await consumer.next() {
-                consumer.complete(record)
-                self.handle(&assembler, record)
-            }
-        }
-        await consumer.close()
+    /// Records and bytes read from xray.models so far (start-up and every version since), and
+    /// records of other versions passed over.
+    public var read: ModelHeadIndex.ReadCount { readCount.withLock { $0 } }
+
+    /// The kinds of whole-file version this follower loads from the serving partition.
+    private var servingKinds: Set<ModelAnnouncement.Kind> {
+        kinds.contains(.trained) ? kinds.intersection([.published, .promoted]).union([.published]) : kinds.intersection([.published, .promoted])
     }
 
-    private func handle(_ assembler: inout ModelVersionAssembler, _ record: KafkaRecord) {
-        handle(assembler.add(record))
+    public func run() async throws {
+        let index = ModelHeadIndex(modelsTopic: topic, configuration: consumer, logger: logger)
+        var started: (resume: [TopicPartition: Int64], assembler: ModelVersionAssembler)?
+        while !Task.isCancelled, started == nil {
+            do {
+                started = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger) {
+                    var assembler = ModelVersionAssembler(assembling: self.kinds)
+                    let resume = try await self.startUp(index, &assembler)
+                    return (resume, assembler)
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("cannot read the newest model versions yet (\(error)); trying again")
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        guard let started, !Task.isCancelled else { return }
+        markCaughtUp()
+        let configuration = self.consumer
+        let live = try await retryingWhileBrokerAway("opening \(index.headsTopic)", logger: logger) {
+            try KafkaConsumer(configuration: configuration, subscription: .partitions(started.resume), logger: logger)
+        }
+        await cancelWhenGracefulShutdown {
+            var assembler = started.assembler
+            var pending: [String: [Int: ModelHead]] = [:]
+            while let record = await live.next() {
+                live.complete(record)
+                do {
+                    try await self.follow(record, index, &assembler, &pending)
+                } catch is CancellationError {
+                    break
+                } catch {
+                    self.logger.error("could not read the version the head at \(record.topic)[\(record.partition)]@\(record.offset) names: \(error)")
+                }
+            }
+        }
+        await live.close()
+    }
+
+    /// Loads the versions to start with and returns where each heads partition's live reading
+    /// goes on.
+    private func startUp(_ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler) async throws -> [TopicPartition: Int64] {
+        let ends = try await index.ends()
+        func end(_ p: Int32) -> Int64 { ends[TopicPartition(index.headsTopic, p)] ?? 0 }
+        // Whole-file versions: the newest of the kinds wanted, from the end of the partition
+        // (all of it only if none is near the end); the one before if it fails.
+        var servingHeads = index.heads(try await index.records(ModelHead.Partition.serving, before: end(ModelHead.Partition.serving),
+                                                                 last: ModelHeadIndex.tailRecords))
+        let wanted = servingKinds
+        if !servingHeads.contains(where: { wanted.contains($0.kind) }) || (alsoNamed.map { n in !servingHeads.contains { $0.version == n } } ?? false) {
+            servingHeads = index.heads(try await index.records(ModelHead.Partition.serving, before: end(ModelHead.Partition.serving)))
+        }
+        var trained: [[ModelHead]] = []
+        if kinds.contains(.trained) || observe != nil {
+            let heads = index.heads(try await index.records(ModelHead.Partition.trained, before: end(ModelHead.Partition.trained),
+                                                            last: ModelHeadIndex.tailRecords))
+            for head in heads { observe?(.trainedShard(head)) }
+            if kinds.contains(.trained) { trained = ModelHeadIndex.completeTrained(heads) }
+        }
+        if observe != nil {
+            for record in try await index.records(ModelHead.Partition.audit, before: end(ModelHead.Partition.audit), last: ModelHeadIndex.tailRecords) {
+                switch assembler.add(record) {
+                case .evaluation(let e)?: observe?(.evaluation(e))
+                case .decision(let d)?: observe?(.decision(d))
+                default: break
+                }
+            }
+        }
+        // Oldest first, so the consumer ends on the newest (by position on xray.models). Each
+        // entry is a list of candidates, newest first: the first that loads is used.
+        var plan: [(last: Int64, candidates: [[ModelHead]])] = []
+        let whole = servingHeads.filter { wanted.contains($0.kind) }.reversed().map { [$0] }
+        if let newest = whole.first?.first { plan.append((newest.last, Array(whole))) }
+        if let name = alsoNamed, let head = servingHeads.last(where: { $0.version == name }) { plan.append((-1, [[head]])) }
+        if let newest = trained.first { plan.append((newest.map(\.last).max() ?? 0, trained)) }
+        for entry in plan.sorted(by: { $0.last < $1.last }) {
+            for candidate in entry.candidates where try await load(candidate, index, &assembler) { break }
+        }
+        return Dictionary(uniqueKeysWithValues: (0..<Int32(ModelHead.Partition.count)).map { (TopicPartition(index.headsTopic, $0), end($0)) })
+    }
+
+    /// One record of the heads, live.
+    private func follow(_ record: KafkaRecord, _ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler,
+                        _ pending: inout [String: [Int: ModelHead]]) async throws {
+        switch record.partition {
+        case ModelHead.Partition.audit:
+            switch assembler.add(record) {
+            case .evaluation(let e)?: observe?(.evaluation(e))
+            case .decision(let d)?:
+                logger.info("gate: \(d.version) \(d.promoted ? "promoted" : "held")\(d.forced ? " (forced by an operator)" : "") — \(d.reason)")
+                observe?(.decision(d))
+            default: break
+            }
+        case ModelHead.Partition.serving:
+            guard let head = index.heads([record]).first, servingKinds.contains(head.kind) else { return }
+            guard head.version != version || head.rollback == true else { return }
+            if head.rollback == true { logger.info("rollback to \(head.version) by \(head.decidedBy ?? "an operator"): \(head.reason ?? "no reason given")") }
+            _ = try await load([head], index, &assembler)
+        case ModelHead.Partition.trained:
+            guard let head = index.heads([record]).first else { return }
+            observe?(.trainedShard(head))
+            guard kinds.contains(.trained), let shard = head.shard, let shards = head.shards else { return }
+            pending[head.version, default: [:]][shard] = head
+            if pending.count > Self.maxPendingTrained, let oldest = pending.min(by: { ($0.value.values.first?.last ?? 0) < ($1.value.values.first?.last ?? 0) })?.key {
+                pending[oldest] = nil
+            }
+            guard let heads = pending[head.version], heads.count == shards else { return }
+            pending[head.version] = nil
+            _ = try await load(heads.keys.sorted().compactMap { heads[$0] }, index, &assembler)
+        default:
+            return
+        }
+    }
+
+    /// Reads the version `heads` name and accepts or refuses it; true when accepted.
+    private func load(_ heads: [ModelHead], _ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler) async throws -> Bool {
+        var count = ModelHeadIndex.ReadCount()
+        let outcome = try await index.load(heads, into: &assembler, count: &count)
+        readCount.withLock { total in
+            total.records += count.records; total.bytes += count.bytes; total.passedOver += count.passedOver
+        }
         for (version, reason) in assembler.drainDropped() {
             logger.warning("dropped the waiting parts of model version \(version): \(reason)")
         }
-    }
-
-    private func handle(_ outcome: ModelVersionAssembler.Outcome?) {
+        logger.debug("read \(heads.first?.version ?? "?"): \(count.records) records, \(count.bytes) bytes; \(count.passedOver) records of other versions passed over")
         switch outcome {
-        case .complete(let announcement, let file)?: accept(announcement, file)
-        case .rejected(let version, let reason)?: refuse(version, reason)
-        case .decision(let d)?:
-            logger.info("gate: \(d.version) \(d.promoted ? "promoted" : "held")\(d.forced ? " (forced by an operator)" : "") — \(d.reason)")
-            observe?(.decision(d))
-        case let other?: observe?(other)
-        case nil: break
+        case .complete(let announcement, let file): return accept(announcement, file)
+        case .rejected(let version, let reason): refuse(version, reason); return false
+        default: return false
         }
     }
 
     private func markCaughtUp() {
         caughtUp.withLock { $0 = true }
-        logger.info(version.map { "read \(topic) to its end; using \($0)" }
-                    ?? "read \(topic) to its end; no model yet, waiting for one (xray model publish)")
+        let r = read
+        logger.info(version.map { "found the newest versions through \(topic).heads (read \(r.records) records, \(r.bytes) bytes of \(topic)); using \($0)" }
+                    ?? "no model on \(topic) yet; waiting for one (xray model publish)")
     }
 
-    private func accept(_ announcement: ModelAnnouncement, _ file: [UInt8]) {
+    @discardableResult
+    private func accept(_ announcement: ModelAnnouncement, _ file: [UInt8]) -> Bool {
         let version = announcement.version
         var announcement = announcement
         announcement.manifest.version = version
@@ -137,8 +254,10 @@ public final class ModelFollower: Service, Sendable {
             remember(version, accepted: true, reason: nil)
             let m = announcement.manifest
             logger.info("using model \(version): \(m.architecture), \(m.labels.count) labels, input \(m.input)")
+            return true
         } catch {
             refuse(version, "\(error)")
+            return false
         }
     }
 
@@ -155,7 +274,7 @@ public final class ModelFollower: Service, Sendable {
         logger.error("refused model \(version): \(reason); \(self.version.map { "still using \($0)" } ?? "no model in force")")
     }
 
-    /// True once the topic has been read to its end at start-up.
+    /// True once start-up has read the versions to start with.
     public var hasCaughtUp: Bool { caughtUp.withLock { $0 } }
 
     /// Waits until the topic has been read to its end and a version serves.

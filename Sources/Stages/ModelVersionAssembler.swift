@@ -15,7 +15,7 @@ public import Wire
 /// of a file, parts and verified shards of a trained version) are limited in number and
 /// bytes, and dropped when no record of theirs came for `Limits.expiryRecords` records. What
 /// is dropped is reported by `drainDropped()` so the reader can log it.
-public struct ModelVersionAssembler {
+public struct ModelVersionAssembler: Sendable {
     public enum Outcome: Sendable {
         case complete(ModelAnnouncement, file: [UInt8])
         case rejected(version: String, reason: String)
@@ -79,6 +79,9 @@ public struct ModelVersionAssembler {
         self.limits = limits
     }
 
+    /// True when the published file `version` is kept as a base for trained versions.
+    public func holdsBase(_ version: String) -> Bool { bases.contains { $0.version == version } }
+
     /// Versions with parts waiting, and the bytes those parts hold (for tests and status).
     public var waiting: (versions: Int, bytes: Int) { (pending.count, pendingBytes) }
 
@@ -93,7 +96,9 @@ public struct ModelVersionAssembler {
         typealias Part = ModelVersionRecord.Part
         recordsSeen += 1
         if recordsSeen % 256 == 0 { expire() }
-        guard let version = record.headers.text(H.version) ?? record.keyText else { return nil }
+        guard let version = record.headers.text(H.version) else {
+            return .rejected(version: "?", reason: "record at offset \(record.offset) has no \(H.version) header")
+        }
         if let problem = ModelVersionRecord.nameProblem(version) {
             return .rejected(version: String(version.prefix(64)), reason: "record at offset \(record.offset) names \(problem)")
         }

@@ -18,7 +18,7 @@ public enum ModelVersionCodec {
         var records: [OutgoingRecord] = []
         var index = 0
         for chunk in chunked(file, size: chunkBytes) where !chunk.isEmpty {
-            records.append(OutgoingRecord(topic: topic, key: version, value: chunk, headers: [
+            records.append(OutgoingRecord(topic: topic, key: "\(version)#chunk#\(index)", value: chunk, headers: [
                 KafkaHeader(H.version, version), KafkaHeader(H.part, Part.chunk),
                 KafkaHeader(H.chunk, String(index)), KafkaHeader(H.crc32, crc32Hex(chunk)),
             ]))
@@ -30,7 +30,9 @@ public enum ModelVersionCodec {
                                              crc32: crc32Hex(file), publishedAt: isoNow())
         if promotion { announcement.promotion = true }
         announcement.run = trained?.run; announcement.step = trained?.step; announcement.base = trained?.base
-        records.append(try json(announcement, version: version, part: Part.announcement, topic: topic))
+        var last = try json(announcement, version: version, part: Part.announcement, topic: topic)
+        last.key = Array("\(version)#announcement".utf8)
+        records.append(last)
         return records
     }
 
@@ -53,8 +55,11 @@ public enum ModelVersionCodec {
         var a = announcement
         let bytes = FloatBytes.encode(values)
         let version = a.version, shard = String(a.shard)
+        // Keys by run, shard, part and the step's parity: log compaction keeps the newest two
+        // steps of each shard, and nothing older (Topics/xray.models.md).
+        let key = { (part: String) in "\(a.run)#\(a.shard)#\(part)#\(a.step % 2)" }
         var records = chunked(bytes, size: chunkBytes).enumerated().map { index, chunk in
-            OutgoingRecord(topic: topic, key: version, value: chunk, headers: [
+            OutgoingRecord(topic: topic, key: key("chunk#\(index)"), value: chunk, headers: [
                 KafkaHeader(H.version, version), KafkaHeader(H.part, Part.shardChunk), KafkaHeader(H.shard, shard),
                 KafkaHeader(H.chunk, String(index)), KafkaHeader(H.crc32, crc32Hex(chunk)),
             ])
@@ -65,25 +70,42 @@ public enum ModelVersionCodec {
             let stateBytes = FloatBytes.encode(state)
             a.stateCount = state.count
             a.stateCRC32 = crc32Hex(stateBytes)
-            records.append(OutgoingRecord(topic: topic, key: version, value: stateBytes, headers: [
+            records.append(OutgoingRecord(topic: topic, key: key("state"), value: stateBytes, headers: [
                 KafkaHeader(H.version, version), KafkaHeader(H.part, Part.shardState), KafkaHeader(H.shard, shard),
                 KafkaHeader(H.crc32, crc32Hex(stateBytes)),
             ]))
         }
         var shardHeader = try json(a, version: version, part: Part.shard, topic: topic)
+        shardHeader.key = Array(key("shard").utf8)
         shardHeader.headers.append(KafkaHeader(H.shard, shard))
         records.append(shardHeader)
         return records
     }
 
-    /// The record of an evaluation. Throws if a figure is not a finite number (JSON has none).
-    public static func record(_ evaluation: VersionEvaluation, topic: String) throws -> OutgoingRecord {
-        try json(evaluation, version: evaluation.version, part: Part.evaluation, topic: topic)
+    /// The record of an evaluation, for the audit partition of xray.models.heads (`headsTopic`).
+    /// Throws if a figure is not a finite number (JSON has none).
+    public static func record(_ evaluation: VersionEvaluation, headsTopic: String) throws -> OutgoingRecord {
+        try audit(json(evaluation, version: evaluation.version, part: Part.evaluation, topic: headsTopic), Part.evaluation)
     }
 
-    /// The record of a gate decision.
-    public static func record(_ decision: GateDecision, topic: String) throws -> OutgoingRecord {
-        try json(decision, version: decision.version, part: Part.decision, topic: topic)
+    /// The record of a gate decision, for the audit partition of xray.models.heads.
+    public static func record(_ decision: GateDecision, headsTopic: String) throws -> OutgoingRecord {
+        try audit(json(decision, version: decision.version, part: Part.decision, topic: headsTopic), Part.decision)
+    }
+
+    /// The record of a head, for its partition of xray.models.heads.
+    public static func record(_ head: ModelHead, headsTopic: String) throws -> OutgoingRecord {
+        var record = try json(head, version: head.version, part: "head", topic: headsTopic)
+        record.key = Array(head.key.utf8)
+        record.partition = head.headsPartition
+        return record
+    }
+
+    private static func audit(_ record: OutgoingRecord, _ part: String) -> OutgoingRecord {
+        var record = record
+        record.key = (record.key ?? []) + Array("#\(part)".utf8)
+        record.partition = ModelHead.Partition.audit
+        return record
     }
 
     private static func json(_ value: some Encodable, version: String, part: String, topic: String) throws -> OutgoingRecord {

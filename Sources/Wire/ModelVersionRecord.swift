@@ -98,7 +98,7 @@ public struct ModelAnnouncement: Codable, Sendable, Equatable {
 
 extension ModelAnnouncement {
     /// Where a version comes from, which decides who uses it.
-    public enum Kind: String, Sendable, Hashable, CaseIterable {
+    public enum Kind: String, Codable, Sendable, Hashable, CaseIterable {
         /// A model file an operator published (`xray model publish`): scorers serve it, and
         /// trainers start a run from it.
         case published

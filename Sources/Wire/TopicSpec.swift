@@ -38,13 +38,15 @@ public struct TopicCatalog: Sendable {
     public static let gradients = TopicSpec(name: "xray.gradients", partitions: 4, retentionMilliseconds: 1 * day,
                                             cleanupPolicy: "delete", maxRecordBytes: 8 * mib, schemaVersion: 1)
     public static let models = TopicSpec(name: "xray.models", partitions: 1, retentionMilliseconds: -1,
-                                         cleanupPolicy: "delete", maxRecordBytes: 8 * mib, schemaVersion: 1)
+                                         cleanupPolicy: "compact", maxRecordBytes: 8 * mib, schemaVersion: 1)
+    public static let modelHeads = TopicSpec(name: "xray.models.heads", partitions: ModelHead.Partition.count, retentionMilliseconds: -1,
+                                             cleanupPolicy: "compact", maxRecordBytes: 1 * mib, schemaVersion: 1)
     public static let checkpoints = TopicSpec(name: "xray.checkpoints", partitions: 1, retentionMilliseconds: -1,
                                               cleanupPolicy: "compact", maxRecordBytes: 8 * mib, schemaVersion: 1)
     public static let deadletter = TopicSpec(name: "xray.deadletter", partitions: 3, retentionMilliseconds: 30 * day,
                                              cleanupPolicy: "delete", maxRecordBytes: 33 * mib, schemaVersion: 1)
 
-    public static let all = [raw, decoded, tensors, predictions, alerts, gradients, models, checkpoints, deadletter]
+    public static let all = [raw, decoded, tensors, predictions, alerts, gradients, models, modelHeads, checkpoints, deadletter]
 
     /// Prepended to every topic name, so that several deployments (or test runs) share a cluster.
     public var prefix: String
@@ -61,6 +63,7 @@ public struct TopicCatalog: Sendable {
     public var alerts: String { name(Self.alerts) }
     public var gradients: String { name(Self.gradients) }
     public var models: String { name(Self.models) }
+    public var modelHeads: String { name(Self.modelHeads) }
     public var checkpoints: String { name(Self.checkpoints) }
     public var deadletter: String { name(Self.deadletter) }
 }

@@ -20,6 +20,7 @@ extension ModelCommand {
                 kafka: try kafka.kafka(clientID: "xray-model-fetch"), groupID: "xray-model-fetch"), logger: logger, named: version)
             let found = version == "latest" ? history.latest : version == "serving" ? history.serving : history.named
             guard let (announcement, file) = found else { throw ValidationError("no intact version \(version) on \(kafka.topics.models)") }
+            logger.info("read \(history.read.records) records (\(history.read.bytes) bytes) of \(kafka.topics.models); passed over \(history.read.passedOver) of other versions")
             var model = try ModelFile.decode(file, name: "model version \(announcement.version)")
             model.manifest.version = announcement.version
             if let e = history.evaluations[announcement.version] {
@@ -46,19 +47,19 @@ extension ModelCommand {
             let history = try await ModelHistory.read(topic: topic, consumer: ConsumerConfiguration(kafka: clientKafka, groupID: "xray-model-promote"),
                                                       logger: logger, named: version)
             guard let named = history.named else { throw ValidationError("no intact version \(version) on \(topic)") }
-            let decision = GateDecision(version: version, promoted: true, forced: true, serving: history.serving?.announcement.version,
+            let decision = GateDecision(version: version, promoted: true, forced: true, serving: history.servingHead?.version,
                                         reason: reason, decidedBy: "operator", decidedAt: ISO8601DateFormatter().string(from: Date()))
             let records = try ModelVersionCodec.promotionRecords(named, metrics: history.evaluations[version]?.metrics ?? [:], topic: topic)
             let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: clientKafka), logger: logger)
             do {
-                try await producer.sendInOrder(records, logger: logger)
-                try await producer.sendInOrder([try ModelVersionCodec.record(decision, topic: topic)], logger: logger)
+                try await producer.sendVersion(records, headsTopic: kafka.topics.modelHeads, logger: logger)
+                try await producer.sendInOrder([try ModelVersionCodec.record(decision, headsTopic: kafka.topics.modelHeads)], logger: logger)
             } catch {
                 await producer.close()
                 throw error
             }
             await producer.close()
-            print("promoted \(version) (was serving \(history.serving?.announcement.version ?? "nothing")); scorers switch to it now")
+            print("promoted \(version) (was serving \(history.servingHead?.version ?? "nothing")); scorers switch to it now")
         }
     }
 }

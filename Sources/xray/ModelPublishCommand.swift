@@ -42,19 +42,19 @@ extension ModelCommand {
             let logger = kafka.logger("xray.model-publish")
             let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: try kafka.kafka(clientID: "xray-model-publish")),
                                              logger: logger)
+            let head: ModelHead
             do {
-                // Chunks first (any order: they carry their index), then, once all are
-                // acknowledged, the announcement, so it always lands after them.
-                try await producer.sendAll(Array(records.dropLast()))
-                _ = try await producer.send(records.last!)
+                // Chunks, then the announcement once all are acknowledged, then the head that
+                // lets readers find the version without reading the topic's history.
+                head = try await producer.sendVersion(records, headsTopic: kafka.topics.modelHeads, logger: logger)
             } catch {
                 await producer.close()
                 throw error
             }
             await producer.close()
             let bytes = records.dropLast().reduce(0) { $0 + $1.value.count }
-            print("published \(version) to \(kafka.topics.models): \(model.manifest.architecture), \(model.manifest.labels.count) labels, "
-                + "\(records.count - 1) chunks, \(bytes) bytes; urgent: \(policy.urgent.joined(separator: ", "))")
+            print("published \(version) to \(kafka.topics.models) (offsets \(head.first)...\(head.last)): \(model.manifest.architecture), "
+                + "\(model.manifest.labels.count) labels, \(records.count - 1) chunks, \(bytes) bytes; urgent: \(policy.urgent.joined(separator: ", "))")
         }
     }
 }

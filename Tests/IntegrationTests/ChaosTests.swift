@@ -86,7 +86,7 @@ struct ChaosTests {
         var corrupt = try ModelVersionCodec.records(for: try S.model().encoded(), manifest: try S.model().manifest, version: "v-corrupt",
                                                     topic: topics.models, chunkBytes: 1 << 18)
         corrupt[1].value[7] ^= 0x55
-        try await producer.sendInOrder(corrupt, logger: TestBroker.logger)
+        try await producer.sendVersion(corrupt, headsTopic: topics.modelHeads, logger: TestBroker.logger)
         let poisoned = try S.model()
         poisoned.network.parameters[2].value[1] = .infinity
         try await S.publish(poisoned, version: "v-nan", topics: topics, producer)

@@ -17,15 +17,18 @@ struct GateTests {
     static func publishTrained(_ model: ModelFile, step: Int, topics: TopicCatalog, _ producer: KafkaProducer) async throws {
         let flat = Array(model.network.store.flatValues)
         let layout = ShardLayout(parameterCount: flat.count, shards: TopicCatalog.gradients.partitions)
+        let index = ModelHeadIndex(modelsTopic: topics.models, configuration: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)gate-heads"),
+                                   logger: TestBroker.logger)
+        let base = try #require(try await index.newestHead(named: "v0"), "v0 has no head")
         for shard in 0..<layout.shards {
             let range = layout.range(shard)
             let announcement = ShardAnnouncement(version: ShardAggregator.versionName(run: "v0-ft", step: step), run: "v0-ft", step: step,
                                                  base: "v0", shard: shard, shards: layout.shards, start: range.lowerBound,
                                                  count: range.count, chunks: 0, crc32: "", manifest: model.manifest, publishedAt: "now")
-            try await producer.sendInOrder(try ModelVersionCodec.shardRecords(values: Array(flat[range]),
-                                                                               state: shard == 0 ? model.network.floatState : nil,
-                                                                               announcement: announcement, topic: topics.models),
-                                           logger: TestBroker.logger)
+            try await producer.sendVersion(try ModelVersionCodec.shardRecords(values: Array(flat[range]),
+                                                                              state: shard == 0 ? model.network.floatState : nil,
+                                                                              announcement: announcement, topic: topics.models),
+                                           headsTopic: topics.modelHeads, base: base, logger: TestBroker.logger)
         }
     }
 
@@ -38,13 +41,13 @@ struct GateTests {
         return copy
     }
 
-    /// Waits until xray.models holds a decision on `version`, and returns it.
+    /// Waits until xray.models.heads holds a decision on `version`, and returns it.
     static func decision(on version: String, topics: TopicCatalog, timeout: Duration = .seconds(120)) async throws -> GateDecision? {
         let isDecision: @Sendable (KafkaRecord) -> Bool = {
             $0.headers.text(ModelVersionRecord.Header.part) == ModelVersionRecord.Part.decision
                 && $0.headers.text(ModelVersionRecord.Header.version) == version
         }
-        let records = try await TestBroker.collect(topics.models, timeout: timeout) { $0.contains(where: isDecision) }
+        let records = try await TestBroker.collect(topics.modelHeads, timeout: timeout) { $0.contains(where: isDecision) }
         return records.first(where: isDecision).flatMap { try? JSONDecoder().decode(GateDecision.self, from: Data($0.value)) }
     }
 

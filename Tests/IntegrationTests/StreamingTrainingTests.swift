@@ -30,9 +30,10 @@ struct StreamingTrainingTests {
         }
     }
 
-    static func publish(_ model: ModelFile, version: String, topics: TopicCatalog, _ producer: KafkaProducer) async throws {
-        try await producer.sendInOrder(try ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
-                                                                 topic: topics.models), logger: TestBroker.logger)
+    @discardableResult
+    static func publish(_ model: ModelFile, version: String, topics: TopicCatalog, _ producer: KafkaProducer) async throws -> ModelHead {
+        try await producer.sendVersion(try ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
+                                                                 topic: topics.models), headsTopic: topics.modelHeads, logger: TestBroker.logger)
     }
 
     /// Labelled tensor records on one partition, in order.

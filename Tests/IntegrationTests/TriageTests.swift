@@ -21,8 +21,7 @@ struct TriageTests {
         var records = try ModelVersionCodec.records(for: try model.encoded(), manifest: model.manifest, version: version,
                                                 topic: topics.models, chunkBytes: 256 << 10)
         if let corruptChunk { records[corruptChunk].value[100] ^= 0x5A }
-        try await producer.sendAll(Array(records.dropLast()))
-        _ = try await producer.send(records.last!)
+        try await producer.sendVersion(records, headsTopic: topics.modelHeads, logger: TestBroker.logger)
     }
 
     func runner(_ stage: any Stage, _ topics: TopicCatalog, beforeConsuming: (@Sendable () async throws -> Void)? = nil) -> StageRunner {

@@ -74,6 +74,6 @@ struct FormatTests {
         #expect(TopicCatalog().raw == "xray.raw")
         #expect(TopicCatalog(prefix: "test1.").deadletter == "test1.xray.deadletter")
         #expect(TopicCatalog(prefix: "test1.").checkpoints == "test1.xray.checkpoints")
-        #expect(Set(TopicCatalog.all.map(\.name)).count == 9)
+        #expect(Set(TopicCatalog.all.map(\.name)).count == 10)
     }
 }
