@@ -36,11 +36,12 @@ final class ConsumerConnection: Sendable {
     /// The fetch wait the handle now uses (`fetch.wait.max.ms`).
     var fetchWaitMilliseconds: Int { wait.withLock { $0.milliseconds } }
 
-    /// On the poll thread: if the fetch wait may still grow, closes the handle and opens one
-    /// with the longer wait, and returns that wait; nil (changing nothing) at the maximum.
-    /// `resumeAt` gives, for a consumer outside a group, where each partition's reading goes on.
-    func reconnectWithLongerWait(core: ConsumerCore, resumeAt: [TopicPartition: Int64]) throws -> Int? {
-        guard let longer = wait.withLock({ $0.raise() }) else { return nil }
+    /// On the poll thread: closes the handle and opens another, with a longer fetch wait if
+    /// `raisingWait` (then nil, changing nothing, once the wait is at its maximum); returns the
+    /// new handle's wait. `resumeAt` gives, for a consumer outside a group, where each
+    /// partition's reading goes on.
+    func reconnect(core: ConsumerCore, resumeAt: [TopicPartition: Int64], raisingWait: Bool) throws -> Int? {
+        guard let longer = raisingWait ? wait.withLock({ $0.raise() }) : wait.withLock({ $0.milliseconds }) else { return nil }
         let old = client
         let fresh: RDKafkaClient
         if isGroup {

@@ -36,6 +36,7 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         var lastCommit = ContinuousClock.now
         var lastCheck = ContinuousClock.now
         var watch: StallWatch
+        var assignmentWatch: AssignmentWatch
         var buffered: Int { buffer.count - bufferHead }
         mutating func popFirst() -> KafkaRecord? {
             guard bufferHead < buffer.count else { return nil }
@@ -58,7 +59,7 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         self.commitsEnabled = commitsEnabled
         self.maxBuffered = max(maxBuffered, 1)
         self.commitInterval = commitInterval
-        state = Mutex(State(watch: StallWatch(threshold: stallAfter)))
+        state = Mutex(State(watch: StallWatch(threshold: stallAfter), assignmentWatch: AssignmentWatch(threshold: stallAfter)))
         stalled = Gauge(label: "xray_consumer_stalled_seconds", dimensions: [("consumer", name)])
         reconnects = Counter(label: "xray_consumer_reconnects_total", dimensions: [("consumer", name)])
     }
@@ -141,6 +142,7 @@ final class ConsumerCore: RDKafkaCallbackTarget {
     /// Feeds the stall watch; logs a stalled consumer with its partitions and their lag, and
     /// reconnects it with a longer fetch wait while the wait may still grow.
     private func watchForStall(_ connection: ConsumerConnection, _ rk: OpaquePointer) {
+        if case .group(let topics) = connection.subscription { watchForMissingAssignment(connection, rk, topics: topics) }
         let lag = lag(rk, askCommitted: true)
         let verdict = state.withLock { s in s.watch.observe(lag: lag, paused: s.paused, now: .now) }
         switch verdict {
@@ -160,13 +162,46 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         }
     }
 
+    /// A group member that lost its partitions and got none back while its group's records
+    /// wait unread (`AssignmentWatch`): says so and rejoins.
+    private func watchForMissingAssignment(_ connection: ConsumerConnection, _ rk: OpaquePointer, topics: [String]) {
+        let count = state.withLock { $0.tracker.assigned.count }
+        guard state.withLock({ $0.assignmentWatch.observe(assigned: count, now: .now) }) else { return }
+        guard let probe = probe(rk, connection.client, topics: topics) else { return }
+        guard state.withLock({ $0.assignmentWatch.judge(probe, now: .now) }) else { return }
+        let waiting = probe.filter { $0.value.high > ($0.value.committed ?? 0) }.sorted { $0.key.description < $1.key.description }
+            .map { "\($0.key) committed \($0.value.committed.map(String.init) ?? "none"), end \($0.value.high)" }.joined(separator: ", ")
+        logger.warning("consumer \(name) holds no partitions and its group reads none of its records (\(waiting)); joining the group again")
+        do {
+            _ = try connection.reconnect(core: self, resumeAt: [:], raisingWait: false)
+            reconnects.increment()
+        } catch {
+            logger.error("consumer \(name) could not rejoin its group: \(error); trying again later")
+        }
+    }
+
+    /// The group's committed offsets and the high watermarks of every partition of `topics`,
+    /// asked of the broker (a few seconds at most); nil if it does not answer.
+    private func probe(_ rk: OpaquePointer, _ client: RDKafkaClient, topics: [String]) -> AssignmentWatch.Probe? {
+        guard let counts = try? client.partitionCounts(topics: topics, timeoutMilliseconds: 2000) else { return nil }
+        let partitions = counts.flatMap { topic, count in (0..<Int32(clamping: count)).map { TopicPartition(topic, $0) } }
+        guard let commits = committed(rk, partitions) else { return nil }
+        var probe: AssignmentWatch.Probe = [:]
+        for tp in partitions {
+            var low: Int64 = 0, high: Int64 = 0
+            guard rd_kafka_query_watermark_offsets(rk, tp.topic, tp.partition, &low, &high, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+            probe[tp] = (commits[tp] ?? (high > low ? low : nil), high)
+        }
+        return probe
+    }
+
     /// Replaces the handle with one whose fetch wait is four times longer (a broker slower
     /// than the wait answers every fetch empty), unless the wait is at its maximum.
     private func reconnect(_ connection: ConsumerConnection, after waited: Duration) {
         let resumeAt = state.withLock { $0.tracker.nextOffsets }
         let before = connection.fetchWaitMilliseconds
         do {
-            guard let longer = try connection.reconnectWithLongerWait(core: self, resumeAt: resumeAt) else { return }
+            guard let longer = try connection.reconnect(core: self, resumeAt: resumeAt, raisingWait: true) else { return }
             reconnects.increment()
             state.withLock { $0.watch.restart(at: .now) }
             logger.warning("consumer \(name) reconnected with fetch.wait.max.ms \(longer) (was \(before)) after \(Int(waited / .seconds(1))) s without records; a broker may need longer than the wait to serve a fetch (raise it with -X fetch.wait.max.ms)")

@@ -71,3 +71,61 @@ public struct FetchWait: Sendable, Equatable {
         return milliseconds
     }
 }
+
+/// Decides when a group member that held partitions and lost them is left without any while
+/// its group makes no progress: the coordinator never finished handing the partitions out
+/// again (seen on Tansu under load after a rejoin). Its stall watch cannot see that (it has no
+/// partitions, so no lag), so this one does: once the member has held nothing for `threshold`,
+/// it compares the group's committed offsets a threshold apart; when some partition has records
+/// waiting and its committed offset did not move, nobody reads it, and the member rejoins. A
+/// member left idle by a legitimate rebalance (more members than partitions) sees the others'
+/// commits move and stays as it is. Pure: the poll thread feeds it what it sees.
+public struct AssignmentWatch: Sendable, Equatable {
+    /// Per partition of the subscription: the group's committed offset (nil: none) and the
+    /// high watermark.
+    public typealias Probe = [TopicPartition: (committed: Int64?, high: Int64)]
+
+    public let threshold: Duration
+    private var heldPartitions = false
+    private var emptySince: ContinuousClock.Instant?
+    private var lastProbe: (at: ContinuousClock.Instant, committed: [TopicPartition: Int64?])?
+
+    public init(threshold: Duration) { self.threshold = threshold }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.threshold == b.threshold && a.heldPartitions == b.heldPartitions && a.emptySince == b.emptySince
+    }
+
+    /// The member holds `count` partitions now. Returns true when a probe of the group's
+    /// offsets is due (the caller then calls `judge`).
+    public mutating func observe(assigned count: Int, now: ContinuousClock.Instant) -> Bool {
+        if count > 0 {
+            heldPartitions = true
+            emptySince = nil
+            lastProbe = nil
+            return false
+        }
+        guard heldPartitions else { return false }
+        let since = emptySince ?? now
+        emptySince = since
+        guard now - since >= threshold else { return false }
+        return lastProbe.map { now - $0.at >= threshold } ?? true
+    }
+
+    /// Judges a probe: true when some partition has records waiting and the same committed
+    /// offset as at the previous probe (the member should rejoin; the watch starts over).
+    public mutating func judge(_ probe: Probe, now: ContinuousClock.Instant) -> Bool {
+        let committed = probe.mapValues(\.committed)
+        defer { lastProbe = (now, committed) }
+        guard let previous = lastProbe?.committed else { return false }
+        let stuck = probe.contains { tp, figures in
+            guard let before = previous[tp], before == figures.committed else { return false }
+            return figures.high > (figures.committed ?? 0)
+        }
+        if stuck {
+            emptySince = now
+            lastProbe = nil
+        }
+        return stuck
+    }
+}

@@ -28,9 +28,11 @@ public struct ModelHistory: Sendable {
     /// What reading the versions cost.
     public private(set) var read = ModelHeadIndex.ReadCount()
 
-    /// Reads the heads of `topic` (xray.models), then: with `named` nil, the latest and the
-    /// serving version; `latest` or `serving`, that one; a version id, that version.
-    public static func read(topic: String, consumer: ConsumerConfiguration, logger: Logger, named: String? = nil) async throws -> ModelHistory {
+    /// Reads the heads of `topic` (xray.models), then, if `loading`: with `named` nil, the
+    /// latest and the serving version; `latest` or `serving`, that one; a version id, that
+    /// version.
+    public static func read(topic: String, consumer: ConsumerConfiguration, logger: Logger, named: String? = nil,
+                            loading: Bool = true) async throws -> ModelHistory {
         let index = ModelHeadIndex(modelsTopic: topic, configuration: consumer, logger: logger)
         var history = ModelHistory()
         let ends = try await index.ends()
@@ -52,6 +54,7 @@ public struct ModelHistory: Sendable {
         let newestPublished = history.servingHeads.reversed().filter { $0.kind == .published && $0.rollback != true }.map { [$0] }
         // The newest published or trained version: by position on xray.models.
         let latest = (newestPublished + history.recentTrained).sorted { ($0.map(\.last).max() ?? 0) > ($1.map(\.last).max() ?? 0) }
+        guard loading else { return history }
         switch named {
         case nil:
             history.latest = try await history.first(of: latest, index, &assembler, logger)

@@ -149,7 +149,7 @@ public final class StageRunner: Service {
         while true {
             do {
                 let sending = pending
-                try await retryingWhileBrokerAway("sending the outputs of \(record.topic)[\(record.partition)]@\(record.offset)",
+                _ = try await retryingWhileBrokerAway("sending the outputs of \(record.topic)[\(record.partition)]@\(record.offset)",
                                                   logger: logger, onRetry: { statistics.retried() }) {
                     try await producer.sendAll(sending)
                 }

@@ -7,7 +7,7 @@ import Wire
 struct ModelCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model", abstract: "Create, import, publish, fetch and promote model files (safetensors with a manifest).",
-        subcommands: [Init.self, Import.self, Publish.self, Fetch.self, Promote.self])
+        subcommands: [Init.self, Import.self, Publish.self, Fetch.self, Promote.self, Rollback.self, List.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

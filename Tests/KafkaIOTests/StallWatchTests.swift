@@ -78,3 +78,47 @@ struct StallWatchTests {
         #expect(tracker.nextOffsets == [p0: 9])
     }
 }
+
+@Suite("AssignmentWatch")
+struct AssignmentWatchTests {
+    let t0 = ContinuousClock.now
+    let tp = TopicPartition("t", 0)
+
+    @Test("a member that never held partitions never probes")
+    func idleFromTheStart() {
+        var watch = AssignmentWatch(threshold: .seconds(10))
+        do { let r = watch.observe(assigned: 0, now: t0); #expect(!r) }
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(100)); #expect(!r) }
+    }
+
+    @Test("a member that lost its partitions rejoins only when the group's commits stand still with records waiting")
+    func stuckGroup() {
+        var watch = AssignmentWatch(threshold: .seconds(10))
+        do { let r = watch.observe(assigned: 3, now: t0); #expect(!r) }
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(1)); #expect(!r) }
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(5)); #expect(!r) }
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(11)); #expect(r) }
+        do { let r = watch.judge([tp: (committed: 5, high: 9)], now: t0 + .seconds(11)); #expect(!r) }  // the first probe only remembers
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(15)); #expect(!r) }
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(21)); #expect(r) }
+        do { let r = watch.judge([tp: (committed: 5, high: 9)], now: t0 + .seconds(21)); #expect(r) }   // nobody read: rejoin
+        // After a rejoin the wait starts over.
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(25)); #expect(!r) }
+    }
+
+    @Test("an idle member whose group reads on, or whose group is caught up, stays")
+    func groupProgresses() {
+        var watch = AssignmentWatch(threshold: .seconds(10))
+        _ = watch.observe(assigned: 2, now: t0)
+        _ = watch.observe(assigned: 0, now: t0 + .seconds(1))
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(11)); #expect(r) }
+        do { let r = watch.judge([tp: (committed: 5, high: 9)], now: t0 + .seconds(11)); #expect(!r) }
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(21)); #expect(r) }
+        do { let r = watch.judge([tp: (committed: 7, high: 12)], now: t0 + .seconds(21)); #expect(!r) }  // others commit
+        do { let r = watch.observe(assigned: 0, now: t0 + .seconds(31)); #expect(r) }
+        do { let r = watch.judge([tp: (committed: 12, high: 12)], now: t0 + .seconds(31)); #expect(!r) }  // caught up
+        do { let r = watch.judge([tp: (committed: 12, high: 12)], now: t0 + .seconds(41)); #expect(!r) }
+        // Partitions back: nothing to watch.
+        do { let r = watch.observe(assigned: 1, now: t0 + .seconds(42)); #expect(!r) }
+    }
+}
