@@ -125,40 +125,50 @@ public final class KafkaConsumer: Sendable {
         await consumer.close()
     }
 
-    /// Reads the records of one partition from offset `first` through `last` (inclusive),
-    /// outside any group, handing each to `body`, and closes the consumer. Stops early, without
-    /// an error, where the partition ends; throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when
-    /// `first` is no longer on the broker (retention removed it) or not yet written.
+    /// Reads the records of one partition from offset `first` through `last` (inclusive; `.max`
+    /// for "to its end"), outside any group, handing each to `body`, and closes the consumer.
+    /// Returns the offset after the last record read (`first` if none). Stops early, without
+    /// an error, where the partition ends (nothing more for `quiet` once past the high
+    /// watermark); throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when `first` is
+    /// below the partition's start (retention removed it) or past its end (never written).
+    ///
+    /// The fetches decide where the partition ends, not a ListOffsets answer: Tansu's S3
+    /// engine was seen to report a high watermark one short of the records it serves.
+    @discardableResult
     public static func readRange(_ partition: TopicPartition, first: Int64, last: Int64, configuration: ConsumerConfiguration,
-                                 logger: Logger, _ body: (KafkaRecord) throws -> Void) async throws {
+                                 logger: Logger, quiet: Duration = .milliseconds(300),
+                                 _ body: (KafkaRecord) throws -> Void) async throws -> Int64 {
         let consumer = try KafkaConsumer(configuration: configuration, subscription: .partitions([partition: first]), logger: logger)
         do {
             let ends = try await consumer.endOffsets()
-            guard let end = ends[partition], first >= end.low, first < end.high else {
-                let (low, high) = ends[partition] ?? (0, 0)
-                throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) holds offsets \(low)..<\(high), not \(first) (removed by retention, or never written)")
+            let (low, high) = ends[partition] ?? (0, 0)
+            guard first >= low else {
+                throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) starts at offset \(low), after \(first) (removed by retention)")
             }
-            let stop = min(last, end.high - 1)
-            var quietSpells = 0
-            while true {
+            var next = first
+            let giveUp = ContinuousClock.now + .seconds(30)
+            while next <= last {
                 try Task.checkCancellation()
-                guard let record = await consumer.next(timeout: .seconds(1)) else {
-                    // Compaction may have removed the range's last offsets: the partition's
-                    // lag then reaches 0 without a record at `stop`.
-                    quietSpells += 1
-                    if consumer.lag[partition] == 0 || quietSpells >= 30 { break }
+                guard let record = await consumer.next(timeout: quiet) else {
+                    // Nothing came: the end when the fetches say the position is there or it
+                    // has passed the high watermark asked at the start (the range's last
+                    // offsets may have been compacted away), or after 30 s.
+                    if consumer.lag[partition] == 0 || next >= high || ContinuousClock.now >= giveUp { break }
                     continue
                 }
-                quietSpells = 0
-                guard record.offset <= stop else { break }
+                guard record.offset <= last else { break }
+                next = record.offset + 1
                 try body(record)
-                if record.offset >= stop { break }
             }
+            if next == first, first >= high {
+                throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) ends at offset \(high), before \(first) (never written)")
+            }
+            await consumer.close()
+            return next
         } catch {
             await consumer.close()
             throw error
         }
-        await consumer.close()
     }
 
     /// The (low, high) watermarks of partitions, asked of the broker without consuming.

@@ -19,6 +19,10 @@ public struct Evaluation: Sendable {
     /// Inputs that could not be read, with the reason.
     public var failures: [(path: String, error: String)]
     public var labels: [LabelResult]
+    /// The per-label probabilities scored (in the manifest's label order) and each image's
+    /// positive labels: what thresholds are chosen on.
+    public private(set) var scores: [[Float]] = []
+    public private(set) var truth: [[String]] = []
 
     /// Mean AUC over the labels that have both classes.
     public var meanAUC: Double? {
@@ -52,6 +56,8 @@ public struct Evaluation: Sendable {
         model = manifest.version ?? manifest.origin
         images = scores.count
         failures = []
+        self.scores = scores
+        self.truth = truth
         labels = manifest.labels.enumerated().map { index, label in
             let s = scores.map { $0[index] }, t = truth.map { $0.contains(label) }
             let threshold = policy.threshold(for: label)
@@ -63,6 +69,15 @@ public struct Evaluation: Sendable {
                                sensitivity: positives > 0 ? Double(tp) / Double(positives) : nil,
                                specificity: negatives > 0 ? Double(tn) / Double(negatives) : nil)
         }
+    }
+
+    /// The scores of `label` (at `index` in the label order) on its positive and negative images.
+    public func scores(of label: String, at index: Int) -> (positives: [Float], negatives: [Float]) {
+        var positives: [Float] = [], negatives: [Float] = []
+        for (s, t) in zip(scores, truth) where index < s.count {
+            if t.contains(label) { positives.append(s[index]) } else { negatives.append(s[index]) }
+        }
+        return (positives, negatives)
     }
 
     /// The figures by name, as manifests and evaluation records carry them: `auc.<label>`,

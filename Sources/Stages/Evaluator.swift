@@ -21,6 +21,9 @@ public struct EvaluatorSettings: Sendable {
     /// the newest.
     public var interval: Duration = .seconds(10)
     public var gate = GatePolicy()
+    /// How a promoted version's urgent labels get their thresholds (target sensitivity and the
+    /// positives it needs).
+    public var operatingPoints = OperatingPointChooser()
     public var batchSize = 16
     /// How long its consumers may see records waiting and receive none before they report a
     /// stall and reconnect (`ConsumerConfiguration.stallAfterMilliseconds`).
@@ -170,10 +173,19 @@ public final class Evaluator: Service, @unchecked Sendable {
         }
         done.withLock { $0.insert(version) }
         if figures == nil || !promote { logger.info("\(version) held: \(reason)") }
-        let decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
+        var decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
                                     reason: reason, decidedBy: "evaluator", decidedAt: isoNow())
         if promote, let figures {
-            try await producer.sendVersion(try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics, topic: topic),
+            let (points, thresholds, metrics) = operatingPoints(next.announcement.manifest, figures)
+            decision.operatingPoints = points
+            if !points.isEmpty {
+                decision.reason += "; thresholds " + points.sorted { $0.key < $1.key }.map { label, p in
+                    p.chosen ? "\(label) \(String(format: "%.3f", p.threshold)) (sensitivity \(Self.format(p.sensitivity)), specificity \(Self.format(p.specificity)))"
+                        : "\(label) kept: \(p.reason ?? "")"
+                }.joined(separator: ", ")
+            }
+            try await producer.sendVersion(try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics.merging(metrics) { $1 },
+                                                                                  thresholds: thresholds, topic: topic),
                                            headsTopic: settings.topics.modelHeads, logger: logger)
         }
         try await producer.sendInOrder([try ModelVersionCodec.record(decision, headsTopic: settings.topics.modelHeads)], logger: logger)
@@ -192,6 +204,25 @@ public final class Evaluator: Service, @unchecked Sendable {
         let evaluation = score(version.file, version: name, examples)
         servingCache = (try? evaluation.get()).map { (name, ids, $0) }
         return evaluation
+    }
+
+    /// The operating points of a promoted version's urgent labels on the evaluation's images:
+    /// the thresholds chosen (for the manifest's triage policy) and the figures they gave
+    /// (`threshold.<label>`, `sensitivity.<label>`, `specificity.<label>`, for its metrics).
+    private func operatingPoints(_ manifest: ModelManifest, _ figures: Evaluation)
+        -> ([String: OperatingPoint], [String: Float], [String: Double]) {
+        let policy = manifest.triagePolicy
+        var points: [String: OperatingPoint] = [:], thresholds: [String: Float] = [:], metrics: [String: Double] = [:]
+        for (index, label) in manifest.labels.enumerated() where policy.urgent.contains(label) {
+            let (positives, negatives) = figures.scores(of: label, at: index)
+            let point = settings.operatingPoints.choose(positives: positives, negatives: negatives, current: policy.threshold(for: label))
+            points[label] = point
+            if point.chosen { thresholds[label] = point.threshold }
+            metrics["threshold.\(label)"] = Double(point.threshold)
+            if let s = point.sensitivity { metrics["sensitivity.\(label)"] = s }
+            if let s = point.specificity { metrics["specificity.\(label)"] = s }
+        }
+        return (points, thresholds, metrics)
     }
 
     /// Why a version could not be scored.

@@ -145,29 +145,30 @@ public final class ModelFollower: Service, Sendable {
     /// goes on.
     private func startUp(_ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler) async throws -> [TopicPartition: Int64] {
         let ends = try await index.ends()
-        func end(_ p: Int32) -> Int64 { ends[TopicPartition(index.headsTopic, p)] ?? 0 }
+        func bounds(_ p: Int32) -> (low: Int64, high: Int64) { ends[TopicPartition(index.headsTopic, p)] ?? (0, 0) }
+        var resume: [TopicPartition: Int64] = [:]
+        /// The end of a heads partition (the last `tailRecords`, or all), noting where live reading goes on.
+        func tail(_ p: Int32, all: Bool = false) async throws -> [KafkaRecord] {
+            let read = try await index.records(p, in: bounds(p), last: all ? nil : ModelHeadIndex.tailRecords)
+            resume[TopicPartition(index.headsTopic, p)] = read.end
+            return read.records
+        }
         // Whole-file versions: the newest of the kinds wanted, from the end of the partition
         // (all of it only if none is near the end); the one before if it fails.
-        var servingHeads = index.heads(try await index.records(ModelHead.Partition.serving, before: end(ModelHead.Partition.serving),
-                                                                 last: ModelHeadIndex.tailRecords))
+        var servingHeads = index.heads(try await tail(ModelHead.Partition.serving))
         let wanted = servingKinds
         if !servingHeads.contains(where: { wanted.contains($0.kind) }) || (alsoNamed.map { n in !servingHeads.contains { $0.version == n } } ?? false) {
-            servingHeads = index.heads(try await index.records(ModelHead.Partition.serving, before: end(ModelHead.Partition.serving)))
+            servingHeads = index.heads(try await tail(ModelHead.Partition.serving, all: true))
         }
         var trained: [[ModelHead]] = []
-        if kinds.contains(.trained) || observe != nil {
-            let heads = index.heads(try await index.records(ModelHead.Partition.trained, before: end(ModelHead.Partition.trained),
-                                                            last: ModelHeadIndex.tailRecords))
-            for head in heads { observe?(.trainedShard(head)) }
-            if kinds.contains(.trained) { trained = ModelHeadIndex.completeTrained(heads) }
-        }
-        if observe != nil {
-            for record in try await index.records(ModelHead.Partition.audit, before: end(ModelHead.Partition.audit), last: ModelHeadIndex.tailRecords) {
-                switch assembler.add(record) {
-                case .evaluation(let e)?: observe?(.evaluation(e))
-                case .decision(let d)?: observe?(.decision(d))
-                default: break
-                }
+        let trainedHeads = index.heads(try await tail(ModelHead.Partition.trained))
+        for head in trainedHeads { observe?(.trainedShard(head)) }
+        if kinds.contains(.trained) { trained = ModelHeadIndex.completeTrained(trainedHeads) }
+        for record in try await tail(ModelHead.Partition.audit) where observe != nil {
+            switch assembler.add(record) {
+            case .evaluation(let e)?: observe?(.evaluation(e))
+            case .decision(let d)?: observe?(.decision(d))
+            default: break
             }
         }
         // Oldest first, so the consumer ends on the newest (by position on xray.models). Each
@@ -180,7 +181,7 @@ public final class ModelFollower: Service, Sendable {
         for entry in plan.sorted(by: { $0.last < $1.last }) {
             for candidate in entry.candidates where try await load(candidate, index, &assembler) { break }
         }
-        return Dictionary(uniqueKeysWithValues: (0..<Int32(ModelHead.Partition.count)).map { (TopicPartition(index.headsTopic, $0), end($0)) })
+        return resume
     }
 
     /// One record of the heads, live.
@@ -276,6 +277,13 @@ public final class ModelFollower: Service, Sendable {
 
     /// True once start-up has read the versions to start with.
     public var hasCaughtUp: Bool { caughtUp.withLock { $0 } }
+
+    /// Waits until start-up has read the versions to start with, whether or not one is in
+    /// force (a stage that can work without a model, like the preprocessor, then starts with
+    /// the newest one's settings rather than its defaults).
+    public func startedUp() async throws {
+        while !hasCaughtUp { try await Task.sleep(for: .milliseconds(100)) }
+    }
 
     /// Waits until the topic has been read to its end and a version serves.
     public func ready() async throws {

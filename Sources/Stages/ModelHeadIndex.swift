@@ -34,21 +34,25 @@ public struct ModelHeadIndex: Sendable {
         public var passedOver = 0
     }
 
-    /// The heads partitions' high watermarks: where live reading of each goes on.
-    func ends() async throws -> [TopicPartition: Int64] {
+    /// The heads partitions' (low, high) watermarks: the high ones are where live reading goes on.
+    func ends() async throws -> [TopicPartition: (low: Int64, high: Int64)] {
         let partitions = (0..<Int32(ModelHead.Partition.count)).map { TopicPartition(headsTopic, $0) }
-        return try await KafkaConsumer.watermarks(partitions, configuration: configuration, logger: logger).mapValues(\.high)
+        return try await KafkaConsumer.watermarks(partitions, configuration: configuration, logger: logger)
     }
 
-    /// The records of a heads partition below `end`: the last `count` of them, or all.
-    func records(_ partition: Int32, before end: Int64, last count: Int64? = nil) async throws -> [KafkaRecord] {
-        let tp = TopicPartition(headsTopic, partition)
-        let low = try await KafkaConsumer.watermarks([tp], configuration: configuration, logger: logger)[tp]?.low ?? 0
-        let from = max(low, count.map { end - $0 } ?? low)
-        guard from < end else { return [] }
+    /// The records of a heads partition from its start (`bounds.low`) or, with `count`, from
+    /// about `count` records before its end, to its end; and the offset after them, where live
+    /// reading goes on.
+    func records(_ partition: Int32, in bounds: (low: Int64, high: Int64), last count: Int64? = nil) async throws -> (records: [KafkaRecord], end: Int64) {
+        let from = max(bounds.low, count.map { bounds.high - $0 } ?? bounds.low)
         var records: [KafkaRecord] = []
-        try await KafkaConsumer.readRange(tp, first: from, last: end - 1, configuration: configuration, logger: logger) { records.append($0) }
-        return records
+        do {
+            let end = try await KafkaConsumer.readRange(TopicPartition(headsTopic, partition), first: from, last: .max,
+                                                        configuration: configuration, logger: logger) { records.append($0) }
+            return (records, end)
+        } catch let error as KafkaError where error.name == "OFFSET_OUT_OF_RANGE" && records.isEmpty && from >= bounds.high {
+            return ([], from)  // an empty partition
+        }
     }
 
     /// The heads among `records`, oldest first; unreadable ones are logged and left out.
@@ -69,17 +73,17 @@ public struct ModelHeadIndex: Sendable {
     /// The newest head of `version` on the serving partition (the whole partition is read:
     /// one small record per published or promoted version), if any.
     public func newestHead(named version: String) async throws -> ModelHead? {
-        let end = try await ends()[TopicPartition(headsTopic, ModelHead.Partition.serving)] ?? 0
-        return heads(try await records(ModelHead.Partition.serving, before: end)).last { $0.version == version }
+        let bounds = try await ends()[TopicPartition(headsTopic, ModelHead.Partition.serving)] ?? (0, 0)
+        return heads(try await records(ModelHead.Partition.serving, in: bounds).records).last { $0.version == version }
     }
 
     /// The shard heads of the trained `version` if all are near the end of the trained
     /// partition (the whole partition is read only if it is not whole there).
     public func trainedHeads(of version: String) async throws -> [ModelHead]? {
-        let end = try await ends()[TopicPartition(headsTopic, ModelHead.Partition.trained)] ?? 0
-        let near = Self.completeTrained(heads(try await records(ModelHead.Partition.trained, before: end, last: Self.tailRecords)))
+        let bounds = try await ends()[TopicPartition(headsTopic, ModelHead.Partition.trained)] ?? (0, 0)
+        let near = Self.completeTrained(heads(try await records(ModelHead.Partition.trained, in: bounds, last: Self.tailRecords).records))
         if let found = near.first(where: { $0.first?.version == version }) { return found }
-        return Self.completeTrained(heads(try await records(ModelHead.Partition.trained, before: end))).first { $0.first?.version == version }
+        return Self.completeTrained(heads(try await records(ModelHead.Partition.trained, in: bounds).records)).first { $0.first?.version == version }
     }
 
     /// Trained versions whose every shard has a head among `heads`, newest first.

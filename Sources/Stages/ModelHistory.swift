@@ -28,22 +28,25 @@ public struct ModelHistory: Sendable {
     /// What reading the versions cost.
     public private(set) var read = ModelHeadIndex.ReadCount()
 
-    /// Reads the heads of `topic` (xray.models), then, if `loading`: with `named` nil, the
-    /// latest and the serving version; `latest` or `serving`, that one; a version id, that
-    /// version.
+    /// Which versions `read` reads from xray.models.
+    public enum Wanted: Sendable, Hashable { case named, latest, serving }
+
+    /// Reads the heads of `topic` (xray.models), then the versions `loading` asks for: the one
+    /// `named` (a version id), the latest, the serving one. Nothing else is read from
+    /// xray.models.
     public static func read(topic: String, consumer: ConsumerConfiguration, logger: Logger, named: String? = nil,
-                            loading: Bool = true) async throws -> ModelHistory {
+                            loading: Set<Wanted> = [.named, .latest, .serving]) async throws -> ModelHistory {
         let index = ModelHeadIndex(modelsTopic: topic, configuration: consumer, logger: logger)
         var history = ModelHistory()
         let ends = try await index.ends()
-        func end(_ p: Int32) -> Int64 { ends[TopicPartition(index.headsTopic, p)] ?? 0 }
-        history.servingHeads = index.heads(try await index.records(ModelHead.Partition.serving, before: end(ModelHead.Partition.serving)))
+        func records(_ p: Int32, last: Int64? = nil) async throws -> [KafkaRecord] {
+            try await index.records(p, in: ends[TopicPartition(index.headsTopic, p)] ?? (0, 0), last: last).records
+        }
+        history.servingHeads = index.heads(try await records(ModelHead.Partition.serving))
         history.servingHead = history.servingHeads.last
-        let trainedHeads = index.heads(try await index.records(ModelHead.Partition.trained, before: end(ModelHead.Partition.trained),
-                                                               last: ModelHeadIndex.tailRecords))
-        history.recentTrained = ModelHeadIndex.completeTrained(trainedHeads)
+        history.recentTrained = ModelHeadIndex.completeTrained(index.heads(try await records(ModelHead.Partition.trained, last: ModelHeadIndex.tailRecords)))
         var assembler = ModelVersionAssembler(assembling: Set(ModelAnnouncement.Kind.allCases))
-        for record in try await index.records(ModelHead.Partition.audit, before: end(ModelHead.Partition.audit)) {
+        for record in try await records(ModelHead.Partition.audit) {
             switch assembler.add(record) {
             case .evaluation(let e)?: history.evaluations[e.version] = e
             case .decision(let d)?: history.decisions.append(d)
@@ -54,14 +57,9 @@ public struct ModelHistory: Sendable {
         let newestPublished = history.servingHeads.reversed().filter { $0.kind == .published && $0.rollback != true }.map { [$0] }
         // The newest published or trained version: by position on xray.models.
         let latest = (newestPublished + history.recentTrained).sorted { ($0.map(\.last).max() ?? 0) > ($1.map(\.last).max() ?? 0) }
-        guard loading else { return history }
-        switch named {
-        case nil:
-            history.latest = try await history.first(of: latest, index, &assembler, logger)
-            history.serving = try await history.first(of: serving, index, &assembler, logger)
-        case "latest"?: history.latest = try await history.first(of: latest, index, &assembler, logger)
-        case "serving"?: history.serving = try await history.first(of: serving, index, &assembler, logger)
-        case let name?:
+        if loading.contains(.latest) { history.latest = try await history.first(of: latest, index, &assembler, logger) }
+        if loading.contains(.serving) { history.serving = try await history.first(of: serving, index, &assembler, logger) }
+        if loading.contains(.named), let name = named {
             var candidates = history.servingHeads.reversed().filter { $0.version == name }.map { [$0] }
             if candidates.isEmpty, let trained = try await index.trainedHeads(of: name) { candidates = [trained] }
             history.named = try await history.first(of: candidates, index, &assembler, logger)

@@ -78,7 +78,7 @@ public struct ScorerStage: Stage {
         let labels = model.manifest.labels
         let (findings, level) = model.policy.assess(labels: labels, probabilities: probabilities)
         func time(_ header: String) -> Int64? { record.headers.text(header).flatMap { Int64($0) } }
-        let prediction = Prediction(
+        var prediction = Prediction(
             imageId: id, modelVersion: model.version,
             probabilities: zip(labels, probabilities).map { LabelProbability(label: $0, probability: $1) },
             triage: level, findings: findings,
@@ -86,6 +86,7 @@ public struct ScorerStage: Stage {
                               preprocessed: time(HeaderName.preprocessedAt), scored: scoredAt),
             source: record.headers.text(HeaderName.source), patientId: record.headers.text(HeaderName.patientID),
             labels: record.headers.text(HeaderName.labels).map(ImageMetadata.parseLabels))
+        prediction.modelEvaluation = model.evaluation
         var headers = [KafkaHeader(HeaderName.imageID, id), KafkaHeader(HeaderName.contentType, ContentType.json),
                        KafkaHeader(HeaderName.schema, String(Prediction.schemaVersion)),
                        KafkaHeader(ModelVersionRecord.Header.version, model.version)]

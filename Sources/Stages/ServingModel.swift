@@ -10,12 +10,17 @@ public final class ServingModel: @unchecked Sendable {
     public let manifest: ModelManifest
     public let version: String
     public let policy: TriagePolicy
+    /// The figures the version was promoted on (its manifest's metrics, training figures
+    /// left out); nil when it has none. Every prediction carries them.
+    public let evaluation: [String: Double]?
     let network: Network
 
     public init(_ model: ModelFile, version: String) {
         manifest = model.manifest
         self.version = version
         policy = model.manifest.triagePolicy
+        let figures = (model.manifest.metrics ?? [:]).filter { !$0.key.hasPrefix("train.") && $0.value.isFinite }
+        evaluation = figures.isEmpty ? nil : figures
         network = model.network
     }
 

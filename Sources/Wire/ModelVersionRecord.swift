@@ -198,9 +198,30 @@ public struct GateDecision: Codable, Sendable, Equatable {
     /// `evaluator` or `operator`.
     public var decidedBy: String
     public var decidedAt: String
+    /// For a promotion by the gate: the threshold chosen for each urgent label on the
+    /// held-out window, or why the previous one stayed.
+    public var operatingPoints: [String: OperatingPoint]?
 
     public init(version: String, promoted: Bool, forced: Bool, serving: String?, reason: String, decidedBy: String, decidedAt: String) {
         self.version = version; self.promoted = promoted; self.forced = forced; self.serving = serving
         self.reason = reason; self.decidedBy = decidedBy; self.decidedAt = decidedAt
+    }
+}
+
+/// A label's operating threshold as the gate chose it for a target sensitivity on held-out
+/// images, with what it gave there; or the threshold kept and why.
+public struct OperatingPoint: Codable, Sendable, Equatable {
+    public var threshold: Float
+    /// True when chosen on this window; false when the previous threshold was kept (`reason`).
+    public var chosen: Bool
+    public var sensitivity: Double?
+    public var specificity: Double?
+    public var positives: Int
+    public var negatives: Int
+    public var reason: String?
+
+    public init(threshold: Float, chosen: Bool, sensitivity: Double?, specificity: Double?, positives: Int, negatives: Int, reason: String? = nil) {
+        self.threshold = threshold; self.chosen = chosen; self.sensitivity = sensitivity; self.specificity = specificity
+        self.positives = positives; self.negatives = negatives; self.reason = reason
     }
 }

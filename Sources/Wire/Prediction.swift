@@ -4,6 +4,9 @@ public struct Prediction: Codable, Sendable, Equatable {
 
     public var imageId: String
     public var modelVersion: String
+    /// The figures the version was promoted on (its held-out evaluation: `auc.mean`,
+    /// `auc.<label>`, ...), from its manifest; nil for a version never evaluated.
+    public var modelEvaluation: [String: Double]?
     /// Per-label probabilities, in the model's label order.
     public var probabilities: [LabelProbability]
     public var triage: TriageLevel
@@ -53,6 +56,8 @@ public struct Alert: Codable, Sendable, Equatable {
 
     public var imageId: String
     public var modelVersion: String
+    /// As in `Prediction`: the figures the version was promoted on.
+    public var modelEvaluation: [String: Double]?
     public var triage: TriageLevel
     public var urgentFindings: [Finding]
     public var findings: [String]
@@ -70,7 +75,7 @@ public struct Alert: Codable, Sendable, Equatable {
     }
 
     public init(prediction p: Prediction, policy: TriagePolicy) {
-        imageId = p.imageId; modelVersion = p.modelVersion; triage = p.triage; findings = p.findings
+        imageId = p.imageId; modelVersion = p.modelVersion; modelEvaluation = p.modelEvaluation; triage = p.triage; findings = p.findings
         times = p.times; source = p.source; patientId = p.patientId
         urgentFindings = p.probabilities.filter { p.findings.contains($0.label) && policy.urgent.contains($0.label) }
             .map { Finding(label: $0.label, probability: $0.probability, threshold: policy.threshold(for: $0.label)) }

@@ -80,12 +80,15 @@ struct EvaluatorCommand: AsyncParsableCommand {
             Keeps the newest --window labelled tensors of held-out patients (--validation, the \
             trainers' split) from xray.tensors. For the newest trained version (at most one per \
             --interval-s; versions in between are skipped), scores it and the serving version on \
-            that window, writes the per-label AUC and accuracy to xray.models as the version's \
-            evaluation, and decides: promoted (republished whole, with its figures in the \
-            manifest, so scorers switch to it) if its mean AUC is no lower than the serving \
+            that window, writes the per-label AUC and accuracy to xray.models.heads as the \
+            version's evaluation, and decides: promoted (republished whole, with its figures in \
+            the manifest, so scorers switch to it) if its mean AUC is no lower than the serving \
             version's less --mean-margin and no label's AUC drops more than --label-margin; held \
-            otherwise. Every decision goes to xray.models and the log. `xray model promote` \
-            overrides it.
+            otherwise. A promoted version's urgent labels get the threshold that reaches \
+            --sensitivity on the window's positive images (if it has --min-positives of them; \
+            otherwise the threshold stays, and the decision says why). Every decision goes to \
+            xray.models.heads and the log. `xray model promote` and `xray model rollback` \
+            override it.
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -97,9 +100,14 @@ struct EvaluatorCommand: AsyncParsableCommand {
     @Option(help: "How much lower the candidate's mean AUC may be.") var meanMargin: Double = 0
     @Option(help: "How much any label's AUC may drop.") var labelMargin: Double = 0.02
     @Option(help: "Images scored together.") var batch: Int = 16
+    @Option(help: "Sensitivity an urgent label's threshold is chosen for, when a version is promoted.") var sensitivity: Double = 0.95
+    @Option(help: "Positive images of a label needed to choose its threshold.") var minPositives: Int = 10
 
     func validate() throws {
         guard (0..<1).contains(validation), validation > 0 else { throw ValidationError("--validation must be in (0, 1)") }
+        guard sensitivity > 0, sensitivity <= 1, minPositives >= 1 else {
+            throw ValidationError("--sensitivity must be in (0, 1] and --min-positives at least 1")
+        }
         guard window >= 1, minImages >= 1, (0...86_400).contains(intervalS), batch >= 1 else {
             throw ValidationError("--window, --min-images and --batch must be positive; --interval-s in [0, 86400]")
         }
@@ -117,6 +125,7 @@ struct EvaluatorCommand: AsyncParsableCommand {
         settings.minimumImages = minImages
         settings.interval = .milliseconds(Int(intervalS * 1000))
         settings.gate = GatePolicy(meanMargin: meanMargin, labelMargin: labelMargin)
+        settings.operatingPoints = OperatingPointChooser(sensitivity: sensitivity, minimumPositives: minPositives)
         settings.batchSize = batch
         settings.stallAfter = .milliseconds(Int(stage.stallAfterS * 1000))
         let clientKafka = try kafka.kafka(clientID: "xray-evaluator")

@@ -6,7 +6,7 @@ import Wire
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench", abstract: "Benchmarks that print figures.", subcommands: [Decode.self, EngineBench.self])
+        commandName: "bench", abstract: "Benchmarks that print figures.", subcommands: [Decode.self, EngineBench.self, ModelHistoryBench.self])
 
     struct Decode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

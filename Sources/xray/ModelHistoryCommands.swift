@@ -17,7 +17,8 @@ extension ModelCommand {
         func run() async throws {
             let logger = kafka.logger("xray.model-fetch")
             let history = try await ModelHistory.read(topic: kafka.topics.models, consumer: ConsumerConfiguration(
-                kafka: try kafka.kafka(clientID: "xray-model-fetch"), groupID: "xray-model-fetch"), logger: logger, named: version)
+                kafka: try kafka.kafka(clientID: "xray-model-fetch"), groupID: "xray-model-fetch"), logger: logger, named: version,
+                loading: version == "latest" ? [.latest] : version == "serving" ? [.serving] : [.named])
             let found = version == "latest" ? history.latest : version == "serving" ? history.serving : history.named
             guard let (announcement, file) = found else { throw ValidationError("no intact version \(version) on \(kafka.topics.models)") }
             logger.info("read \(history.read.records) records (\(history.read.bytes) bytes) of \(kafka.topics.models); passed over \(history.read.passedOver) of other versions")
@@ -45,7 +46,7 @@ extension ModelCommand {
             let clientKafka = try kafka.kafka(clientID: "xray-model-promote")
             let topic = kafka.topics.models
             let history = try await ModelHistory.read(topic: topic, consumer: ConsumerConfiguration(kafka: clientKafka, groupID: "xray-model-promote"),
-                                                      logger: logger, named: version)
+                                                      logger: logger, named: version, loading: [.named])
             guard let named = history.named else { throw ValidationError("no intact version \(version) on \(topic)") }
             let decision = GateDecision(version: version, promoted: true, forced: true, serving: history.servingHead?.version,
                                         reason: reason, decidedBy: "operator", decidedAt: ISO8601DateFormatter().string(from: Date()))
@@ -77,7 +78,7 @@ extension ModelCommand {
             let logger = kafka.logger("xray.model-rollback")
             let clientKafka = try kafka.kafka(clientID: "xray-model-rollback")
             let history = try await ModelHistory.read(topic: kafka.topics.models, consumer: ConsumerConfiguration(kafka: clientKafka, groupID: "xray-model-rollback"),
-                                                      logger: logger, named: version)
+                                                      logger: logger, named: version, loading: [.named])
             guard var head = history.servingHeads.last(where: { $0.version == version }) else {
                 throw ValidationError("\(version) is not a published or promoted version on \(kafka.topics.models); see xray model list")
             }
@@ -118,7 +119,7 @@ extension ModelCommand {
         func run() async throws {
             let logger = kafka.logger("xray.model-list")
             let history = try await ModelHistory.read(topic: kafka.topics.models, consumer: ConsumerConfiguration(
-                kafka: try kafka.kafka(clientID: "xray-model-list"), groupID: "xray-model-list"), logger: logger, loading: false)
+                kafka: try kafka.kafka(clientID: "xray-model-list"), groupID: "xray-model-list"), logger: logger, loading: [])
             let registry = ModelRegistry(history, trained: max(0, trained))
             if json {
                 print(String(decoding: try JSONEncoder.sorted.encode(registry), as: UTF8.self))
@@ -134,6 +135,12 @@ extension ModelCommand {
                       + "\(pad(String(format: "%.1f", Double(e.bytes) / 1_048_576), 5)) \(pad(auc, 9)) \(decision)")
                 if let auc = e.auc, !auc.isEmpty {
                     print("    AUC per label: " + auc.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", $0.value))" }.joined(separator: ", "))
+                }
+                if let points = e.decision?.operatingPoints, !points.isEmpty {
+                    print("    thresholds: " + points.sorted { $0.key < $1.key }.map { label, p in
+                        let figures = "sensitivity \(p.sensitivity.map { String(format: "%.3f", $0) } ?? "-"), specificity \(p.specificity.map { String(format: "%.3f", $0) } ?? "-") on \(p.positives)+/\(p.negatives)-"
+                        return "\(label) \(String(format: "%.3f", p.threshold)) (\(p.chosen ? "chosen" : "kept"); \(figures))"
+                    }.joined(separator: ", "))
                 }
             }
             print("serving: \(registry.serving ?? "nothing")")

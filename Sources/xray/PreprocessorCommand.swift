@@ -41,6 +41,6 @@ struct PreprocessorCommand: AsyncParsableCommand {
                                                logger: kafka.logger("xray.preprocessor.models")) { manifest in
             try preprocessor.use(manifest)
         }
-        try await stage.run(preprocessor, kafka: kafka, companions: [follower])
+        try await stage.run(preprocessor, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.startedUp() })
     }
 }

@@ -91,13 +91,13 @@ struct ModelHeadsTests {
 
         // An old promoted version, by name.
         let history = try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)fetch"),
-                                                  logger: TestBroker.logger, named: promoted[0])
+                                                  logger: TestBroker.logger, named: promoted[0], loading: [.named])
         #expect(history.named?.announcement.version == promoted[0])
         #expect(history.read.records == (try await Self.footprint(of: promoted[0], in: topics)).records)
 
         // The registry lists every promoted version and marks the serving one.
         let registry = ModelRegistry(try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)list"),
-                                                                 logger: TestBroker.logger, loading: false))
+                                                                 logger: TestBroker.logger, loading: []))
         #expect(Set(registry.entries.filter { $0.kind == .promoted }.map(\.version)) == Set(promoted))
         #expect(registry.serving == promoted[2] && registry.entries.filter(\.serving).map(\.version) == [promoted[2]])
 
@@ -109,7 +109,7 @@ struct ModelHeadsTests {
         while scorer.version != promoted[0], ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }
         #expect(scorer.version == promoted[0], "the scorer did not switch to the rolled-back version")
         let after = ModelRegistry(try await ModelHistory.read(topic: topics.models, consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)list2"),
-                                                              logger: TestBroker.logger, loading: false))
+                                                              logger: TestBroker.logger, loading: []))
         #expect(after.serving == promoted[0])
         #expect(after.entries.first { $0.version == promoted[0] }?.rollbackReason?.contains("the test says so") == true)
         await producer.close()
