@@ -38,6 +38,8 @@ public final class ModelFollower: Service, Sendable {
     private let kinds: Set<ModelAnnouncement.Kind>
     private let alsoNamed: String?
     private let current = Mutex<String?>(nil)
+    /// The published or promoted version accepted last (`current` may be a trained one).
+    private let servingVersion = Mutex<String?>(nil)
     private let metrics: ModelMetrics
     private let topic: String
     private let consumer: ConsumerConfiguration
@@ -198,7 +200,8 @@ public final class ModelFollower: Service, Sendable {
             }
         case ModelHead.Partition.serving:
             guard let head = index.heads([record]).first, servingKinds.contains(head.kind) else { return }
-            guard head.version != version || head.rollback == true else { return }
+            // The same name may be a trained version already in use: only the serving copy counts.
+            guard head.version != servingVersion.withLock({ $0 }) || head.rollback == true else { return }
             if head.rollback == true { logger.info("rollback to \(head.version) by \(head.decidedBy ?? "an operator"): \(head.reason ?? "no reason given")") }
             _ = try await load([head], index, &assembler)
         case ModelHead.Partition.trained:
@@ -251,6 +254,7 @@ public final class ModelFollower: Service, Sendable {
             let model = try ModelCheck.verified(file, name: "model version \(version)")
             try use(announcement, file, model)
             let previous = current.withLock { state in defer { state = version }; return state }
+            if announcement.kind != .trained { servingVersion.withLock { $0 = version } }
             metrics.accepted(version, previous: previous)
             remember(version, accepted: true, reason: nil)
             let m = announcement.manifest

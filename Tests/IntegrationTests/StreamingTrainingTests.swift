@@ -342,6 +342,10 @@ struct StreamingTrainingTests {
         #expect(best >= 0.75 && best >= baseline + 0.15, "held-out AUC rose from \(baseline) to \(best)")
         #expect(history.decisions.contains { $0.promoted && !$0.forced && $0.decidedBy == "evaluator" })
         #expect(history.serving?.announcement.kind == .promoted)
+        // After a promotion the gate compares with the promoted version, not with v0 for ever.
+        let firstPromoted = history.decisions.first { $0.promoted && $0.decidedBy == "evaluator" }?.version
+        #expect(history.decisions.contains { $0.serving != nil && $0.serving == firstPromoted },
+                "no decision after the first promotion compared with it: \(history.decisions.map { "\($0.version) vs \($0.serving ?? "-")" })")
 
         // An operator forces the first trained version into triage; it can be fetched and evaluated offline.
         Self.stop(processes)
