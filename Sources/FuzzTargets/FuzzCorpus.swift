@@ -148,6 +148,7 @@ public enum FuzzCorpus {
                   ("json", "announcement.json", [UInt8](try encoder.encode(announcement))),
                   ("json", "shard-announcement.json", [UInt8](try encoder.encode(shardAnnouncement))),
                   ("json", "evaluation.json", evaluation.value), ("json", "decision.json", decision.value),
+                  ("json", "head-trained.json", [UInt8](try encoder.encode(trainedHead()))),
                   ("json", "checkpoint-commit.json", checkpoint.last?.value ?? []),
                   ("json", "prediction.json", [UInt8](try encoder.encode(prediction))),
                   ("json", "alert.json", [UInt8](try encoder.encode(Alert(prediction: prediction, policy: policy)))),
@@ -167,5 +168,13 @@ public enum FuzzCorpus {
         seeds.append(("headers", "raw-deadletter-gradient.rec",
                       FuzzRecords.encode([raw, letter] + Array(records.prefix(1)), headerNames: imageHeaders)))
         return seeds
+    }
+
+    /// A trained shard's head as an aggregator writes it.
+    static func trainedHead() -> ModelHead {
+        var head = ModelHead(kind: .trained, version: "\(run)-000001", partition: 0, first: 3, last: 5, bytes: 4096, writtenAt: "2026-12-01T00:00:00Z")
+        head.run = run; head.step = 1; head.base = "v0"; head.shard = 0; head.shards = shards
+        head.contributions = ["0123456789abcdef"]; head.baseFirst = 0; head.baseLast = 1
+        return head
     }
 }

@@ -86,7 +86,7 @@ public struct FuzzTarget: Sendable {
             guard let array = try? NpyArray(Data(bytes)) else { return }
             expect(array.values.count == array.shape.reduce(1, *), "npy values fit the shape")
         },
-        FuzzTarget(name: "json", summary: "every JSON value on a topic or in a file: manifests, announcements, evaluations, decisions, predictions, schedules",
+        FuzzTarget(name: "json", summary: "every JSON value on a topic or in a file: manifests, announcements, heads, evaluations, decisions, predictions, schedules",
                    headerNames: []) { bytes in
             let data = Data(bytes), decoder = JSONDecoder()
             if let m = try? decoder.decode(ModelManifest.self, from: data), m.problem == nil {
@@ -96,6 +96,9 @@ public struct FuzzTarget: Sendable {
             _ = (try? decoder.decode(ShardAnnouncement.self, from: data))?.problem
             _ = (try? decoder.decode(VersionEvaluation.self, from: data))?.meanAUC
             _ = try? decoder.decode(GateDecision.self, from: data)
+            if let h = try? decoder.decode(ModelHead.self, from: data), h.problem == nil {
+                expect(h.first >= 0 && h.last >= h.first && !h.key.isEmpty, "a valid head names a range and has a key")
+            }
             _ = (try? decoder.decode(CheckpointCommit.self, from: data))?.problem
             if let p = try? decoder.decode(Prediction.self, from: data) { _ = CaseView.line(p, now: 0) }
             if let a = try? decoder.decode(Alert.self, from: data) { _ = CaseView.line(a, now: .max) }
