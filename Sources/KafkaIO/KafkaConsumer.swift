@@ -127,9 +127,9 @@ public final class KafkaConsumer: Sendable {
 
     /// Reads the records of one partition from offset `first` through `last` (inclusive; `.max`
     /// for "to its end"), outside any group, handing each to `body`, and closes the consumer.
-    /// Returns the offset after the last record read (`first` if none). Stops early, without
-    /// an error, where the partition ends (nothing more for `quiet` once past the high
-    /// watermark); throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when `first` is
+    /// Returns the offset after the last record read (`first` if none). A range to the end
+    /// (`last` = `.max`) stops where the partition ends (nothing more for `quiet` once past
+    /// the high watermark); a bounded one waits for its last offset up to 30 s. Throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when `first` is
     /// below the partition's start (retention removed it) or past its end (never written).
     ///
     /// The fetches decide where the partition ends, not a ListOffsets answer: Tansu's S3
@@ -145,15 +145,21 @@ public final class KafkaConsumer: Sendable {
             guard first >= low else {
                 throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) starts at offset \(low), after \(first) (removed by retention)")
             }
+            guard last == .max || first <= high else {
+                throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) ends at offset \(high), before \(first) (never written)")
+            }
             var next = first
             let giveUp = ContinuousClock.now + .seconds(30)
             while next <= last {
                 try Task.checkCancellation()
                 guard let record = await consumer.next(timeout: quiet) else {
-                    // Nothing came: the end when the fetches say the position is there or it
-                    // has passed the high watermark asked at the start (the range's last
-                    // offsets may have been compacted away), or after 30 s.
-                    if consumer.lag[partition] == 0 || next >= high || ContinuousClock.now >= giveUp { break }
+                    // Nothing came. A range to the end is read when the fetches say the
+                    // position is there or it has passed the high watermark asked at the
+                    // start. A bounded range names records that were written: they are
+                    // waited for (a slow broker serves a large record alone, later), up to
+                    // 30 s (compaction may have removed its last offsets).
+                    let atEnd = consumer.lag[partition] == 0 || next >= high
+                    if (last == .max && atEnd) || ContinuousClock.now >= giveUp { break }
                     continue
                 }
                 guard record.offset <= last else { break }

@@ -245,7 +245,7 @@ public final class Aggregator: Service, @unchecked Sendable {
             }
             for trainer in due.missed { logger.warning("trainer \(trainer) missed the barrier of step \(shard.step + 1) on shard \(shard.shard); continuing without it") }
             guard let summary = shard.apply(due) else { continue }
-            try await producer.sendInOrder(try CheckpointCodec.records(shard.checkpoint, topic: settings.topics.checkpoints), logger: logger)
+            try await writeCheckpoint(shard.checkpoint, producer)
             try await sendShard(shard, model: model, summary: summary, producer)
             for c in due.contributions { for r in c.records { consumer.complete(r) } }
             count("applied", by: summary.contributions)
@@ -370,12 +370,52 @@ public final class Aggregator: Service, @unchecked Sendable {
         try await sendShard(shard, model: model, summary: nil, producer)
     }
 
-    /// The checkpoints of `run` on xray.checkpoints, read to the end.
+    /// Writes a shard checkpoint to xray.checkpoints and, once acknowledged, its head.
+    private func writeCheckpoint(_ checkpoint: ShardCheckpoint, _ producer: KafkaProducer) async throws {
+        let records = try CheckpointCodec.records(checkpoint, topic: settings.topics.checkpoints)
+        let reports = try await producer.sendInOrder(records, logger: logger)
+        let offsets = reports.map(\.offset).filter { $0 >= 0 }
+        guard let first = offsets.min(), let last = offsets.max(), let partition = reports.last?.partition else {
+            logger.warning("the broker acknowledged shard \(checkpoint.shard)'s checkpoint without offsets; a restart will read xray.checkpoints whole")
+            return
+        }
+        let head = CheckpointHead(run: checkpoint.run, shard: checkpoint.shard, slot: checkpoint.step % 2, step: checkpoint.step,
+                                  partition: partition, first: first, last: last, writtenAt: isoNow())
+        var record = OutgoingRecord(topic: settings.topics.modelHeads,
+                                    key: CheckpointRecord.key(run: head.run, shard: head.shard, slot: head.slot, chunk: nil),
+                                    value: [UInt8](try JSONEncoder().encode(head)),
+                                    headers: [KafkaHeader(HeaderName.contentType, ContentType.json)])
+        record.partition = ModelHead.Partition.checkpoints
+        try await producer.sendInOrder([record], logger: logger)
+    }
+
+    /// The checkpoints of `run`: through their heads (the newest of each shard's slots near the
+    /// end of the heads' checkpoint partition), or, when none of the run is there (a new run,
+    /// or checkpoints written before heads), from xray.checkpoints read whole.
     private func readCheckpoints(run: String) async throws -> CheckpointReader {
         try await retryingWhileBrokerAway("reading \(settings.topics.checkpoints)", logger: logger) {
             var reader = CheckpointReader(run: run)
-            try await KafkaConsumer.readWholeTopic(settings.topics.checkpoints, configuration: consumerConfiguration(suffix: "-checkpoints"),
-                                                   logger: logger) { reader.add($0) }
+            let configuration = consumerConfiguration(suffix: "-checkpoints")
+            let index = ModelHeadIndex(modelsTopic: settings.topics.models, configuration: configuration, logger: logger)
+            let bounds = try await index.ends()[TopicPartition(index.headsTopic, ModelHead.Partition.checkpoints)] ?? (0, 0)
+            var newest: [String: CheckpointHead] = [:]
+            for record in try await index.records(ModelHead.Partition.checkpoints, in: bounds, last: ModelHeadIndex.tailRecords).records {
+                guard let head = try? JSONDecoder().decode(CheckpointHead.self, from: Data(record.value)), head.problem == nil,
+                      head.run == run else { continue }
+                newest["\(head.shard)#\(head.slot)"] = head
+            }
+            if newest.isEmpty {
+                try await KafkaConsumer.readWholeTopic(settings.topics.checkpoints, configuration: configuration, logger: logger) { reader.add($0) }
+                return reader
+            }
+            for head in newest.values.sorted(by: { $0.first < $1.first }) {
+                do {
+                    try await KafkaConsumer.readRange(TopicPartition(settings.topics.checkpoints, head.partition), first: head.first, last: head.last,
+                                                      configuration: configuration, logger: logger) { reader.add($0) }
+                } catch let error as KafkaError where error.name == "OFFSET_OUT_OF_RANGE" {
+                    logger.warning("the checkpoint of run \(run) shard \(head.shard) step \(head.step) is gone from \(settings.topics.checkpoints): \(error.message)")
+                }
+            }
             return reader
         }
     }

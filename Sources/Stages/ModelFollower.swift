@@ -98,6 +98,12 @@ public final class ModelFollower: Service, Sendable {
     /// records of other versions passed over.
     public var read: ModelHeadIndex.ReadCount { readCount.withLock { $0 } }
 
+    /// Start-up found heads of versions to use but could read none of them.
+    struct StartUpIncomplete: Error, CustomStringConvertible {
+        var candidates: Int
+        var description: String { "none of the \(candidates) model version(s) the heads name could be used" }
+    }
+
     /// The kinds of whole-file version this follower loads from the serving partition.
     private var servingKinds: Set<ModelAnnouncement.Kind> {
         kinds.contains(.trained) ? kinds.intersection([.published, .promoted]).union([.published]) : kinds.intersection([.published, .promoted])
@@ -110,11 +116,19 @@ public final class ModelFollower: Service, Sendable {
             do {
                 started = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger) {
                     var assembler = ModelVersionAssembler(assembling: self.kinds)
-                    let resume = try await self.startUp(index, &assembler)
+                    let (resume, candidates) = try await self.startUp(index, &assembler)
+                    // Heads named versions but none could be read whole (a broker too slow to
+                    // serve them, or all refused): try again rather than wait for a new one.
+                    if self.version == nil, candidates > 0 {
+                        throw StartUpIncomplete(candidates: candidates)
+                    }
                     return (resume, assembler)
                 }
             } catch is CancellationError {
                 return
+            } catch let error as StartUpIncomplete {
+                logger.warning("\(error); reading the heads again in 5 s")
+                try? await Task.sleep(for: .seconds(5))
             } catch {
                 logger.warning("cannot read the newest model versions yet (\(error)); trying again")
                 try? await Task.sleep(for: .seconds(1))
@@ -145,7 +159,8 @@ public final class ModelFollower: Service, Sendable {
 
     /// Loads the versions to start with and returns where each heads partition's live reading
     /// goes on.
-    private func startUp(_ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler) async throws -> [TopicPartition: Int64] {
+    private func startUp(_ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler) async throws
+        -> (resume: [TopicPartition: Int64], candidates: Int) {
         let ends = try await index.ends()
         func bounds(_ p: Int32) -> (low: Int64, high: Int64) { ends[TopicPartition(index.headsTopic, p)] ?? (0, 0) }
         var resume: [TopicPartition: Int64] = [:]
@@ -183,7 +198,7 @@ public final class ModelFollower: Service, Sendable {
         for entry in plan.sorted(by: { $0.last < $1.last }) {
             for candidate in entry.candidates where try await load(candidate, index, &assembler) { break }
         }
-        return resume
+        return (resume, plan.reduce(0) { $0 + $1.candidates.count })
     }
 
     /// One record of the heads, live.

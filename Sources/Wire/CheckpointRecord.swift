@@ -51,3 +51,31 @@ public struct CheckpointCommit: Codable, Sendable, Equatable {
         return nil
     }
 }
+
+/// Where a shard checkpoint's records are on xray.checkpoints (JSON, on the `checkpoints`
+/// partition of xray.models.heads): written once they are acknowledged, so a restarting
+/// aggregator reads its run's newest checkpoints straight from their offsets.
+public struct CheckpointHead: Codable, Sendable, Equatable {
+    public var run: String
+    public var shard: Int
+    public var slot: Int
+    public var step: Int
+    /// The xray.checkpoints partition and the offsets of the first and last record (inclusive).
+    public var partition: Int32
+    public var first: Int64
+    public var last: Int64
+    public var writtenAt: String
+
+    public init(run: String, shard: Int, slot: Int, step: Int, partition: Int32, first: Int64, last: Int64, writtenAt: String) {
+        self.run = run; self.shard = shard; self.slot = slot; self.step = step
+        self.partition = partition; self.first = first; self.last = last; self.writtenAt = writtenAt
+    }
+
+    /// Nil when usable; otherwise what is wrong.
+    public var problem: String? {
+        if let p = ModelVersionRecord.nameProblem(run) { return "run: \(p)" }
+        if !(0..<ShardLayout.maxShards).contains(shard) || (slot != 0 && slot != 1) || step < 0 { return "shard, slot or step out of range" }
+        if partition < 0 || first < 0 || last < first { return "offsets \(first)...\(last) are not a range" }
+        return nil
+    }
+}

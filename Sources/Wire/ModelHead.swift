@@ -18,7 +18,10 @@ public struct ModelHead: Codable, Sendable, Equatable {
         /// The gate's evaluations and decisions (the JSON of xray.models' `evaluation` and
         /// `decision` records). Keyed by version and part.
         public static let audit: Int32 = 2
-        public static let count = 3
+        /// `CheckpointHead`s: where each shard checkpoint is on xray.checkpoints. Keyed like
+        /// the checkpoint's commit (compaction keeps the newest per slot).
+        public static let checkpoints: Int32 = 3
+        public static let count = 4
     }
 
     /// The kind of version the head names.

@@ -342,6 +342,18 @@ struct StreamingTrainingTests {
         #expect(best >= 0.75 && best >= baseline + 0.15, "held-out AUC rose from \(baseline) to \(best)")
         #expect(history.decisions.contains { $0.promoted && !$0.forced && $0.decidedBy == "evaluator" })
         #expect(history.serving?.announcement.kind == .promoted)
+        // A promotion chooses the urgent label's threshold for 95% sensitivity on the window,
+        // and the served version applies it.
+        if let serving = history.serving, let point = history.decisions.last(where: { $0.version == serving.announcement.version && $0.promoted })?
+            .operatingPoints?["Pneumonia"] {
+            print("serving \(serving.announcement.version): Pneumonia threshold \(point.threshold) (\(point.chosen ? "chosen" : "kept")), sensitivity \(point.sensitivity ?? -1), specificity \(point.specificity ?? -1) on \(point.positives)+/\(point.negatives)-")
+            #expect(!point.chosen || (point.sensitivity ?? 0) >= 0.95)
+            #expect(point.chosen == (point.positives >= 10))
+            let model = try ModelFile.decode(serving.file, name: "serving")
+            #expect(model.manifest.triagePolicy.threshold(for: "Pneumonia") == point.threshold)
+        } else {
+            Issue.record("the serving version's promotion has no operating point for Pneumonia")
+        }
         // After a promotion the gate compares with the promoted version, not with v0 for ever.
         let firstPromoted = history.decisions.first { $0.promoted && $0.decidedBy == "evaluator" }?.version
         #expect(history.decisions.contains { $0.serving != nil && $0.serving == firstPromoted },
