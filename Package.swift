@@ -55,8 +55,16 @@ let package = Package(
         // weight files (safetensors, ONNX import). No Kafka; no I/O but weight files.
         .target(name: "Engine", dependencies: ["COpenBLAS", "CheckedArithmetic"], swiftSettings: strict),
         // The stages: pure transforms plus the runner that owns consume → produce → commit.
+        // Model versions on xray.models and xray.models.heads: the codec, the assembler, heads,
+        // the follower, the history and registry, model files and their checks. No stage.
+        .target(name: "ModelVersions",
+                dependencies: ["Wire", "KafkaIO", "Engine", "CZlib", "CheckedArithmetic",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Metrics", package: "swift-metrics"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                swiftSettings: strict),
         .target(name: "Stages",
-                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine", "CZlib", "CheckedArithmetic",
+                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine", "ModelVersions", "CheckedArithmetic",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Metrics", package: "swift-metrics"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -72,7 +80,7 @@ let package = Package(
                 swiftSettings: strict),
         // The CLI: wiring only.
         .executableTarget(name: "xray",
-                          dependencies: ["Stages", "Wire", "KafkaIO", "Imaging", "Engine", "MetricsServer",
+                          dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Engine", "MetricsServer",
                                          .product(name: "Metrics", package: "swift-metrics"),
                                          .product(name: "Prometheus", package: "swift-prometheus"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -82,7 +90,7 @@ let package = Package(
 
         // The fuzz targets: each parser of outside bytes driven by fuzz input, and the seed
         // corpus (`Tests/Fuzz/`). No Kafka I/O.
-        .target(name: "FuzzTargets", dependencies: ["Stages", "Wire", "KafkaIO", "Imaging", "Engine"], swiftSettings: strict),
+        .target(name: "FuzzTargets", dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Engine"], swiftSettings: strict),
         // The harness: libFuzzer's entry point (Ops/fuzz builds it with -sanitize=fuzzer,address),
         // or a replayer of files and writer of seeds when built normally.
         .target(name: "CFuzzDriver"),
@@ -93,10 +101,10 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
                     resources: [.copy("Fixtures")], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),
-        .testTarget(name: "StagesTests", dependencies: ["Stages", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
+        .testTarget(name: "StagesTests", dependencies: ["Stages", "ModelVersions", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["Stages", "Wire", "KafkaIO", "Imaging",
+                    dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging",
                                    .product(name: "Logging", package: "swift-log")],
                     linkerSettings: rpath),
     ],

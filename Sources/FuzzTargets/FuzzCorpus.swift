@@ -2,6 +2,7 @@ import Engine
 public import Foundation
 import Imaging
 import KafkaIO
+import ModelVersions
 import Stages
 import Wire
 

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Imaging
 import KafkaIO
+import ModelVersions
 import Stages
 import Wire
 

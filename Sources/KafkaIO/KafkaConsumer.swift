@@ -29,7 +29,7 @@ public final class KafkaConsumer: Sendable {
         switch subscription {
         case .group: (inGroup, start) = (true, configuration.startAtEarliest ? .committedElseEarliest : .latest)
         case .wholeTopic(_, let fromBeginning): (inGroup, start) = (false, fromBeginning ? .earliest : .latest)
-        case .partitions: (inGroup, start) = (false, .earliest)
+        case .partitions: (inGroup, start) = (false, .latest)  // no lag assumed before the first fetch
         }
         let core = ConsumerCore(logger: logger, name: configuration.groupID, start: start, commitsEnabled: inGroup,
                                 maxBuffered: configuration.maxBufferedRecords,

@@ -45,7 +45,7 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
         let name = String(cString: rd_kafka_err2name(err))
         self.init(code: err.rawValue, name: name,
                   message: context.map { "\($0): \(text)" } ?? text,
-                  isRetriable: KafkaError.retriableCodes.contains(err.rawValue))
+                  isRetriable: KafkaError.retriableCodes.contains(err.rawValue) || KafkaError.retriableNames.contains(name))
     }
 
     /// Takes ownership of an `rd_kafka_error_t` (destroys it) and wraps it.
@@ -59,6 +59,11 @@ public struct KafkaError: Error, CustomStringConvertible, Sendable, Equatable {
                   isFatal: rd_kafka_error_is_fatal(error) != 0)
         rd_kafka_error_destroy(error)
     }
+
+    /// Retriable codes newer than the librdkafka headers this builds against (Debian's 2.0),
+    /// known by name at run time: `_DESTROY_BROKER` (a connection torn down mid-request,
+    /// as when the broker dies).
+    private static let retriableNames: Set<String> = ["_DESTROY_BROKER"]
 
     private static let retriableCodes: Set<Int32> = [
         RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,

@@ -3,6 +3,7 @@ import Foundation
 public import KafkaIO
 public import Logging
 import Metrics
+import ModelVersions
 public import ServiceLifecycle
 import Synchronization
 public import Wire
@@ -113,9 +114,13 @@ public final class Aggregator: Service, @unchecked Sendable {
         }
         let run = settings.run ?? "\(base.version)-ft"
         let index = ModelHeadIndex(modelsTopic: topics.models, configuration: consumerConfiguration(suffix: "-heads"), logger: logger)
-        guard let baseHead = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger, {
-            try await index.newestHead(named: base.version)
-        }) else {
+        // The follower found the base through its head, so a miss here is a slow broker: ask again.
+        var found: ModelHead?
+        for attempt in 1...5 where found == nil {
+            found = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger) { try await index.newestHead(named: base.version) }
+            if found == nil, attempt < 5 { try await Task.sleep(for: .seconds(2)) }
+        }
+        guard let baseHead = found else {
             throw BadInput("base version \(base.version) has no head on \(index.headsTopic); publish it again with xray model publish")
         }
         self.baseHead = baseHead

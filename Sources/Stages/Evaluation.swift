@@ -1,5 +1,6 @@
 public import Engine
 import Foundation
+public import ModelVersions
 public import Wire
 
 /// Scores a labelled dataset with a model, offline, and measures it per label: AUC-ROC, and

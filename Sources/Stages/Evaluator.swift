@@ -3,6 +3,7 @@ import Foundation
 public import KafkaIO
 public import Logging
 import Metrics
+import ModelVersions
 public import ServiceLifecycle
 import Synchronization
 public import Wire

@@ -1,5 +1,6 @@
 import CheckedArithmetic
 public import KafkaIO
+import ModelVersions
 import Wire
 
 /// Collects the records of contributions per shard and yields each shard contribution when

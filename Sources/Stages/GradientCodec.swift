@@ -1,5 +1,6 @@
 import Foundation
 public import KafkaIO
+import ModelVersions
 public import Wire
 
 /// One shard's part of a trainer's contribution, assembled from its records on xray.gradients.

@@ -1,3 +1,5 @@
+import Wire
+
 /// The NIH ChestX-ray14 label table (`Data_Entry_2017*.csv`): findings and patient by image file name.
 public struct NIHLabelTable: Sendable {
     public struct Entry: Sendable, Equatable {

@@ -2,6 +2,7 @@ import CheckedArithmetic
 import Engine
 public import Foundation
 public import Imaging
+public import ModelVersions
 import Wire
 
 /// Scores files with a model, without Kafka: PNG/JPEG X-rays are decoded and preprocessed as

@@ -1,5 +1,6 @@
 public import Engine
 import Foundation
+public import ModelVersions
 import Wire
 
 /// Fine-tunes a model on labelled files, offline: the engine's own training loop (the

@@ -1,4 +1,7 @@
 import Engine
+public import KafkaIO
+public import Logging
+public import ModelVersions
 import Synchronization
 public import Wire
 
@@ -42,4 +45,17 @@ public final class ModelSlot: Sendable {
     public var current: ServingModel? { state.withLock { $0 } }
 
     func replace(with model: ServingModel) { state.withLock { $0 = model } }
+}
+
+extension ModelFollower {
+    /// A follower that loads each version's weights into `slot` (the scorer).
+    public static func serving(into slot: ModelSlot, topic: String, consumer: ConsumerConfiguration, logger: Logger) -> ModelFollower {
+        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, _, model in
+            guard model.manifest.architecture == announcement.manifest.architecture,
+                  model.manifest.labels == announcement.manifest.labels else {
+                throw BadInput("the weights' manifest (\(model.manifest.architecture), \(model.manifest.labels.count) labels) differs from the announcement's")
+            }
+            slot.replace(with: ServingModel(ModelFile(manifest: announcement.manifest, network: model.network), version: announcement.version))
+        }
+    }
 }

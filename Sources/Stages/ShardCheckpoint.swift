@@ -1,6 +1,7 @@
 public import Engine
 import Foundation
 public import KafkaIO
+import ModelVersions
 public import Wire
 
 /// Everything an aggregator needs to continue a shard after a restart: its step, weights,
@@ -89,7 +90,7 @@ public enum CheckpointCodec {
     }
 }
 
-/// Reads xray.checkpoints (from the beginning) and keeps, for one run, each shard's complete
+/// Reads xray.checkpoint records (the ranges their heads name, or the whole topic) and keeps, for one run, each shard's complete
 /// checkpoints: the newest of each slot whose chunks all arrived and check out. Pure: no I/O.
 ///
 /// Memory is bounded whatever the topic holds: records of other runs are passed over, chunk

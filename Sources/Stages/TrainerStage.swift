@@ -4,6 +4,7 @@ import Foundation
 public import KafkaIO
 public import Logging
 import Metrics
+public import ModelVersions
 import Synchronization
 public import Wire
 

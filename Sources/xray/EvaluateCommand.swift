@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ModelVersions
 import Stages
 
 struct EvaluateCommand: AsyncParsableCommand {

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import KafkaIO
 import Logging
+import ModelVersions
 import Stages
 import Synchronization
 import Wire

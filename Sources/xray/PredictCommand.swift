@@ -1,6 +1,7 @@
 import ArgumentParser
 import Engine
 import Foundation
+import ModelVersions
 import Stages
 
 struct PredictCommand: AsyncParsableCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ModelVersions
 import Stages
 import Wire
 
@@ -7,8 +8,8 @@ struct PreprocessorCommand: AsyncParsableCommand {
         commandName: "preprocessor",
         abstract: "Resize, centre-crop and normalise xray.decoded images into xray.tensors.",
         discussion: """
-            The preprocessing options apply until a model version is in force on xray.models; \
-            from then on the preprocessor follows the preprocessing in the serving version's \
+            The preprocessing options apply until a model version is in force on xray.models \
+            (the preprocessor reads the serving version's head before its first image); from then on the preprocessor follows the preprocessing in the serving version's \
             manifest, so tensors fit the model the scorers serve. --no-follow-models keeps the \
             options for good.
             """)

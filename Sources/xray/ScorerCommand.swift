@@ -1,5 +1,6 @@
 import ArgumentParser
 import KafkaIO
+import ModelVersions
 import Stages
 
 struct ScorerCommand: AsyncParsableCommand {
@@ -8,11 +9,12 @@ struct ScorerCommand: AsyncParsableCommand {
         abstract: "Score xray.tensors with the serving model on xray.models; write xray.predictions and xray.alerts.",
         discussion: """
             Batches adaptively: up to --batch records, or those that arrived within --batch-wait-ms \
-            of the first. Follows xray.models: the latest published or promoted version (trained \
-            versions serve only once the evaluator's gate or `xray model promote` promotes them) \
-            is loaded in the background and \
-            serves from the next batch; a corrupt or incomplete version is refused and the \
-            current one keeps serving. Waits for a first model before reading any tensor.
+            of the first. Follows xray.models through its heads (xray.models.heads): the serving \
+            version (the newest published or promoted one, or the one an operator rolled back \
+            to; trained versions serve only once the evaluator's gate or `xray model promote` \
+            promotes them) is read alone, loaded in the background and serves from the next \
+            batch; a corrupt, incomplete or removed version is refused and the current one \
+            keeps serving. Waits for a first model before reading any tensor.
             """)
 
     @OptionGroup var kafka: KafkaOptions

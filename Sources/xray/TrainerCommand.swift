@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import KafkaIO
+import ModelVersions
 import Stages
 
 struct TrainerCommand: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import KafkaIO
 import Logging
+import ModelVersions
 import Stages
 import Testing
 import Wire

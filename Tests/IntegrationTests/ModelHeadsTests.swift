@@ -1,5 +1,6 @@
 import Foundation
 import KafkaIO
+import ModelVersions
 import Stages
 import Testing
 import Wire

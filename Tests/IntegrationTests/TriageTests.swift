@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import KafkaIO
+import ModelVersions
 import Stages
 import Testing
 import Wire

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import KafkaIO
 import Logging
+import ModelVersions
 import Synchronization
 @testable import Stages
 import Testing

@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import KafkaIO
 import Logging
+@testable import ModelVersions
 @testable import Stages
 import Testing
 import Wire

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Imaging
+import ModelVersions
 import Stages
 import Testing
 import Wire

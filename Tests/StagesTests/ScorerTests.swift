@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import KafkaIO
+import ModelVersions
 @testable import Stages
 import Testing
 import Wire

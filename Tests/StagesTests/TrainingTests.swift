@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import ModelVersions
 @testable import Stages
 import Testing
 import Wire

@@ -14,7 +14,7 @@ public struct ModelHeadIndex: Sendable {
     let configuration: ConsumerConfiguration
     let logger: Logger
     /// How many records from the end of a heads partition a start-up looks at first.
-    static let tailRecords: Int64 = 512
+    public static let tailRecords: Int64 = 512
 
     public init(modelsTopic: String, configuration: ConsumerConfiguration, logger: Logger) {
         self.modelsTopic = modelsTopic
@@ -32,10 +32,12 @@ public struct ModelHeadIndex: Sendable {
         public var records = 0
         public var bytes = 0
         public var passedOver = 0
+
+        public init() {}
     }
 
     /// The heads partitions' (low, high) watermarks: the high ones are where live reading goes on.
-    func ends() async throws -> [TopicPartition: (low: Int64, high: Int64)] {
+    public func ends() async throws -> [TopicPartition: (low: Int64, high: Int64)] {
         let partitions = (0..<Int32(ModelHead.Partition.count)).map { TopicPartition(headsTopic, $0) }
         return try await KafkaConsumer.watermarks(partitions, configuration: configuration, logger: logger)
     }
@@ -43,7 +45,7 @@ public struct ModelHeadIndex: Sendable {
     /// The records of a heads partition from its start (`bounds.low`) or, with `count`, from
     /// about `count` records before its end, to its end; and the offset after them, where live
     /// reading goes on.
-    func records(_ partition: Int32, in bounds: (low: Int64, high: Int64), last count: Int64? = nil) async throws -> (records: [KafkaRecord], end: Int64) {
+    public func records(_ partition: Int32, in bounds: (low: Int64, high: Int64), last count: Int64? = nil) async throws -> (records: [KafkaRecord], end: Int64) {
         let from = max(bounds.low, count.map { bounds.high - $0 } ?? bounds.low)
         var records: [KafkaRecord] = []
         do {

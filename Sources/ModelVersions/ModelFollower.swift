@@ -71,17 +71,6 @@ public final class ModelFollower: Service, Sendable {
         self.use = use
     }
 
-    /// A follower that loads each version's weights into `slot` (the scorer).
-    public static func serving(into slot: ModelSlot, topic: String, consumer: ConsumerConfiguration, logger: Logger) -> ModelFollower {
-        ModelFollower(topic: topic, consumer: consumer, logger: logger) { announcement, _, model in
-            guard model.manifest.architecture == announcement.manifest.architecture,
-                  model.manifest.labels == announcement.manifest.labels else {
-                throw BadInput("the weights' manifest (\(model.manifest.architecture), \(model.manifest.labels.count) labels) differs from the announcement's")
-            }
-            slot.replace(with: ServingModel(ModelFile(manifest: announcement.manifest, network: model.network), version: announcement.version))
-        }
-    }
-
     /// A follower that hands each version's manifest to `use` (the preprocessor), without
     /// loading weights.
     public static func manifests(topic: String, consumer: ConsumerConfiguration, logger: Logger,
@@ -111,18 +100,18 @@ public final class ModelFollower: Service, Sendable {
 
     public func run() async throws {
         let index = ModelHeadIndex(modelsTopic: topic, configuration: consumer, logger: logger)
-        var started: (resume: [TopicPartition: Int64], assembler: ModelVersionAssembler)?
+        var started: (resume: [TopicPartition: Int64], assembler: ModelVersionAssembler, pending: [String: [Int: ModelHead]])?
         while !Task.isCancelled, started == nil {
             do {
                 started = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger) {
                     var assembler = ModelVersionAssembler(assembling: self.kinds)
-                    let (resume, candidates) = try await self.startUp(index, &assembler)
+                    let (resume, candidates, pending) = try await self.startUp(index, &assembler)
                     // Heads named versions but none could be read whole (a broker too slow to
                     // serve them, or all refused): try again rather than wait for a new one.
                     if self.version == nil, candidates > 0 {
                         throw StartUpIncomplete(candidates: candidates)
                     }
-                    return (resume, assembler)
+                    return (resume, assembler, pending)
                 }
             } catch is CancellationError {
                 return
@@ -142,25 +131,61 @@ public final class ModelFollower: Service, Sendable {
         }
         await cancelWhenGracefulShutdown {
             var assembler = started.assembler
-            var pending: [String: [Int: ModelHead]] = [:]
-            while let record = await live.next() {
-                live.complete(record)
-                do {
-                    try await self.follow(record, index, &assembler, &pending)
-                } catch is CancellationError {
-                    break
-                } catch {
-                    self.logger.error("could not read the version the head at \(record.topic)[\(record.partition)]@\(record.offset) names: \(error)")
+            // Shards of trained versions whose other shards' heads had not come at start-up.
+            var pending = started.pending
+            // The next offset expected per heads partition: a record before it was handled
+            // already (by the check below), one after it means the check missed nothing.
+            var expected = started.resume
+            var lastCheck = ContinuousClock.now
+            while !Task.isCancelled {
+                var batch: [KafkaRecord] = []
+                if let record = await live.next(timeout: Self.headsCheckInterval) {
+                    live.complete(record)
+                    batch = [record]
+                }
+                // Every few seconds, ask where the heads end: a live consumer that stopped
+                // fetching (seen under heavy load) would otherwise leave a new version unseen.
+                if ContinuousClock.now - lastCheck >= Self.headsCheckInterval {
+                    lastCheck = .now
+                    batch += (try? await self.missed(index, expected: expected)) ?? []
+                }
+                for record in batch.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
+                    let tp = TopicPartition(record.topic, record.partition)
+                    guard record.offset >= expected[tp] ?? 0 else { continue }
+                    expected[tp] = record.offset + 1
+                    do {
+                        try await self.follow(record, index, &assembler, &pending)
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        self.logger.error("could not read the version the head at \(record.topic)[\(record.partition)]@\(record.offset) names: \(error)")
+                    }
                 }
             }
         }
         await live.close()
     }
 
+    /// How often the live reader asks where the heads end, in case its consumer missed some.
+    static let headsCheckInterval: Duration = .seconds(5)
+
+    /// Head records written at or after `expected` that the live consumer has not handed over,
+    /// read with a consumer of their own.
+    private func missed(_ index: ModelHeadIndex, expected: [TopicPartition: Int64]) async throws -> [KafkaRecord] {
+        let ends = try await index.ends()
+        var records: [KafkaRecord] = []
+        for (tp, next) in expected.sorted(by: { $0.key.partition < $1.key.partition }) {
+            guard let high = ends[tp]?.high, high > next else { continue }
+            logger.info("\(tp) holds heads from offset \(next) the live reader has not received; reading them directly")
+            try await KafkaConsumer.readRange(tp, first: next, last: .max, configuration: consumer, logger: logger) { records.append($0) }
+        }
+        return records
+    }
+
     /// Loads the versions to start with and returns where each heads partition's live reading
     /// goes on.
     private func startUp(_ index: ModelHeadIndex, _ assembler: inout ModelVersionAssembler) async throws
-        -> (resume: [TopicPartition: Int64], candidates: Int) {
+        -> (resume: [TopicPartition: Int64], candidates: Int, pending: [String: [Int: ModelHead]]) {
         let ends = try await index.ends()
         func bounds(_ p: Int32) -> (low: Int64, high: Int64) { ends[TopicPartition(index.headsTopic, p)] ?? (0, 0) }
         var resume: [TopicPartition: Int64] = [:]
@@ -198,7 +223,17 @@ public final class ModelFollower: Service, Sendable {
         for entry in plan.sorted(by: { $0.last < $1.last }) {
             for candidate in entry.candidates where try await load(candidate, index, &assembler) { break }
         }
-        return (resume, plan.reduce(0) { $0 + $1.candidates.count })
+        // Trained versions with only some shard heads yet: the rest come live.
+        var pending: [String: [Int: ModelHead]] = [:]
+        if kinds.contains(.trained) {
+            let complete = Set(trained.compactMap { $0.first?.version })
+            for head in trainedHeads where !complete.contains(head.version) { pending[head.version, default: [:]][head.shard ?? 0] = head }
+            if pending.count > Self.maxPendingTrained {
+                for stale in pending.sorted(by: { ($0.value.values.map(\.last).max() ?? 0) < ($1.value.values.map(\.last).max() ?? 0) })
+                    .prefix(pending.count - Self.maxPendingTrained) { pending[stale.key] = nil }
+            }
+        }
+        return (resume, plan.reduce(0) { $0 + $1.candidates.count }, pending)
     }
 
     /// One record of the heads, live.
@@ -304,7 +339,7 @@ public final class ModelFollower: Service, Sendable {
         while !hasCaughtUp { try await Task.sleep(for: .milliseconds(100)) }
     }
 
-    /// Waits until the topic has been read to its end and a version serves.
+    /// Waits until start-up has read the versions to start with and a version serves.
     public func ready() async throws {
         var waited = Duration.zero
         while !(hasCaughtUp && version != nil) {

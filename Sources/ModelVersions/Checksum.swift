@@ -10,13 +10,13 @@ public func crc32Hex(_ bytes: some Collection<UInt8>) -> String {
 }
 
 /// `bytes` cut into pieces of at most `size` bytes (one empty piece for no bytes).
-func chunked(_ bytes: [UInt8], size: Int) -> [[UInt8]] {
+public func chunked(_ bytes: [UInt8], size: Int) -> [[UInt8]] {
     guard !bytes.isEmpty else { return [[]] }
     return stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min(bytes.count, $0 + size)]) }
 }
 
 /// The pieces 0..<count joined in order, or nil when any is missing: the inverse of `chunked`.
-func joined(_ pieces: [Int: [UInt8]], count: Int) -> [UInt8]? {
+public func joined(_ pieces: [Int: [UInt8]], count: Int) -> [UInt8]? {
     guard pieces.count == count else { return nil }
     var joined: [UInt8] = []
     for index in 0..<count {

@@ -80,6 +80,7 @@ public struct ModelFile {
     }
 }
 
-func isoNow() -> String {
+/// Now, as ISO 8601 (UTC), as records carry times.
+public func isoNow() -> String {
     ISO8601DateFormatter().string(from: Date())
 }

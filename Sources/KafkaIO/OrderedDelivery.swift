@@ -1,4 +1,3 @@
-public import KafkaIO
 public import Logging
 
 extension KafkaProducer {
