@@ -93,9 +93,10 @@ public final class ModelFollower: Service, Sendable {
         var description: String { "none of the \(candidates) model version(s) the heads name could be used" }
     }
 
-    /// The kinds of whole-file version this follower loads from the serving partition.
+    /// The kinds of whole-file version this follower loads from the serving partition (a
+    /// follower of trained versions also needs their published bases).
     private var servingKinds: Set<ModelAnnouncement.Kind> {
-        kinds.contains(.trained) ? kinds.intersection([.published, .promoted]).union([.published]) : kinds.intersection([.published, .promoted])
+        kinds.intersection([.published, .promoted]).union(kinds.contains(.trained) ? [.published] : [])
     }
 
     public func run() async throws {

@@ -107,6 +107,15 @@ public enum ModelVersionCodec {
         return record
     }
 
+    /// The record of a checkpoint's head, for the checkpoints partition of xray.models.heads,
+    /// keyed like the checkpoint's commit (compaction keeps the newest per slot).
+    public static func record(_ head: CheckpointHead, headsTopic: String) throws -> OutgoingRecord {
+        var record = OutgoingRecord(topic: headsTopic, key: CheckpointRecord.key(run: head.run, shard: head.shard, slot: head.slot, chunk: nil),
+                                    value: [UInt8](try JSONEncoder().encode(head)), headers: [KafkaHeader(HeaderName.contentType, ContentType.json)])
+        record.partition = ModelHead.Partition.checkpoints
+        return record
+    }
+
     private static func audit(_ record: OutgoingRecord, _ part: String) -> OutgoingRecord {
         var record = record
         record.key = (record.key ?? []) + Array("#\(part)".utf8)

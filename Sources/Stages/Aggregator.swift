@@ -386,12 +386,7 @@ public final class Aggregator: Service, @unchecked Sendable {
         }
         let head = CheckpointHead(run: checkpoint.run, shard: checkpoint.shard, slot: checkpoint.step % 2, step: checkpoint.step,
                                   partition: partition, first: first, last: last, writtenAt: isoNow())
-        var record = OutgoingRecord(topic: settings.topics.modelHeads,
-                                    key: CheckpointRecord.key(run: head.run, shard: head.shard, slot: head.slot, chunk: nil),
-                                    value: [UInt8](try JSONEncoder().encode(head)),
-                                    headers: [KafkaHeader(HeaderName.contentType, ContentType.json)])
-        record.partition = ModelHead.Partition.checkpoints
-        try await producer.sendInOrder([record], logger: logger)
+        try await producer.sendInOrder([try ModelVersionCodec.record(head, headsTopic: settings.topics.modelHeads)], logger: logger)
     }
 
     /// The checkpoints of `run`: through their heads (the newest of each shard's slots near the
