@@ -84,6 +84,13 @@ struct StreamingTrainingTests {
         }
     }
 
+    /// A group session long enough that a member on a loaded machine is not taken for dead.
+    /// The tests that compare two trainers with one loop need each image trained exactly once:
+    /// with the stages' 6 s session, a trainer whose heartbeats waited behind a busy broker
+    /// during the full suite lost its partitions, and the other trainer trained its
+    /// uncommitted images again (at-least-once, as designed, but not the offline loop's batches).
+    static let patientGroup = ["-X", "session.timeout.ms=30000"]
+
     static func stop(_ processes: [Process]) {
         for p in processes where p.isRunning { p.terminate() }
         for p in processes { p.waitUntilExit() }
@@ -212,11 +219,11 @@ struct StreamingTrainingTests {
         // Only the head trains: batch norm runs on its running statistics, so an image's
         // gradient does not depend on the rest of its batch and the split is exact.
         let aggregator = try TestBroker.spawnXray(["aggregator", "--trainers", "2", "--train", "head", "--lr", String(Self.lr),
-                                                   "--warmup", String(Self.warmup)], prefix: prefix)
+                                                   "--warmup", String(Self.warmup)] + Self.patientGroup, prefix: prefix)
         let logs = ["t1", "t2"].map { TestBroker.logFile(prefix: prefix, "trainer-\($0)") }
         let trainers = try zip(["t1", "t2"], logs).map {
             try TestBroker.spawnXray(["trainer", "--batch", "4", "--batch-wait-ms", "3000", "--validation", "0", "--seed", "7",
-                                      "--train", "head", "--id", $0, "--assignment", "range"], prefix: prefix, log: $1)
+                                      "--train", "head", "--id", $0, "--assignment", "range"] + Self.patientGroup, prefix: prefix, log: $1)
         }
         defer { Self.stop([aggregator] + trainers) }
         // Both trainers in the group (range assignment: one holds partitions 0-2, the other
@@ -276,13 +283,13 @@ struct StreamingTrainingTests {
         let port = Int.random(in: 30_000...60_000)
         var processes = [try TestBroker.spawnXray(["aggregator", "--mode", "async", "--max-staleness", "1", "--lr", String(Self.lr),
                                                    "--warmup", String(Self.warmup), "--metrics-port", String(port),
-                                                   "--metrics-host", "127.0.0.1"], prefix: prefix)]
+                                                   "--metrics-host", "127.0.0.1"] + Self.patientGroup, prefix: prefix)]
         defer { Self.stop(processes) }
         let logs = ["t1", "t2"].map { TestBroker.logFile(prefix: prefix, "trainer-\($0)") }
         processes += try zip(["t1", "t2"], logs).map {
             // Whole batches only (12 contributions), however slowly the images arrive.
             try TestBroker.spawnXray(["trainer", "--async", "--batch", "4", "--batch-wait-ms", "60000", "--validation", "0", "--seed", "7",
-                                      "--id", $0, "--assignment", "range"], prefix: prefix, log: $1)
+                                      "--id", $0, "--assignment", "range"] + Self.patientGroup, prefix: prefix, log: $1)
         }
         try await Self.waitUntilAssigned(logs)  // both trainers in the group: partitions 0-2 and 3-5
         try await Self.publish(Array(examples[..<24]), partition: 0, topics: topics, producer)
