@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C shims: each imported by exactly one Swift module.
@@ -36,6 +37,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // DCMTK (parse, edit, write, render, the C-STORE service; libdcmtk-dev) and GDCM
+        // (JPEG 2000; libgdcm-dev) behind a C interface. DCMTK's pkg-config file is broken on
+        // Debian 12 (it requires sndfile), so the libraries are named here.
+        .target(name: "CDicom",
+                cxxSettings: [.unsafeFlags(["-I/usr/include/gdcm-3.0"])],
+                linkerSettings: ["dcmnet", "dcmimgle", "dcmjpeg", "dcmjpls", "dcmdata", "oflog", "ofstd",
+                                 "gdcmMSFF", "gdcmDSED", "gdcmCommon"].map { .linkedLibrary($0) }),
 
         // Sizes and numbers from outside bytes, checked: products and sums that cannot trap,
         // non-finite values found. No dependencies.
@@ -51,6 +59,11 @@ let package = Package(
                 swiftSettings: strict),
         // PNG/JPEG decode, resize, crop, normalise. No Kafka.
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: strict),
+        // DICOM: objects, rendering to grey, de-identification with keyed pseudonyms, what a
+        // chest-X-ray gateway accepts, the C-STORE service. No Kafka.
+        .target(name: "Dicom",
+                dependencies: ["CDicom", "Imaging", "Wire", .product(name: "Crypto", package: "swift-crypto")],
+                swiftSettings: strict),
         // The CNN engine: layers with backward passes over OpenBLAS, optimisers, architectures,
         // weight files (safetensors, ONNX import). No Kafka; no I/O but weight files.
         .target(name: "Engine", dependencies: ["COpenBLAS", "CheckedArithmetic"], swiftSettings: strict),
@@ -64,7 +77,7 @@ let package = Package(
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: strict),
         .target(name: "Stages",
-                dependencies: ["Wire", "KafkaIO", "Imaging", "Engine", "ModelVersions", "CheckedArithmetic",
+                dependencies: ["Wire", "KafkaIO", "Imaging", "Dicom", "Engine", "ModelVersions", "CheckedArithmetic",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Metrics", package: "swift-metrics"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
@@ -80,7 +93,7 @@ let package = Package(
                 swiftSettings: strict),
         // The CLI: wiring only.
         .executableTarget(name: "xray",
-                          dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Engine", "MetricsServer",
+                          dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom", "Engine", "MetricsServer",
                                          .product(name: "Metrics", package: "swift-metrics"),
                                          .product(name: "Prometheus", package: "swift-prometheus"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -90,7 +103,7 @@ let package = Package(
 
         // The fuzz targets: each parser of outside bytes driven by fuzz input, and the seed
         // corpus (`Tests/Fuzz/`). No Kafka I/O.
-        .target(name: "FuzzTargets", dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Engine"], swiftSettings: strict),
+        .target(name: "FuzzTargets", dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom", "Engine"], swiftSettings: strict),
         // The harness: libFuzzer's entry point (Ops/fuzz builds it with -sanitize=fuzzer,address),
         // or a replayer of files and writer of seeds when built normally.
         .target(name: "CFuzzDriver"),
@@ -100,13 +113,15 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "CheckedArithmetic"], linkerSettings: rpath),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
                     resources: [.copy("Fixtures")], linkerSettings: rpath),
+        .testTarget(name: "DicomTests", dependencies: ["Dicom", "Imaging"], exclude: ["Fixtures"], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "ModelVersions", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging",
+                    dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom",
                                    .product(name: "Logging", package: "swift-log")],
                     linkerSettings: rpath),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    cxxLanguageStandard: .cxx17
 )

@@ -1,3 +1,4 @@
+import Dicom
 import Engine
 public import Foundation
 import Imaging
@@ -26,6 +27,15 @@ public enum FuzzCorpus {
                         network: network, mode: .asynchronous(maxStaleness: 2), optimizer: OptimizerSettings(kind: .adam),
                         schedule: .constant(1e-3))
     }
+
+    /// The de-identification the dicom target runs (a fixed key: the fuzzer runs one input at a time).
+    static let deidentifier: Deidentifier = {
+        do {
+            return Deidentifier(pseudonyms: try Pseudonymiser(key: Array("fuzz-target-pseudonym-key".utf8)))
+        } catch {
+            fatalError("the fuzz key is long enough")  // a constant of 25 bytes; never reached
+        }
+    }()
 
     static let gradientHeaders = [
         GradientRecord.Header.contribution, GradientRecord.Header.trainer, GradientRecord.Header.baseVersion,

@@ -1,3 +1,4 @@
+import Dicom
 import Engine
 import Foundation
 import Imaging
@@ -28,6 +29,25 @@ public struct FuzzTarget: Sendable {
             guard let (image, _) = try? decoder.decode(bytes) else { return }
             expect(image.pixels.count == image.width * image.height && max(image.width, image.height) <= 256, "decoded image size")
             _ = try? Preprocessor(resize: 36, crop: 32, mean: [0.5], std: [0.25]).tensor(from: image)
+        },
+        FuzzTarget(name: "dicom", summary: "DICOM objects: rendered to grey (DCMTK, GDCM for JPEG 2000), then filtered, de-identified and re-encoded as the gateway does",
+                   headerNames: []) { bytes in
+            let decoder = DicomDecoder(limits: DecodeLimits(maxEncodedBytes: 1 << 22, maxPixels: 1 << 22, maxSide: 256))
+            if let (image, _, _) = try? decoder.decode(bytes) {
+                expect(image.pixels.count == image.width * image.height && max(image.width, image.height) <= 256, "decoded DICOM size")
+            }
+            var acceptance = DicomAcceptance()
+            acceptance.acceptMissingView = true
+            let intake = DicomIntake(topic: "xray.raw", acceptance: acceptance, deidentifier: FuzzCorpus.deidentifier)
+            if case .publish(let record, _) = intake.prepare(bytes, source: "fuzz", now: 0) {
+                // What the gateway publishes must read back as DICOM, without the identifiers.
+                guard let object = try? DicomObject(bytes: record.value) else {
+                    expect(false, "a de-identified object re-encodes to readable DICOM")
+                    return
+                }
+                expect(object[.patientIdentityRemoved] == "YES", "de-identification is marked")
+                expect(object.tags.allSatisfy { !$0.isPrivate }, "no private tag survives de-identification")
+            }
         },
         FuzzTarget(name: "decoded-image", summary: "xray.decoded records, then preprocessing", headerNames: []) { bytes in
             guard let decoded = try? DecodedImage(decoding: bytes) else { return }

@@ -15,14 +15,22 @@ public struct GrayImage: Sendable, Equatable {
 
 /// What the decoder found in the file besides the pixels.
 public struct SourceImageInfo: Sendable, Equatable {
-    public enum Format: String, Sendable { case png, jpeg }
+    public enum Format: String, Sendable { case png, jpeg, dicom }
     public var format: Format
     public var width: Int
     public var height: Int
-    /// Bits per sample (8 or 16 for PNG; 8 for JPEG).
+    /// Bits per sample (8 or 16 for PNG; 8 for JPEG; bits stored for DICOM).
     public var bitDepth: Int
     /// Samples per pixel in the file (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA).
     public var channels: Int
+
+    public init(format: Format, width: Int, height: Int, bitDepth: Int, channels: Int) {
+        self.format = format
+        self.width = width
+        self.height = height
+        self.bitDepth = bitDepth
+        self.channels = channels
+    }
 }
 
 /// Why an image could not be decoded. Every case says what is wrong with the input; none is

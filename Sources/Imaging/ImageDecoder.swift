@@ -45,8 +45,13 @@ public struct ImageDecoder: Sendable {
         return (fitWithin(decoded.0, maxSide: limits.maxSide), decoded.1)
     }
 
+    /// Throws `badAspectRatio` for proportions no radiograph has (for decoders of other formats).
+    public func checkProportions(_ image: GrayImage) throws {
+        try ImagingError.checkAspectRatio(width: image.width, height: image.height, limit: limits.maxAspectRatio)
+    }
+
     /// Downscales so that the longer side is at most `maxSide`, keeping the aspect ratio.
-    func fitWithin(_ image: GrayImage, maxSide: Int) -> GrayImage {
+    public func fitWithin(_ image: GrayImage, maxSide: Int) -> GrayImage {
         let longer = max(image.width, image.height)
         guard longer > maxSide else { return image }
         let w = max(1, Int((Double(image.width) * Double(maxSide) / Double(longer)).rounded()))

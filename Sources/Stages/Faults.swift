@@ -1,3 +1,4 @@
+import Dicom
 import Engine
 import Foundation
 import Imaging
@@ -12,6 +13,7 @@ public func faultCode(_ error: any Error) -> String {
     case let e as BadInput: e.code
     case let e as WireError: e.reasonCode
     case let e as ImagingError: e.reasonCode
+    case let e as DicomError: e.reasonCode
     case let e as EngineError:
         switch e {
         case .malformed: "malformed"

@@ -1,3 +1,4 @@
+import Dicom
 import Foundation
 public import KafkaIO
 import Wire
@@ -9,6 +10,8 @@ public struct PublishSummary: Sendable {
     public var failed: [(path: String, reason: String)] = []
     public var seconds = 0.0
     public var labelled = 0
+    /// DICOM files not published because they are not frontal chest radiographs (a CT, a lateral view).
+    public var skipped: [(path: String, reason: String)] = []
 }
 
 /// The modality simulator: publishes image files to `xray.raw`, keyed by image id, with source,
@@ -21,6 +24,9 @@ public struct ModalityPublisher: Sendable {
     public var rate: Double?
     /// Sends awaiting acknowledgement at once.
     public var maxInFlight = 64
+    /// DICOM files go through this (filter, de-identify) as they would through the gateway;
+    /// without it a DICOM file fails (it would carry the patient's identifiers to the topic).
+    public var dicom: DicomIntake?
 
     public init(topic: String, source: String, rate: Double? = nil) {
         self.topic = topic
@@ -56,7 +62,25 @@ public struct ModalityPublisher: Sendable {
                     summary.failed.append((file.path, "cannot read the file"))
                     continue
                 }
-                let record = record(for: file, bytes: [UInt8](data))
+                let bytes = [UInt8](data)
+                let record: OutgoingRecord
+                if file.path.lowercased().hasSuffix(".dcm") || ContentType.sniff(bytes) == ContentType.dicom {
+                    guard let dicom else {
+                        summary.failed.append((file.path, "a DICOM file is published only de-identified: give the pseudonym key (--key-file or XRAY_PSEUDONYM_KEY)"))
+                        continue
+                    }
+                    switch dicom.prepare(bytes, source: file.metadata.source ?? source, labels: file.metadata.labels) {
+                    case .publish(let prepared, _): record = prepared
+                    case .skip(let skip):
+                        summary.skipped.append((file.path, skip.detail))
+                        continue
+                    case .refuse(_, let reason):
+                        summary.failed.append((file.path, reason))
+                        continue
+                    }
+                } else {
+                    record = self.record(for: file, bytes: bytes)
+                }
                 if file.metadata.labels != nil { summary.labelled += 1 }
                 if inFlight >= maxInFlight {
                     summary.bytes += try await group.next() ?? 0

@@ -17,6 +17,11 @@ public enum HeaderName {
     public static let schema = "xray.schema"
     /// W3C trace context, carried unchanged from the modality to the last stage.
     public static let traceparent = "traceparent"
+    /// The study and series an image belongs to (pseudonymised UIDs for DICOM from the gateway).
+    public static let study = "xray.study"
+    public static let series = "xray.series"
+    /// The view position (PA, AP...) when the sender says it.
+    public static let viewPosition = "xray.view-position"
     /// When the decoder finished, milliseconds since the epoch.
     public static let decodedAt = "xray.decoded-at"
     /// When the preprocessor finished, milliseconds since the epoch.

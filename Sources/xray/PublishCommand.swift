@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dicom
 import Foundation
 import KafkaIO
 import Stages
@@ -10,7 +11,10 @@ struct PublishCommand: AsyncParsableCommand {
         discussion: """
             PATH may be image files or folders (searched recursively for .png, .jpg, .jpeg, .dcm). \
             NIH ChestX-ray14 PNGs are labelled from --labels (the NIH Data_Entry CSV); files in \
-            NORMAL/ or PNEUMONIA/ folders (the Kermany layout) are labelled by folder.
+            NORMAL/ or PNEUMONIA/ folders (the Kermany layout) are labelled by folder. DICOM files are \
+            filtered and de-identified exactly as `xray gateway` does (frontal CR/DX chest images only; \
+            identifiers removed, UIDs and patient ID pseudonymised with the key from --key-file or \
+            XRAY_PSEUDONYM_KEY, which DICOM files require).
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -21,6 +25,8 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "The source named in each record's xray.source header.") var source: String = "xray-publish"
     @Flag(help: "Shuffle the files (with --seed) before --limit applies.") var shuffle = false
     @Option(help: "Seed for --shuffle.") var seed: UInt64 = 1
+    @Option(help: "For DICOM files: a file holding the pseudonym key (else XRAY_PSEUDONYM_KEY).") var keyFile: String?
+    @Flag(help: "For DICOM files: publish objects that give no view position.") var acceptMissingView = false
 
     func validate() throws {
         if let rate, !(rate >= 0.001 && rate <= 1_000_000) { throw ValidationError("--rate must be in [0.001, 1000000] images per second") }
@@ -45,7 +51,18 @@ struct PublishCommand: AsyncParsableCommand {
 
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: try kafka.kafka(clientID: "xray-publish")),
                                          logger: logger)
-        let publisher = ModalityPublisher(topic: kafka.topics.raw, source: source, rate: rate)
+        var publisher = ModalityPublisher(topic: kafka.topics.raw, source: source, rate: rate)
+        if files.contains(where: { $0.path.lowercased().hasSuffix(".dcm") }) {
+            let pseudonyms: Pseudonymiser
+            do {
+                pseudonyms = try Pseudonymiser.load(file: keyFile, environment: "XRAY_PSEUDONYM_KEY")
+            } catch {
+                throw ValidationError(error.description)
+            }
+            var acceptance = DicomAcceptance()
+            acceptance.acceptMissingView = acceptMissingView
+            publisher.dicom = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: pseudonyms))
+        }
         let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
         let summary = try await publisher.publish(files, with: producer) { done, total in bar.show(done, total) }
         bar.finish()
@@ -55,6 +72,7 @@ struct PublishCommand: AsyncParsableCommand {
         print(String(format: "published %d images (%d labelled) to %@: %.1f MB in %.2f s, %.1f images/s, %.1f MB/s",
                      summary.published, summary.labelled, kafka.topics.raw, mb, summary.seconds,
                      Double(summary.published) / max(summary.seconds, 1e-9), mb / max(summary.seconds, 1e-9)))
+        for skip in summary.skipped { print("not published: \(skip.path): \(skip.reason)") }
         for failure in summary.failed { print("failed: \(failure.path): \(failure.reason)") }
         if !summary.failed.isEmpty { throw ExitCode(1) }
     }

@@ -67,13 +67,18 @@ struct StageOptions: ParsableArguments {
 
     /// Bootstraps swift-metrics with a Prometheus registry and returns the server for it.
     func metricsServer(port: Int, logger: Logger) -> PrometheusHTTPServer {
+        Self.prometheusServer(host: metricsHost, port: port, logger: logger)
+    }
+
+    /// Bootstraps swift-metrics with a Prometheus registry and returns the server for it on HOST:PORT.
+    static func prometheusServer(host: String, port: Int, logger: Logger) -> PrometheusHTTPServer {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.valueHistogramBuckets["xray_batch_size"] = [1, 2, 4, 8, 16, 32, 64]
         factory.durationHistogramBuckets["xray_processing_seconds"] =
             [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].map { Duration.milliseconds($0) }
         MetricsSystem.bootstrap(factory)
-        return PrometheusHTTPServer(registry: registry, host: metricsHost, port: port, logger: logger)
+        return PrometheusHTTPServer(registry: registry, host: host, port: port, logger: logger)
     }
 
     /// The group a stage named `name` joins: `--group`, or the deployment's topic prefix and
