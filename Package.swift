@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.1"),
     ],
     targets: [
         // C shims: each imported by exactly one Swift module.
@@ -60,9 +61,12 @@ let package = Package(
         // PNG/JPEG decode, resize, crop, normalise. No Kafka.
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: strict),
         // DICOM: objects, rendering to grey, de-identification with keyed pseudonyms, what a
-        // chest-X-ray gateway accepts, the C-STORE service. No Kafka.
+        // chest-X-ray gateway accepts, the C-STORE and STOW-RS services. No Kafka.
         .target(name: "Dicom",
-                dependencies: ["CDicom", "Imaging", "Wire", .product(name: "Crypto", package: "swift-crypto")],
+                dependencies: ["CDicom", "Imaging", "Wire", .product(name: "Crypto", package: "swift-crypto"),
+                               .product(name: "MultipartKit", package: "multipart-kit"),
+                               .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         // The CNN engine: layers with backward passes over OpenBLAS, optimisers, architectures,
         // weight files (safetensors, ONNX import). No Kafka; no I/O but weight files.

@@ -198,12 +198,15 @@ uint8_t *render(DcmFileFormat &file, size_t maxPixels, xd_image_info *info, xd_e
         fail(error, "unsupported DICOM image: " + std::to_string(allocated) + " bits allocated (8 or 16 expected)", XD_NOT_A_RADIOGRAPH);
         return nullptr;
     }
+    // Rendering decompresses in place and drops the compressed form, so it works on a copy:
+    // the object stays writable in the transfer syntax it came in.
     DcmFileFormat decompressed;
-    DcmFileFormat *source = &file;
     if (isJPEG2000(dataset->getOriginalXfer())) {
         if (!decompressJPEG2000(file, decompressed, error)) return nullptr;
-        source = &decompressed;
+    } else {
+        decompressed = file;
     }
+    DcmFileFormat *source = &decompressed;
     DicomImage image(source, source->getDataset()->getOriginalXfer(), CIF_DecompressCompletePixelData, 0, 1);
     if (image.getStatus() != EIS_Normal) {
         fail(error, std::string("corrupt DICOM image: ") + DicomImage::getString(image.getStatus()), XD_CORRUPT_IMAGE);

@@ -67,7 +67,11 @@ public struct DicomStudyInfo: Sendable, Equatable {
         calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
         guard let date = calendar.date(from: components) else { return nil }
         var ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        if parts.count == 2, let fraction = Double("0." + String(parts[1].prefix(6))) { ms += Int64((fraction * 1000).rounded()) }
+        if parts.count == 2 {
+            guard !parts[1].isEmpty, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), let fraction = Double("0." + String(parts[1].prefix(6)))
+            else { return nil }
+            ms += Int64((fraction * 1000).rounded())
+        }
         if let offset, offset.count == 5, let hours = Int(offset.dropFirst().prefix(2)), let minutes = Int(offset.suffix(2)) {
             let shift = Int64(hours * 60 + minutes) * 60_000
             ms += offset.first == "-" ? shift : -shift

@@ -10,7 +10,8 @@ struct GatewayCommand: AsyncParsableCommand {
         commandName: "gateway",
         abstract: "The DICOM gateway: receive chest X-rays by C-STORE, de-identify them, publish them to xray.raw.",
         discussion: """
-            Modalities and PACS send to AE title --ae-title on --port (storescu -aec XRAYSTREAM HOST PORT FILES). \
+            Modalities and PACS send to AE title --ae-title on --port (storescu -aec XRAYSTREAM HOST PORT FILES), \
+            or with --stow-port by DICOMweb STOW-RS (POST /studies, multipart/related; type="application/dicom"). \
             Only frontal chest radiographs are published (modality CR or DX, body part CHEST or absent, view PA \
             or AP); other objects are acknowledged, counted and logged. Every published object is de-identified \
             first (PS3.15 Annex E basic profile as an allow-list; UIDs and patient ID replaced by HMAC-SHA-256 \
@@ -39,6 +40,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Flag(help: "Publish images flagged BurnedInAnnotation=YES (their burned-in text is NOT removed).") var allowBurnedIn = false
     @Option(help: "Largest object accepted, in bytes.") var maxBytes: Int = 32 << 20
     @Option(help: "Seconds to wait for the broker's acknowledgement before answering out of resources.") var ackTimeoutS: Double = 30
+    @Option(help: "Also accept DICOMweb STOW-RS (POST /studies, multipart/related) on this HTTP port.") var stowPort: Int?
+    @Option(help: "Address the STOW-RS server binds.") var stowHost: String = "0.0.0.0"
+    @Option(help: "Largest STOW-RS request accepted, in bytes.") var stowMaxBytes: Int = 256 << 20
     @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics.") var metricsPort: Int?
     @Option(help: "Address the metrics server binds.") var metricsHost: String = "0.0.0.0"
 
@@ -48,6 +52,8 @@ struct GatewayCommand: AsyncParsableCommand {
         guard ackTimeoutS >= 1, ackTimeoutS <= 600 else { throw ValidationError("--ack-timeout-s must be in [1, 600]") }
         guard maxBytes > 0 else { throw ValidationError("--max-bytes must be positive") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be in 0...65535") }
+        if let stowPort, !(1...65535).contains(stowPort) { throw ValidationError("--stow-port must be in 1...65535") }
+        guard stowMaxBytes > 0 else { throw ValidationError("--stow-max-bytes must be positive") }
     }
 
     func run() async throws {
@@ -71,7 +77,8 @@ struct GatewayCommand: AsyncParsableCommand {
         let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         let intake = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: pseudonyms),
                                  maxBytes: maxBytes)
-        let gateway = DicomGateway(store: .init(aeTitle: aeTitle, port: UInt16(port), callers: caller), intake: intake,
+        let gateway = DicomGateway(store: .init(aeTitle: aeTitle, port: UInt16(port), callers: caller),
+                                   stow: stowPort.map { (stowHost, $0, stowMaxBytes) }, intake: intake,
                                    producer: producer, reidentificationMap: map, logger: logger)
         let services: [any Service] = [gateway] + (server.map { [$0] } ?? [])
         try await ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()

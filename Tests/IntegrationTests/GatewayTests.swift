@@ -1,5 +1,6 @@
 import Dicom
 import Foundation
+import FoundationNetworking
 import KafkaIO
 import ModelVersions
 import Stages
@@ -183,6 +184,76 @@ struct GatewayTests {
         #expect(stranger.output.contains("Rejected") || stranger.output.contains("rejected"))
         let after = try await TestBroker.collect(topics.raw, timeout: .seconds(3)) { _ in false }
         #expect(after.count == raw.count)
+    }
+
+    @Test("STOW-RS: a multipart/related POST stores the frontal images, acknowledges a CT, fails a part that is not DICOM, and says so in DICOM JSON")
+    func stowRS() async throws {
+        let topics = try await TestBroker.freshTopics("stow")
+        let manifest = try Self.manifest()
+        let stowPort = Self.freePort()
+        let log = TestBroker.logFile(prefix: topics.prefix, "gateway")
+        let gateway = try TestBroker.spawnXray(["gateway", "--port", String(Self.freePort()), "--stow-port", String(stowPort), "--stow-host", "127.0.0.1",
+                                                "--key-file", try Self.keyFile()], prefix: topics.prefix, log: log)
+        defer { if gateway.isRunning { gateway.terminate(); gateway.waitUntilExit() } }
+        try await Self.waitForGateway(log)
+        while !((try? String(contentsOf: log, encoding: .utf8))?.contains("STOW-RS at") ?? false) { try await Task.sleep(for: .milliseconds(200)) }
+
+        let frontal = try [manifest.images[0], manifest.images[2]].map { [UInt8](try Data(contentsOf: URL(fileURLWithPath: try Self.path($0.file)))) }
+        let ct = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try Self.path("skip-ct.dcm"))))
+        let boundary = "xray-\(UUID().uuidString)"
+        var body = Data()
+        for (type, bytes) in [("application/dicom", frontal[0]), ("application/dicom", ct), ("application/octet-stream", [1, 2, 3]), ("application/dicom", frontal[1])] {
+            body += Data("--\(boundary)\r\nContent-Type: \(type)\r\n\r\n".utf8) + Data(bytes) + Data("\r\n".utf8)
+        }
+        body += Data("--\(boundary)--\r\n".utf8)
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(stowPort)/studies")!)
+        request.httpMethod = "POST"
+        request.setValue("multipart/related; type=\"application/dicom\"; boundary=\(boundary)", forHTTPHeaderField: "Content-Type")
+        let (data, response) = try await URLSession.shared.upload(for: request, from: body)
+        let status = (response as? HTTPURLResponse)?.statusCode
+        let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
+        let referenced = (json["00081199"]?["Value"] as? [Any])?.count ?? 0
+        let failed = json["00081198"]?["Value"] as? [[String: [String: Any]]] ?? []
+        print("STOW-RS: HTTP \(status ?? 0), \(referenced) referenced, \(failed.count) failed")
+        #expect(status == 202 && referenced == 3 && failed.count == 1)
+        #expect((failed.first?["00081197"]?["Value"] as? [Int]) == [0xC000])
+
+        let raw = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { $0.count >= 2 }
+        #expect(raw.count == 2 && raw.allSatisfy { $0.headers.text(HeaderName.source) == "stow-rs" })
+
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        let (_, wrongType) = try await URLSession.shared.upload(for: request, from: body)
+        #expect((wrongType as? HTTPURLResponse)?.statusCode == 415)
+    }
+
+    @Test("xray publish replays a DICOM folder through the same filter and de-identification, and refuses to without the key")
+    func publishDicomFolder() async throws {
+        let topics = try await TestBroker.freshTopics("dcmpub")
+        let manifest = try Self.manifest()
+        let folder = try #require(Self.fixtures).path
+        func publish(_ extra: [String]) throws -> (Int32, String) {
+            let log = TestBroker.logFile(prefix: topics.prefix, "publish")
+            let process = try TestBroker.spawnXray(["publish", folder] + extra, prefix: topics.prefix, log: log)
+            process.waitUntilExit()
+            return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+        }
+        let (refusedStatus, refusedOutput) = try publish([])
+        #expect(refusedStatus != 0 && refusedOutput.contains("--key-file"), "\(refusedOutput.suffix(500))")
+        #expect(try await TestBroker.collect(topics.raw, timeout: .seconds(3)) { _ in false }.isEmpty, "nothing published without the key")
+
+        let (status, output) = try publish(["--key-file", try Self.keyFile()])
+        // The truncated object and the one whose length lies cannot be read, so cannot be de-identified: they fail.
+        #expect(status == 1 && output.contains("failed: \(folder)/refuse-truncated.dcm") && output.contains("failed: \(folder)/refuse-length-lies.dcm"))
+        for skipped in manifest.skipped { #expect(output.contains("not published: \(folder)/\(skipped.file): "), "\(skipped.file)") }
+        // Every frontal image, and the multi-frame object (the decoder refuses it), is published de-identified.
+        let expected = manifest.images.count + 1
+        let raw = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { $0.count >= expected }
+        #expect(raw.count == expected, "\(output.suffix(800))")
+        for record in raw {
+            let text = String(decoding: record.value, as: UTF8.self)
+            #expect(!manifest.identifiers.contains { text.contains($0) })
+            #expect(record.headers.text(HeaderName.source) == "xray-publish" && record.headers.text(HeaderName.contentType) == ContentType.dicom)
+        }
     }
 
     /// 2026-11-30 10:16:42.250 UTC: the fixtures' acquisition date and time.

@@ -43,6 +43,25 @@ struct StageTests {
         #expect(tensors[0].headers.text(HeaderName.labels) == "Effusion")
     }
 
+    @Test("the decoder reads DICOM: a real JPEG baseline CR, an old file known only by its content type; a truncated one is refused as corrupt DICOM")
+    func decoderReadsDicom() throws {
+        let samples = datasets.appendingPathComponent("dicom_samples")
+        let cr = [UInt8](try Data(contentsOf: samples.appendingPathComponent("torchxrayvision_1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm")))
+        let out = try DecoderStage(topics: topics).process(rawRecord(cr, key: "siim", headers: [KafkaHeader(HeaderName.contentType, ContentType.dicom)]))
+        let decoded = try DecodedImage(decoding: try #require(out.first).value)
+        #expect(decoded.width == 1024 && decoded.originalWidth == 1024 && decoded.originalBitDepth == 8)
+        let old = [UInt8](try Data(contentsOf: samples.appendingPathComponent("fo-dicom_CR-MONO1-10-chest")))
+        #expect(throws: (any Error).self) { try DecoderStage(topics: topics).process(rawRecord(old, key: "old")) }  // no type, no DICM: unknown
+        let known = try DecoderStage(topics: topics).process(rawRecord(old, key: "old", headers: [KafkaHeader(HeaderName.contentType, ContentType.dicom)]))
+        #expect(try DecodedImage(decoding: try #require(known.first).value).originalBitDepth == 10)
+        do {
+            _ = try DecoderStage(topics: topics).process(rawRecord(Array(cr.prefix(cr.count / 3)), key: "cut"))
+            Issue.record("a truncated DICOM object decoded")
+        } catch {
+            #expect(["corrupt-dicom", "corrupt-image"].contains(faultCode(error)), "\(error)")
+        }
+    }
+
     @Test("records without an image id, or with bad bytes, are refused with a reason")
     func refusals() throws {
         #expect(throws: BadInput.self) { try DecoderStage(topics: topics).process(rawRecord([1, 2], key: nil)) }
