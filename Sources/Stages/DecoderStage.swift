@@ -8,25 +8,17 @@ public struct DecoderStage: Stage {
     public let name = "decoder"
     public let inputTopic: String
     let outputTopic: String
-    let decoder: ImageDecoder
-    let dicomDecoder: DicomDecoder
+    let decoder: RadiographDecoder
 
     public init(topics: TopicCatalog, limits: DecodeLimits = DecodeLimits()) {
         inputTopic = topics.raw
         outputTopic = topics.decoded
-        decoder = ImageDecoder(limits: limits)
-        dicomDecoder = DicomDecoder(limits: limits)
+        decoder = RadiographDecoder(limits: limits)
     }
 
     public func process(_ record: KafkaRecord) throws -> [OutgoingRecord] {
         let id = try record.imageID()
-        let (image, source): (GrayImage, SourceImageInfo)
-        if DicomDecoder.isDicom(record.value, contentType: record.headers.text(HeaderName.contentType)) {
-            let decoded = try dicomDecoder.decode(record.value)
-            (image, source) = (decoded.image, decoded.source)
-        } else {
-            (image, source) = try decoder.decode(record.value)
-        }
+        let (image, source) = try decoder.decode(record.value, contentType: record.headers.text(HeaderName.contentType))
         let decoded = DecodedImage(width: image.width, height: image.height, pixels: image.pixels,
                                    originalWidth: source.width, originalHeight: source.height,
                                    originalBitDepth: source.bitDepth, originalChannels: source.channels)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dicom
 import Foundation
 import Imaging
 import Stages
@@ -10,7 +11,7 @@ struct BenchCommand: AsyncParsableCommand {
 
     struct Decode: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decode + preprocess throughput (PNG/JPEG → 3x224x224 tensor) on one core, or on --threads.")
+            abstract: "Decode + preprocess throughput (PNG/JPEG/DICOM → 3x224x224 tensor) on one core, or on --threads.")
 
         @Option(help: "A folder of images (default: the NIH 1024x1024 PNGs in ../shared/datasets).")
         var data: String = "../shared/datasets/nih_cxr14_fullres_starter_subset/images"
@@ -22,7 +23,7 @@ struct BenchCommand: AsyncParsableCommand {
             let files = try DatasetScanner.scan([data]).prefix(limit)
             let encoded = files.compactMap { FileManager.default.contents(atPath: $0.path).map { [UInt8]($0) } }
             guard !encoded.isEmpty else { throw ValidationError("no images under \(data)") }
-            let decoder = ImageDecoder()
+            let decoder = RadiographDecoder()
             let spec = PreprocessSpec.imagenet224
             let preprocessor = Preprocessor(resize: spec.resize, crop: spec.crop, mean: spec.mean, std: spec.std)
             let mb = Double(encoded.reduce(0) { $0 + $1.count }) / Double(encoded.count) / 1_048_576

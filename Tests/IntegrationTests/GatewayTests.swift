@@ -178,6 +178,14 @@ struct GatewayTests {
         let text = try String(contentsOf: log, encoding: .utf8)
         for skipped in manifest.skipped { #expect(text.contains(skipped.says), "log names why: \(skipped.says)") }
 
+        // Verification (C-ECHO) answers a known sender.
+        let echo = Process()
+        echo.executableURL = URL(fileURLWithPath: "/usr/bin/echoscu")
+        echo.arguments = ["-aet", Self.caller, "-aec", "XRAYSTREAM", "127.0.0.1", String(port)]
+        try echo.run()
+        echo.waitUntilExit()
+        #expect(echo.terminationStatus == 0, "C-ECHO succeeds")
+
         // An unknown calling AE title is refused at association; nothing more is published.
         let stranger = try Self.storescu(port: port, callingAE: "UNKNOWN_AE", files: [frontal[0]])
         #expect(stranger.status != 0 && stranger.responses.isEmpty, "\(stranger.output.suffix(800))")
