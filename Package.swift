@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "CDicom",
                 cxxSettings: [.unsafeFlags(["-I/usr/include/gdcm-3.0"])],
                 linkerSettings: ["dcmnet", "dcmimgle", "dcmjpeg", "dcmjpls", "dcmdata", "oflog", "ofstd",
-                                 "gdcmMSFF", "gdcmDSED", "gdcmCommon"].map { .linkedLibrary($0) }),
+                                 "gdcmMSFF", "gdcmDSED", "gdcmCommon", "z"].map { .linkedLibrary($0) }),
 
         // Sizes and numbers from outside bytes, checked: products and sums that cannot trap,
         // non-finite values found. No dependencies.

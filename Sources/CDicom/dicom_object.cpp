@@ -2,8 +2,12 @@
 #include "CDicom.h"
 #include "internal.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <zlib.h>
 #include <mutex>
 #include <new>
 #include <sstream>
@@ -14,7 +18,7 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcmetinf.h"
-#include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcistrmf.h"
 #include "dcmtk/dcmdata/dcostrmb.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcxfer.h"
@@ -28,7 +32,20 @@
 #include <gdcmImageWriter.h>
 #include <gdcmTrace.h>
 
+/// Memory-backed files (memfd) holding bytes DCMTK reads: closed when the owner goes.
+/// Declared before the DcmFileFormat that reads from them, so they outlive it.
+struct MemoryFiles {
+    std::vector<int> descriptors;
+    MemoryFiles() = default;
+    MemoryFiles(const MemoryFiles &) = delete;
+    MemoryFiles &operator=(const MemoryFiles &) = delete;
+    ~MemoryFiles() {
+        for (int fd : descriptors) close(fd);
+    }
+};
+
 struct xd_object {
+    MemoryFiles files;
     DcmFileFormat file;
 };
 
@@ -64,17 +81,121 @@ namespace {
 
 DcmTagKey key(uint32_t tag) { return DcmTagKey(Uint16(tag >> 16), Uint16(tag & 0xffff)); }
 
-bool parseInto(DcmFileFormat &file, const uint8_t *bytes, size_t count, xd_error *error) {
-    DcmInputBufferStream stream;
-    stream.setBuffer(bytes, offile_off_t(count));
-    stream.setEos();
+/// The most a deflated dataset may inflate to.
+constexpr size_t maxInflatedBytes = 256u << 20;
+
+/// Elements longer than this are not read while parsing but skipped over, which fails when the
+/// file is shorter than the length says; they are read when used, from the memory file. DCMTK
+/// reading from a buffer allocates whatever a length field says first (a 4 GB length in a
+/// 100-byte record, found by fuzzing); from a file it checks the length against the file.
+constexpr Uint32 deferredLength = 4096;
+
+/// `bytes` as a memory file whose path DCMTK can open (and reopen for deferred values).
+bool memoryFile(MemoryFiles &files, const uint8_t *bytes, size_t count, OFFilename &path, xd_error *error) {
+    int fd = int(syscall(SYS_memfd_create, "xray-dicom", 1u /* MFD_CLOEXEC */));
+    if (fd < 0) {
+        fail(error, std::string("cannot create a memory file: ") + std::strerror(errno), XD_UNREADABLE);
+        return false;
+    }
+    files.descriptors.push_back(fd);
+    size_t written = 0;
+    while (written < count) {
+        ssize_t n = write(fd, bytes + written, count - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            fail(error, std::string("cannot write a memory file: ") + std::strerror(errno), XD_UNREADABLE);
+            return false;
+        }
+        written += size_t(n);
+    }
+    path = OFFilename(("/proc/self/fd/" + std::to_string(fd)).c_str());
+    return true;
+}
+
+void unreadable(xd_error *error, const OFCondition &status) {
+    fail(error, std::string("not a readable DICOM object (not DICOM, truncated, or a length that runs past the end): ") +
+                    status.text());
+}
+
+/// The raw-deflate (RFC 1951) data after the file meta information, inflated, at most `limit` bytes.
+bool inflateDataset(const uint8_t *bytes, size_t count, std::vector<uint8_t> &out, xd_error *error) {
+    z_stream z{};
+    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) {
+        fail(error, "cannot start zlib");
+        return false;
+    }
+    z.next_in = const_cast<Bytef *>(bytes);
+    z.avail_in = uInt(count);
+    std::vector<uint8_t> chunk(1 << 20);
+    int status = Z_OK;
+    while (status != Z_STREAM_END) {
+        z.next_out = chunk.data();
+        z.avail_out = uInt(chunk.size());
+        status = inflate(&z, Z_NO_FLUSH);
+        if (status != Z_OK && status != Z_STREAM_END && !(status == Z_BUF_ERROR && z.avail_in == 0)) {
+            inflateEnd(&z);
+            fail(error, "corrupt deflated DICOM dataset: zlib cannot inflate it");
+            return false;
+        }
+        size_t produced = chunk.size() - z.avail_out;
+        if (out.size() + produced > maxInflatedBytes) {
+            inflateEnd(&z);
+            fail(error, "deflated DICOM dataset inflates past " + std::to_string(maxInflatedBytes >> 20) + " MiB", XD_TOO_LARGE);
+            return false;
+        }
+        out.insert(out.end(), chunk.data(), chunk.data() + produced);
+        if (produced == 0 && z.avail_in == 0) break;  // input ended (a stream without its end marker)
+    }
+    inflateEnd(&z);
+    return true;
+}
+
+/// Parses a Part 10 file or a bare dataset from a memory file, lengths checked against it. A
+/// deflated dataset is inflated here first (DCMTK cannot defer values inside a compressed
+/// stream) and read as explicit VR little endian.
+bool parseInto(DcmFileFormat &file, MemoryFiles &files, const uint8_t *bytes, size_t count, xd_error *error) {
+    OFFilename path;
+    if (!memoryFile(files, bytes, count, path, error)) return false;
+    DcmInputFileStream stream(path);
+    if (stream.status().bad()) {
+        unreadable(error, stream.status());
+        return false;
+    }
+    // The file meta information alone first: it says whether the dataset is deflated.
+    DcmMetaInfo meta;
+    meta.transferInit();
+    OFCondition status = meta.read(stream, EXS_Unknown, EGL_noChange, deferredLength);
+    meta.transferEnd();
+    OFString syntax;
+    if (status.good() && meta.findAndGetOFString(DCM_TransferSyntaxUID, syntax).good() &&
+        DcmXfer(syntax.c_str()).getXfer() == EXS_DeflatedLittleEndianExplicit) {
+        const offile_off_t start = stream.tell();
+        if (start < 0 || size_t(start) > count) {
+            fail(error, "corrupt DICOM file meta information");
+            return false;
+        }
+        std::vector<uint8_t> inflated;
+        if (!inflateDataset(bytes + start, count - size_t(start), inflated, error)) return false;
+        OFFilename datasetPath;
+        if (!memoryFile(files, inflated.data(), inflated.size(), datasetPath, error)) return false;
+        DcmInputFileStream datasetStream(datasetPath);
+        DcmDataset *dataset = file.getDataset();
+        dataset->transferInit();
+        status = dataset->read(datasetStream, EXS_LittleEndianExplicit, EGL_noChange, deferredLength);
+        dataset->transferEnd();
+        if (status.bad()) {
+            unreadable(error, status);
+            return false;
+        }
+        return true;
+    }
+    // Everything else: DCMTK reads the whole file (meta included) in one pass.
+    DcmInputFileStream again(path);
     file.transferInit();
-    // Elements longer than the input cannot be read; DCMTK checks lengths against the stream.
-    OFCondition status = file.read(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+    status = file.read(again, EXS_Unknown, EGL_noChange, deferredLength);
     file.transferEnd();
     if (status.bad()) {
-        fail(error, std::string("not a readable DICOM object (not DICOM, truncated, or a length that runs past the end): ") +
-                        status.text());
+        unreadable(error, status);
         return false;
     }
     return true;
@@ -128,7 +249,7 @@ namespace {
 
 /// JPEG 2000 pixel data decompressed by GDCM (DCMTK's free edition has no JPEG 2000 codec)
 /// into an explicit VR little endian object DCMTK can render.
-bool decompressJPEG2000(DcmFileFormat &file, DcmFileFormat &into, xd_error *error) {
+bool decompressJPEG2000(DcmFileFormat &file, DcmFileFormat &into, MemoryFiles &files, xd_error *error) {
     bool ok = false;
     std::vector<uint8_t> bytes = xd_internal_write(file, EXS_Unknown, error, ok);
     if (!ok) return false;
@@ -156,7 +277,7 @@ bool decompressJPEG2000(DcmFileFormat &file, DcmFileFormat &into, xd_error *erro
         return false;
     }
     std::string text = output.str();
-    return parseInto(into, reinterpret_cast<const uint8_t *>(text.data()), text.size(), error);
+    return parseInto(into, files, reinterpret_cast<const uint8_t *>(text.data()), text.size(), error);
 }
 
 uint8_t *render(DcmFileFormat &file, size_t maxPixels, xd_image_info *info, xd_error *error) {
@@ -200,9 +321,10 @@ uint8_t *render(DcmFileFormat &file, size_t maxPixels, xd_image_info *info, xd_e
     }
     // Rendering decompresses in place and drops the compressed form, so it works on a copy:
     // the object stays writable in the transfer syntax it came in.
+    MemoryFiles files;
     DcmFileFormat decompressed;
     if (isJPEG2000(dataset->getOriginalXfer())) {
-        if (!decompressJPEG2000(file, decompressed, error)) return nullptr;
+        if (!decompressJPEG2000(file, decompressed, files, error)) return nullptr;
     } else {
         decompressed = file;
     }
@@ -255,7 +377,7 @@ xd_object *xd_parse(const uint8_t *bytes, size_t count, xd_error *error) {
     try {
         xd_internal_set_up();
         auto *object = new xd_object();
-        if (!parseInto(object->file, bytes, count, error)) {
+        if (!parseInto(object->file, object->files, bytes, count, error)) {
             delete object;
             return nullptr;
         }

@@ -41,7 +41,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "Largest object accepted, in bytes.") var maxBytes: Int = 32 << 20
     @Option(help: "Seconds to wait for the broker's acknowledgement before answering out of resources.") var ackTimeoutS: Double = 30
     @Option(help: "Also accept DICOMweb STOW-RS (POST /studies, multipart/related) on this HTTP port.") var stowPort: Int?
-    @Option(help: "Address the STOW-RS server binds.") var stowHost: String = "0.0.0.0"
+    @Option(help: "Address the STOW-RS server binds (it has no TLS or authentication of its own: widen it behind the site's proxy).")
+    var stowHost: String = "127.0.0.1"
     @Option(help: "Largest STOW-RS request accepted, in bytes.") var stowMaxBytes: Int = 256 << 20
     @Option(help: "Serve Prometheus metrics at http://HOST:PORT/metrics.") var metricsPort: Int?
     @Option(help: "Address the metrics server binds.") var metricsHost: String = "0.0.0.0"
