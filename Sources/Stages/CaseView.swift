@@ -20,15 +20,20 @@ public enum CaseView {
             + "  · \(age(p.times, now: now))" + details(source: p.source, patient: p.patientId, version: p.modelVersion)
     }
 
-    /// "acquired 1.2 s ago, scored in 310 ms (decode 90, preprocess 40, score 180)".
+    /// "acquired 1.2 s ago, scored in 310 ms (decode 90, preprocess 40, score 180)"; for DICOM
+    /// from the gateway the latency runs from receipt ("acquired 3 d ago, received 2.1 s ago,
+    /// scored in 310 ms (...)"), since a study can be sent long after it was taken.
     static func age(_ t: StageTimes, now: Int64) -> String {
-        guard let acquired = t.acquired else { return "scored \(duration(elapsed(from: t.scored, to: now))) ago" }
+        guard let start = t.received ?? t.acquired else { return "scored \(duration(elapsed(from: t.scored, to: now))) ago" }
         var steps: [String] = []
-        var last = acquired
+        var last = start
         for (name, time) in [("decode", t.decoded), ("preprocess", t.preprocessed), ("score", Optional(t.scored))] {
             if let time { steps.append("\(name) \(elapsed(from: last, to: time))"); last = time }
         }
-        return "acquired \(duration(elapsed(from: acquired, to: now))) ago, scored in \(elapsed(from: acquired, to: t.scored)) ms (\(steps.joined(separator: ", ")))"
+        var ages: [String] = []
+        if let acquired = t.acquired { ages.append("acquired \(duration(elapsed(from: acquired, to: now))) ago") }
+        if let received = t.received { ages.append("received \(duration(elapsed(from: received, to: now))) ago") }
+        return ages.joined(separator: ", ") + ", scored in \(elapsed(from: start, to: t.scored)) ms (\(steps.joined(separator: ", ")))"
     }
 
     static func details(source: String?, patient: String?, version: String) -> String {
@@ -41,7 +46,8 @@ public enum CaseView {
     static func percent(_ p: Float) -> String { String(format: "%.0f%%", p * 100) }
 
     static func duration(_ ms: Int64) -> String {
-        ms < 1000 ? "\(ms) ms" : ms < 120_000 ? String(format: "%.1f s", Double(ms) / 1000) : "\(ms / 60_000) min"
+        ms < 1000 ? "\(ms) ms" : ms < 120_000 ? String(format: "%.1f s", Double(ms) / 1000)
+            : ms < 172_800_000 ? "\(ms / 60_000) min" : "\(ms / 86_400_000) d"
     }
 }
 

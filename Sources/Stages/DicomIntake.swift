@@ -49,6 +49,7 @@ public struct DicomIntake: Sendable {
             metadata.imageID = id
             var headers = metadata.headerFields.map { KafkaHeader($0.name, $0.value) }
             headers.append(KafkaHeader(HeaderName.contentType, ContentType.dicom))
+            headers.append(KafkaHeader(HeaderName.receivedAt, String(now)))
             if let study = deidentification.study { headers.append(KafkaHeader(HeaderName.study, study)) }
             if let series = deidentification.series { headers.append(KafkaHeader(HeaderName.series, series)) }
             if let view = info.viewPosition, !view.isEmpty { headers.append(KafkaHeader(HeaderName.viewPosition, view)) }

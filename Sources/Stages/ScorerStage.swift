@@ -82,7 +82,7 @@ public struct ScorerStage: Stage {
             imageId: id, modelVersion: model.version,
             probabilities: zip(labels, probabilities).map { LabelProbability(label: $0, probability: $1) },
             triage: level, findings: findings,
-            times: StageTimes(acquired: time(HeaderName.acquiredAt), decoded: time(HeaderName.decodedAt),
+            times: StageTimes(acquired: time(HeaderName.acquiredAt), received: time(HeaderName.receivedAt), decoded: time(HeaderName.decodedAt),
                               preprocessed: time(HeaderName.preprocessedAt), scored: scoredAt),
             source: record.headers.text(HeaderName.source), patientId: record.headers.text(HeaderName.patientID),
             labels: record.headers.text(HeaderName.labels).map(ImageMetadata.parseLabels))

@@ -22,6 +22,9 @@ public enum HeaderName {
     public static let series = "xray.series"
     /// The view position (PA, AP...) when the sender says it.
     public static let viewPosition = "xray.view-position"
+    /// When the DICOM gateway (or `xray publish` of a DICOM file) received the object,
+    /// milliseconds since the epoch: where the pipeline's latency starts for DICOM.
+    public static let receivedAt = "xray.received-at"
     /// When the decoder finished, milliseconds since the epoch.
     public static let decodedAt = "xray.decoded-at"
     /// When the preprocessor finished, milliseconds since the epoch.

@@ -40,12 +40,15 @@ public struct LabelProbability: Codable, Sendable, Equatable {
 /// When an image passed each stage, milliseconds since the Unix epoch; absent when unknown.
 public struct StageTimes: Codable, Sendable, Equatable {
     public var acquired: Int64?
+    /// When the DICOM gateway received the image (absent for images published directly): the
+    /// pipeline's start when the acquisition was long before (a study sent again from a PACS).
+    public var received: Int64?
     public var decoded: Int64?
     public var preprocessed: Int64?
     public var scored: Int64
 
-    public init(acquired: Int64?, decoded: Int64?, preprocessed: Int64?, scored: Int64) {
-        self.acquired = acquired; self.decoded = decoded; self.preprocessed = preprocessed; self.scored = scored
+    public init(acquired: Int64?, received: Int64? = nil, decoded: Int64?, preprocessed: Int64?, scored: Int64) {
+        self.acquired = acquired; self.received = received; self.decoded = decoded; self.preprocessed = preprocessed; self.scored = scored
     }
 }
 

@@ -29,7 +29,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "The DICOM port to listen on.") var port: Int = 11112
     @Option(help: ArgumentHelp("Calling AE titles allowed to send (repeatable); none allows any.", valueName: "ae-title"))
     var caller: [String] = []
-    @Option(help: "A file holding the pseudonym key (else the environment variable XRAY_PSEUDONYM_KEY).") var keyFile: String?
+    @OptionGroup var key: PseudonymKeyOptions
     @Option(help: "Append pseudonym → original pairs to this local file (mode 0600), the site's way back. Never sent to a topic.")
     var reidentificationMap: String?
     @Option(help: ArgumentHelp("Modalities published (repeatable).", valueName: "modality")) var modality: [String] = ["CR", "DX"]
@@ -59,12 +59,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = kafka.logger("xray.gateway")
-        let pseudonyms: Pseudonymiser
-        do {
-            pseudonyms = try Pseudonymiser.load(file: keyFile, environment: "XRAY_PSEUDONYM_KEY")
-        } catch {
-            throw ValidationError(error.description)
-        }
+        let pseudonyms = try key.pseudonymiser()
         var acceptance = DicomAcceptance()
         acceptance.modalities = Set(modality.map { $0.uppercased() })
         acceptance.bodyParts = Set(bodyPart.map { $0.uppercased() })

@@ -25,7 +25,7 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "The source named in each record's xray.source header.") var source: String = "xray-publish"
     @Flag(help: "Shuffle the files (with --seed) before --limit applies.") var shuffle = false
     @Option(help: "Seed for --shuffle.") var seed: UInt64 = 1
-    @Option(help: "For DICOM files: a file holding the pseudonym key (else XRAY_PSEUDONYM_KEY).") var keyFile: String?
+    @OptionGroup var key: PseudonymKeyOptions
     @Flag(help: "For DICOM files: publish objects that give no view position.") var acceptMissingView = false
 
     func validate() throws {
@@ -53,15 +53,9 @@ struct PublishCommand: AsyncParsableCommand {
                                          logger: logger)
         var publisher = ModalityPublisher(topic: kafka.topics.raw, source: source, rate: rate)
         if files.contains(where: { $0.path.lowercased().hasSuffix(".dcm") }) {
-            let pseudonyms: Pseudonymiser
-            do {
-                pseudonyms = try Pseudonymiser.load(file: keyFile, environment: "XRAY_PSEUDONYM_KEY")
-            } catch {
-                throw ValidationError(error.description)
-            }
             var acceptance = DicomAcceptance()
             acceptance.acceptMissingView = acceptMissingView
-            publisher.dicom = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: pseudonyms))
+            publisher.dicom = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: try key.pseudonymiser()))
         }
         let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
         let summary = try await publisher.publish(files, with: producer) { done, total in bar.show(done, total) }

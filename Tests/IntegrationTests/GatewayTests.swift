@@ -150,6 +150,7 @@ struct GatewayTests {
             #expect(record.headers.text(HeaderName.study)?.hasPrefix("2.25.") == true)
             #expect(["PA", "AP"].contains(record.headers.text(HeaderName.viewPosition) ?? ""))
             #expect(record.headers.text(HeaderName.acquiredAt) == String(Self.acquiredAt))
+            #expect(record.headers.text(HeaderName.receivedAt).flatMap { Int64($0) }.map { $0 > Self.acquiredAt } == true)
         }
         let patientsByOriginal = Dictionary(grouping: zip(originals, frontal), by: { $0.0[.patientID] ?? "" })
         #expect(patientsByOriginal.count == 2)

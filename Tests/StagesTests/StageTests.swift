@@ -123,3 +123,16 @@ struct StageTests {
         #expect(RecordDescriber.summarize(Array("{\"a\":1}".utf8)) == "{\"a\":1}")
     }
 }
+
+@Suite("The reading-room line")
+struct CaseViewTests {
+    @Test("latency runs from acquisition, or from the gateway's receipt when the study was taken long before")
+    func ages() {
+        let direct = StageTimes(acquired: 1_000, decoded: 1_090, preprocessed: 1_130, scored: 1_310)
+        #expect(CaseView.age(direct, now: 2_200) == "acquired 1.2 s ago, scored in 310 ms (decode 90, preprocess 40, score 180)")
+        let resent = StageTimes(acquired: 1_000, received: 5 * 86_400_000, decoded: 5 * 86_400_000 + 90, preprocessed: 5 * 86_400_000 + 130,
+                                scored: 5 * 86_400_000 + 310)
+        #expect(CaseView.age(resent, now: 5 * 86_400_000 + 2_100)
+                == "acquired 5 d ago, received 2.1 s ago, scored in 310 ms (decode 90, preprocess 40, score 180)")
+    }
+}
