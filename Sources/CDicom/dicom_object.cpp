@@ -47,6 +47,9 @@ struct MemoryFiles {
 struct xd_object {
     MemoryFiles files;
     DcmFileFormat file;
+    /// The transfer syntax the object arrived in, when the dataset was read in another one
+    /// (a deflated dataset is inflated and read as explicit VR little endian).
+    E_TransferSyntax arrival = EXS_Unknown;
 };
 
 void xd_internal_fail(xd_error *error, const std::string &message, xd_error_kind kind) {
@@ -153,7 +156,8 @@ bool inflateDataset(const uint8_t *bytes, size_t count, std::vector<uint8_t> &ou
 /// Parses a Part 10 file or a bare dataset from a memory file, lengths checked against it. A
 /// deflated dataset is inflated here first (DCMTK cannot defer values inside a compressed
 /// stream) and read as explicit VR little endian.
-bool parseInto(DcmFileFormat &file, MemoryFiles &files, const uint8_t *bytes, size_t count, xd_error *error) {
+bool parseInto(DcmFileFormat &file, MemoryFiles &files, const uint8_t *bytes, size_t count, xd_error *error,
+               E_TransferSyntax *arrival = nullptr) {
     OFFilename path;
     if (!memoryFile(files, bytes, count, path, error)) return false;
     DcmInputFileStream stream(path);
@@ -187,6 +191,7 @@ bool parseInto(DcmFileFormat &file, MemoryFiles &files, const uint8_t *bytes, si
             unreadable(error, status);
             return false;
         }
+        if (arrival != nullptr) *arrival = EXS_DeflatedLittleEndianExplicit;
         return true;
     }
     // Everything else: DCMTK reads the whole file (meta included) in one pass.
@@ -377,7 +382,7 @@ xd_object *xd_parse(const uint8_t *bytes, size_t count, xd_error *error) {
     try {
         xd_internal_set_up();
         auto *object = new xd_object();
-        if (!parseInto(object->file, object->files, bytes, count, error)) {
+        if (!parseInto(object->file, object->files, bytes, count, error, &object->arrival)) {
             delete object;
             return nullptr;
         }
@@ -444,7 +449,8 @@ int xd_remove(xd_object *object, uint32_t tag) {
 }
 
 void xd_transfer_syntax(const xd_object *object, char *out, size_t capacity) {
-    E_TransferSyntax xfer = const_cast<xd_object *>(object)->file.getDataset()->getOriginalXfer();
+    E_TransferSyntax xfer = object->arrival != EXS_Unknown ? object->arrival
+                                                           : const_cast<xd_object *>(object)->file.getDataset()->getOriginalXfer();
     DcmXfer info(xfer);
     std::snprintf(out, capacity, "%s", xfer == EXS_Unknown ? "" : info.getXferID());
 }
@@ -452,7 +458,7 @@ void xd_transfer_syntax(const xd_object *object, char *out, size_t capacity) {
 uint8_t *xd_write(xd_object *object, size_t *count, xd_error *error) {
     try {
         bool ok = false;
-        std::vector<uint8_t> bytes = xd_internal_write(object->file, EXS_Unknown, error, ok);
+        std::vector<uint8_t> bytes = xd_internal_write(object->file, object->arrival, error, ok);
         if (!ok) return nullptr;
         auto *out = static_cast<uint8_t *>(std::malloc(bytes.empty() ? 1 : bytes.size()));
         if (out == nullptr) {

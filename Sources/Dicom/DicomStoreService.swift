@@ -2,9 +2,9 @@ import CDicom
 import Foundation
 
 /// A DICOM C-STORE and Verification service provider (DCMTK's DcmSCP underneath): modalities
-/// and PACS send images to it with `storescu` or their own DICOM senders. The common storage SOP
-/// classes (DCMTK's list for storescu) are accepted in the usual transfer syntaxes; only the configured calling AE titles may
-/// associate. One association at a time. Each received object goes to the handler, whose
+/// and PACS send images to it with `storescu` or their own DICOM senders. The common storage
+/// SOP classes (DCMTK's list for storescu) are accepted in the usual transfer syntaxes; only the
+/// configured calling AE titles may associate. One association at a time. Each received object goes to the handler, whose
 /// answer is the status the sender gets: a success tells a modality the image is safe.
 public final class DicomStoreService: @unchecked Sendable {
     // @unchecked: the C server is driven by one thread (`run`); `stop` only sets an atomic flag.

@@ -7,10 +7,9 @@ public import ServiceLifecycle
 import Synchronization
 
 /// `xray gateway`: the DICOM edge. Modalities and PACS send studies with C-STORE (or DICOMweb
-/// STOW-RS when `stow` is set); each object
-/// is filtered, de-identified and published to xray.raw (`DicomIntake`), and the sender's
-/// C-STORE answer waits for the broker's acknowledgement — a success means the image will be
-/// triaged. With the broker away the answer is "refused: out of resources", which a sender
+/// STOW-RS when `stow` is set); each object is filtered, de-identified and published to xray.raw
+/// (`DicomIntake`), and the sender's answer waits for the broker's acknowledgement — a success
+/// means the image will be triaged. With the broker away the answer is "refused: out of resources", which a sender
 /// retries: nothing is acknowledged that was not published.
 ///
 /// Metrics: `xray_gateway_objects_total{outcome, reason}` — outcome `published`, `skipped`

@@ -51,7 +51,7 @@ int xd_set_string(xd_object *object, uint32_t tag, const char *value, xd_error *
 /// Removes a top-level element; returns 1 when it was there.
 int xd_remove(xd_object *object, uint32_t tag);
 
-/// The transfer syntax UID the object was read in ("" when unknown).
+/// The transfer syntax UID the object arrived in ("" when unknown).
 void xd_transfer_syntax(const xd_object *object, char *out, size_t capacity);
 
 /// Writes the object as a Part 10 file in the transfer syntax it was read in, with a file meta
