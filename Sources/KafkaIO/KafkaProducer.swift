@@ -137,7 +137,7 @@ public final class KafkaProducer: Sendable {
         let ms = Int32(timeout.components.seconds * 1000)
         let err = await onDedicatedThread("xray-producer-flush") { [connection] in
             let client = connection.client
-            return rd_kafka_flush(client.pointer, ms)
+            return withExtendedLifetime(client) { rd_kafka_flush(client.pointer, ms) }
         }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             throw KafkaError(err, context: "flushing the producer (\(registry.pendingCount) records unacknowledged)")

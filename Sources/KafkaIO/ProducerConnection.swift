@@ -9,10 +9,17 @@ import Synchronization
 /// the old one and serves its delivery reports, so its waiting senders fail with an error that
 /// says "send again", which `KafkaProducer` does. Records already written may be written
 /// twice: at-least-once, as everywhere in this system.
+///
+/// A replaced handle is kept, not destroyed, until the producer itself goes: a sender or the
+/// test hook may still be in a call on it, and librdkafka locks a destroyed handle's mutexes
+/// (seen once under the full suite: glibc's `tpp.c` assertion, the signature of locking a
+/// destroyed mutex, right after a replacement). Replacements are rare (a broker that forgot the
+/// producer), so the kept handles stay few.
 final class ProducerConnection: Sendable {
     private let properties: [String: String]
     private let registry: DeliveryRegistry
     private let current: Mutex<RDKafkaClient>
+    private let retired = Mutex<[RDKafkaClient]>([])
 
     init(properties: [String: String], registry: DeliveryRegistry) throws {
         self.properties = properties
@@ -26,15 +33,22 @@ final class ProducerConnection: Sendable {
     /// Raises a fatal error on the handle now, as a broker that forgot the producer's sequence
     /// numbers would (librdkafka's test hook), for tests of the replacement.
     func failForTesting() {
-        _ = rd_kafka_test_fatal_error(client.pointer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "simulated by a test")
+        let client = client
+        withExtendedLifetime(client) {
+            _ = rd_kafka_test_fatal_error(client.pointer, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "simulated by a test")
+        }
     }
 
     /// One turn of the poll thread: a replacement if the handle failed for good, then a poll.
     /// (Only the handle's own fatal state decides: a sender that sees a purge error must not
     /// ask for another replacement, or each would purge the records the last one resent.)
     func pollOnce() {
-        if rd_kafka_fatal_error(client.pointer, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR { replace() }
-        rd_kafka_poll(client.pointer, 100)
+        var client = client
+        if withExtendedLifetime(client, { rd_kafka_fatal_error(client.pointer, nil, 0) }) != RD_KAFKA_RESP_ERR_NO_ERROR {
+            replace()
+            client = self.client
+        }
+        withExtendedLifetime(client) { _ = rd_kafka_poll(client.pointer, 100) }
     }
 
     private func replace() {
@@ -51,6 +65,7 @@ final class ProducerConnection: Sendable {
         // senders see a purge error and send again on the new handle.
         _ = rd_kafka_purge(old.pointer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT)
         for _ in 0..<50 where rd_kafka_outq_len(old.pointer) > 0 { rd_kafka_poll(old.pointer, 100) }
+        retired.withLock { $0.append(old) }
         registry.logger.warning("producer: replaced the failed handle with a new one; records it held are sent again")
     }
 

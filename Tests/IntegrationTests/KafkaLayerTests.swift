@@ -59,7 +59,8 @@ struct KafkaLayerTests {
         let topics = try await TestBroker.freshTopics("commits")
         let topic = topics.models  // one partition: a total order
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
-        try await producer.sendAll((0..<10).map { OutgoingRecord(topic: topic, key: "k", value: [UInt8($0)]) })
+        // One at a time: `sendAll` enqueues concurrently, so its records' order on the partition is not theirs.
+        for i in 0..<10 { try await producer.send(OutgoingRecord(topic: topic, key: "k", value: [UInt8(i)])) }
         await producer.close()
 
         var configuration = ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "commits-\(topic)")
