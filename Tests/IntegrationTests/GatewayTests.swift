@@ -42,7 +42,8 @@ struct GatewayTests {
         return url.path
     }
 
-    static func freePort() -> Int { Int.random(in: 20_000...60_000) }
+    /// A port the kernel just gave out and nothing holds (a random one collided once in CI).
+    static func freePort() -> Int { RestartableBroker.freePort() }
 
     /// storescu's option proposing each compressed transfer syntax (it cannot transcode them).
     static let proposals: [String: String] = [

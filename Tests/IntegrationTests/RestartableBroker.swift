@@ -74,7 +74,8 @@ final class RestartableBroker: @unchecked Sendable {
         return pid
     }
 
-    private static func freePort() -> Int {
+    /// A port nothing listens on now (the kernel's choice for a socket bound to port 0).
+    static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
