@@ -38,7 +38,8 @@ public struct FuzzTarget: Sendable {
             }
             var acceptance = DicomAcceptance()
             acceptance.acceptMissingView = true
-            let intake = DicomIntake(topic: "xray.raw", acceptance: acceptance, deidentifier: FuzzCorpus.deidentifier)
+            guard let deidentifier = FuzzCorpus.deidentifier else { return }
+            let intake = DicomIntake(topic: "xray.raw", acceptance: acceptance, deidentifier: deidentifier)
             if case .publish(let record, _) = intake.prepare(bytes, source: "fuzz", now: 0) {
                 // What the gateway publishes must read back as DICOM, without the identifiers.
                 guard let object = try? DicomObject(bytes: record.value) else {

@@ -1,4 +1,4 @@
-import FuzzTargets
+@testable import FuzzTargets
 import Foundation
 import Testing
 
@@ -13,6 +13,11 @@ struct FuzzCorpusTests {
     static func inputs(_ target: String) throws -> [URL] {
         try FileManager.default.contentsOfDirectory(at: root.appendingPathComponent(target), includingPropertiesForKeys: nil)
             .filter { !$0.lastPathComponent.hasPrefix(".") }.sorted { $0.path < $1.path }
+    }
+
+    @Test("the dicom target's pseudonym key is long enough, so the target de-identifies")
+    func dicomTargetHasItsKey() {
+        #expect(FuzzCorpus.deidentifier != nil)
     }
 
     @Test("every target has a corpus folder, and every folder a target")
