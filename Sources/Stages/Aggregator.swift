@@ -114,11 +114,12 @@ public final class Aggregator: Service, @unchecked Sendable {
         }
         let run = settings.run ?? "\(base.version)-ft"
         let index = ModelHeadIndex(modelsTopic: topics.models, configuration: consumerConfiguration(suffix: "-heads"), logger: logger)
-        // The follower found the base through its head, so a miss here is a slow broker: ask again.
+        // The follower found the base through its head, so a miss here is a slow broker: ask
+        // again for up to a minute (a loaded broker can take that long to serve the heads).
         var found: ModelHead?
-        for attempt in 1...5 where found == nil {
+        for attempt in 1...30 where found == nil {
             found = try await retryingWhileBrokerAway("reading \(index.headsTopic)", logger: logger) { try await index.newestHead(named: base.version) }
-            if found == nil, attempt < 5 { try await Task.sleep(for: .seconds(2)) }
+            if found == nil, attempt < 30 { try await Task.sleep(for: .seconds(2)) }
         }
         guard let baseHead = found else {
             throw BadInput("base version \(base.version) has no head on \(index.headsTopic); publish it again with xray model publish")

@@ -210,7 +210,7 @@ struct BrokerRestartTests {
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: broker.kafka), logger: TestBroker.logger)
         _ = try await ModalityPublisher(topic: topics.raw, source: "stall-test", rate: 10).publish(images, with: producer)
         await producer.close()
-        let port = Int.random(in: 30_000...60_000)
+        let port = TestBroker.freePort()
         let log = TestBroker.logFile(prefix: topics.prefix, "decoder")
         let decoder = try broker.spawnXray(["decoder", "--stall-after-s", "3", "-X", "fetch.wait.max.ms=1",
                                             "--metrics-port", String(port), "--metrics-host", "127.0.0.1"], prefix: topics.prefix, log: log)

@@ -42,9 +42,6 @@ struct GatewayTests {
         return url.path
     }
 
-    /// A port the kernel just gave out and nothing holds (a random one collided once in CI).
-    static func freePort() -> Int { RestartableBroker.freePort() }
-
     /// storescu's option proposing each compressed transfer syntax (it cannot transcode them).
     static let proposals: [String: String] = [
         "1.2.840.10008.1.2.4.70": "-xs", "1.2.840.10008.1.2.4.50": "-xy", "1.2.840.10008.1.2.4.51": "-xx",
@@ -90,7 +87,7 @@ struct GatewayTests {
         try await triage.publish(try TriageTests.model(seed: 1), version: "v1", topics: topics, with: producer)
         await producer.close()
 
-        let port = Self.freePort()
+        let port = TestBroker.freePort()
         let mapFile = FileManager.default.temporaryDirectory.appendingPathComponent("xray-reid-\(UUID().uuidString.prefix(6)).jsonl")
         let log = TestBroker.logFile(prefix: topics.prefix, "gateway")
         let gateway = try TestBroker.spawnXray(["gateway", "--port", String(port), "--caller", Self.caller, "--key-file", try Self.keyFile(),
@@ -207,9 +204,9 @@ struct GatewayTests {
     func stowRS() async throws {
         let topics = try await TestBroker.freshTopics("stow")
         let manifest = try Self.manifest()
-        let stowPort = Self.freePort()
+        let stowPort = TestBroker.freePort()
         let log = TestBroker.logFile(prefix: topics.prefix, "gateway")
-        let gateway = try TestBroker.spawnXray(["gateway", "--port", String(Self.freePort()), "--stow-port", String(stowPort), "--stow-host", "127.0.0.1",
+        let gateway = try TestBroker.spawnXray(["gateway", "--port", String(TestBroker.freePort()), "--stow-port", String(stowPort), "--stow-host", "127.0.0.1",
                                                 "--key-file", try Self.keyFile()], prefix: topics.prefix, log: log)
         defer { if gateway.isRunning { gateway.terminate(); gateway.waitUntilExit() } }
         try await Self.waitForGateway(log)
@@ -281,7 +278,7 @@ struct GatewayTests {
         let topics = TopicCatalog(prefix: "gwdown-\(UInt32.random(in: 0...UInt32.max)).")
         let broker = try await RestartableBroker(topics: topics)
         defer { broker.stop() }
-        let port = Self.freePort()
+        let port = TestBroker.freePort()
         let log = TestBroker.logFile(prefix: topics.prefix, "gateway")
         let gateway = try broker.spawnXray(["gateway", "--port", String(port), "--key-file", try Self.keyFile(), "--ack-timeout-s", "3"],
                                            prefix: topics.prefix, log: log)

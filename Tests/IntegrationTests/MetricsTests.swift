@@ -12,7 +12,7 @@ struct MetricsTests {
     @Test("a stage serves its counters, batch sizes, processing times and lag at /metrics")
     func decoderMetrics() async throws {
         let topics = try await TestBroker.freshTopics("metrics")
-        let port = Int.random(in: 30_000...60_000)
+        let port = TestBroker.freePort()
         let decoder = try TestBroker.spawnXray(["decoder", "--metrics-port", String(port), "--metrics-host", "127.0.0.1"], prefix: topics.prefix)
         defer { if decoder.isRunning { kill(decoder.processIdentifier, SIGKILL) } }
         try await Task.sleep(for: .seconds(4))

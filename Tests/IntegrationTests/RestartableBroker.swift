@@ -16,7 +16,7 @@ final class RestartableBroker: @unchecked Sendable {
     /// Starts a broker (and, for `s3`, its S3 server) on free loopback ports, with the topics
     /// created.
     init(topics: TopicCatalog, storage: String = "s3") async throws {
-        brokers = "127.0.0.1:\(Self.freePort())"
+        brokers = "127.0.0.1:\(TestBroker.freePort())"
         self.storage = storage
         try await run("start", "--storage", storage)
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(brokers: brokers, clientID: "xray-test"), logger: TestBroker.logger)
@@ -72,19 +72,6 @@ final class RestartableBroker: @unchecked Sendable {
         let result = posix_spawn(&pid, "/bin/bash", &actions, nil, cArgv, cEnv)
         guard result == 0 else { throw BadInput("cannot run Ops/broker: \(String(cString: strerror(result)))") }
         return pid
-    }
-
-    /// A port nothing listens on now (the kernel's choice for a socket bound to port 0).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     /// Starts `xray ARGS` against this broker.

@@ -281,10 +281,11 @@ struct StreamingTrainingTests {
     func asynchronousAccountsForEveryContribution() async throws {
         let (topics, examples, producer) = try await Self.setUp("async")
         let prefix = topics.prefix
-        let port = Int.random(in: 30_000...60_000)
+        let port = TestBroker.freePort()
+        let aggregatorLog = TestBroker.logFile(prefix: prefix, "aggregator")
         var processes = [try TestBroker.spawnXray(["aggregator", "--mode", "async", "--max-staleness", "1", "--lr", String(Self.lr),
                                                    "--warmup", String(Self.warmup), "--metrics-port", String(port),
-                                                   "--metrics-host", "127.0.0.1"] + Self.patientGroup, prefix: prefix)]
+                                                   "--metrics-host", "127.0.0.1"] + Self.patientGroup, prefix: prefix, log: aggregatorLog)]
         defer { Self.stop(processes) }
         let logs = ["t1", "t2"].map { TestBroker.logFile(prefix: prefix, "trainer-\($0)") }
         processes += try zip(["t1", "t2"], logs).map {
@@ -299,19 +300,25 @@ struct StreamingTrainingTests {
 
         // 12 contributions (6 batches of 4 per trainer), each counted once on each of 4 shards.
         let outcomes = ["applied", "stale", "duplicate", "foreign", "malformed"]
-        var counts: [String: Double] = [:], steps: [Double] = []
+        var counts: [String: Double] = [:], steps: [Double] = [], scrapeError = "none"
         let deadline = ContinuousClock.now + .seconds(180)
         while ContinuousClock.now < deadline {
             try await Task.sleep(for: .seconds(2))
-            guard let text = try? await Scrape.metrics(port) else { continue }
+            let text: String
+            do { text = try await Scrape.metrics(port) } catch { scrapeError = "\(error)"; continue }
             counts = Dictionary(uniqueKeysWithValues: outcomes.map { ($0, Scrape.value(text, "xray_gradients_total{outcome=\"\($0)\"}") ?? 0) })
             steps = (0..<4).map { Scrape.value(text, "xray_aggregator_step{shard=\"\($0)\"}") ?? 0 }
             if counts.values.reduce(0, +) >= 48 { break }
         }
         print("asynchronous, 2 trainers, max staleness 1: contributions per shard \(counts), steps per shard \(steps)")
-        #expect(counts.values.reduce(0, +) == 48, "every contribution counted on every shard")
-        #expect(counts["applied"]! > 0 && counts["duplicate"] == 0 && counts["foreign"] == 0 && counts["malformed"] == 0)
-        #expect(steps.reduce(0, +) == counts["applied"], "each applied contribution is one step of its shard")
+        let applied = counts["applied"] ?? 0
+        #expect(counts.values.reduce(0, +) == 48, "every contribution counted on every shard (last scrape error: \(scrapeError))")
+        #expect(applied > 0 && counts["duplicate"] == 0 && counts["foreign"] == 0 && counts["malformed"] == 0)
+        #expect(steps.reduce(0, +) == applied, "each applied contribution is one step of its shard")
+        if counts.isEmpty {  // the metrics never answered: say what the aggregator printed
+            let state = processes[0].isRunning ? "running" : "exited with \(processes[0].terminationStatus)"
+            print("aggregator (\(state)) log:\n" + ((try? String(contentsOf: aggregatorLog, encoding: .utf8)) ?? "(unreadable)").suffix(3000))
+        }
     }
 
     @Test("learning happens: the evaluator sees held-out AUC rise well above chance, gates versions, and an operator can force one")

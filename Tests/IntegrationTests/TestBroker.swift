@@ -70,6 +70,19 @@ enum TestBroker {
         return process
     }
 
+    /// A port nothing listens on now (the kernel's choice for a socket bound to port 0).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     /// A fresh log file name in the temporary directory.
     static func logFile(prefix: String, _ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)\(name)-\(UUID().uuidString.prefix(6)).log")

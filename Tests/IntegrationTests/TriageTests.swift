@@ -79,10 +79,11 @@ struct TriageTests {
         for p in scored {
             #expect(p.probabilities.map(\.label) == Findings.nih14)
             #expect(p.probabilities.allSatisfy { $0.probability > 0 && $0.probability < 1 })
-            #expect(p.times.acquired != nil && p.times.decoded != nil && p.times.preprocessed != nil)
-            #expect(p.times.acquired! <= p.times.decoded! && p.times.decoded! <= p.times.preprocessed! && p.times.preprocessed! <= p.times.scored)
+            let acquired = try #require(p.times.acquired), decoded = try #require(p.times.decoded)
+            let preprocessed = try #require(p.times.preprocessed), pneumonia = try #require(p.probability(of: "Pneumonia"))
+            #expect(acquired <= decoded && decoded <= preprocessed && preprocessed <= p.times.scored)
             #expect(p.modelVersion == (firstIDs.contains(p.imageId) ? "v1" : "v2"))
-            #expect(p.triage == (p.probability(of: "Pneumonia")! >= 0.5 ? .urgent : .normal))
+            #expect(p.triage == (pneumonia >= 0.5 ? .urgent : .normal))
         }
         #expect(!urgentIDs.isEmpty && urgentIDs.count < all.count, "the threshold should split the images")
         #expect(Set(alerts.compactMap(\.keyText)) == urgentIDs)
