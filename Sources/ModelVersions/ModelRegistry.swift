@@ -17,6 +17,9 @@ public struct ModelRegistry: Sendable, Codable {
         public var meanAUC: Double?
         public var auc: [String: Double]?
         public var images: Int?
+        /// The mean AUC on each site's held-out images, and how many there were.
+        public var siteAUC: [String: Double]?
+        public var siteImages: [String: Int]?
         /// The newest gate decision on the version (the evaluator's or an operator's).
         public var decision: GateDecision?
         /// Set when an operator put the version back into service: why and who.
@@ -38,7 +41,11 @@ public struct ModelRegistry: Sendable, Codable {
             return Entry(version: head.version, kind: head.kind, run: head.run, step: head.step, base: head.base, writtenAt: head.writtenAt,
                          bytes: bytes ?? head.bytes, meanAUC: e?.meanAUC,
                          auc: auc.map { Dictionary(uniqueKeysWithValues: $0.map { (String($0.key.dropFirst(4)), $0.value) }) },
-                         images: e?.images, decision: decisions[head.version],
+                         images: e?.images, siteAUC: e.map(\.siteMeanAUC).flatMap { $0.isEmpty ? nil : $0 },
+                         siteImages: e.map { ev in ev.siteMeanAUC.keys.reduce(into: [String: Int]()) { images, site in
+                             images[site] = SiteMetrics.figures(ev.metrics, site: site)["images"].map { Int($0) }
+                         } }.flatMap { $0.isEmpty ? nil : $0 },
+                         decision: decisions[head.version],
                          rollbackReason: head.rollback == true ? "\(head.decidedBy ?? "operator"): \(head.reason ?? "")" : nil,
                          serving: false)
         }

@@ -38,15 +38,21 @@ public enum ModelVersionCodec {
 
     /// A version's file republished whole for triage (the gate's or an operator's promotion),
     /// with `metrics` (its evaluation) merged into its manifest.
-    /// `thresholds` replace the triage policy's thresholds of those labels.
+    /// `thresholds` replace the triage policy's thresholds of those labels, `siteThresholds` those
+    /// of those sites and labels.
     public static func promotionRecords(_ version: (announcement: ModelAnnouncement, file: [UInt8]), metrics: [String: Double],
-                                        thresholds: [String: Float] = [:], topic: String) throws -> [OutgoingRecord] {
+                                        thresholds: [String: Float] = [:], siteThresholds: [String: [String: Float]] = [:],
+                                        topic: String) throws -> [OutgoingRecord] {
         let a = version.announcement
         var model = try ModelFile.decode(version.file, name: "model version \(a.version)")
         model.manifest.metrics = (model.manifest.metrics ?? [:]).merging(metrics) { $1 }
-        if !thresholds.isEmpty {
+        if !thresholds.isEmpty || !siteThresholds.isEmpty {
             var policy = model.manifest.triagePolicy
             policy.thresholds.merge(thresholds) { $1 }
+            for (site, chosen) in siteThresholds {
+                policy.siteThresholds = policy.siteThresholds ?? [:]
+                policy.siteThresholds?[site, default: [:]].merge(chosen) { $1 }
+            }
             model.manifest.triage = policy
         }
         let trained = a.run.map { (run: $0, step: a.step ?? 0, base: a.base ?? "") }

@@ -12,6 +12,8 @@ public struct DicomIntake: Sendable {
     /// The largest object accepted, in bytes (the decoder's limit, so nothing is published that
     /// the decoder would refuse for size).
     public var maxBytes: Int
+    /// The site named in each record's xray.site header (nil: none).
+    public var site: String?
 
     public init(topic: String, acceptance: DicomAcceptance, deidentifier: Deidentifier, maxBytes: Int = 32 << 20) {
         self.topic = topic
@@ -44,7 +46,7 @@ public struct DicomIntake: Sendable {
             let deidentification = try deidentifier.deidentify(object)
             let value = try object.encoded()
             let id = deidentification.instance ?? deidentifier.pseudonyms.uid("no-sop-instance:\(deidentification.patient):\(now)")
-            var metadata = ImageMetadata(imageID: id, source: source, acquiredAt: info.acquiredAt ?? now, labels: labels,
+            var metadata = ImageMetadata(imageID: id, source: source, site: site, acquiredAt: info.acquiredAt ?? now, labels: labels,
                                          patientID: deidentification.patient, traceparent: ModalityPublisher.newTraceparent())
             metadata.imageID = id
             var headers = metadata.headerFields.map { KafkaHeader($0.name, $0.value) }

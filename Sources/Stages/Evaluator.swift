@@ -14,8 +14,11 @@ public struct EvaluatorSettings: Sendable {
     public var groupID = "evaluator"
     /// The patient-wise split trainers skip (must be the trainers').
     public var split = PatientSplit()
-    /// Held-out images kept: the newest `window`.
+    /// Held-out images kept, of all sites together: when full, the site with the most images
+    /// gives up its oldest, so a small site keeps its images beside a large one.
     public var window = 500
+    /// A site's own figures (AUC, gate, thresholds) need at least this many of its images.
+    public var minimumSiteImages = 20
     /// Fewer held-out images than this and nothing is evaluated.
     public var minimumImages = 20
     /// At most one evaluation per `interval`; versions published meanwhile are skipped for
@@ -33,18 +36,34 @@ public struct EvaluatorSettings: Sendable {
     public init(topics: TopicCatalog) { self.topics = topics }
 }
 
-/// The newest held-out labelled images, one per image id. Pure.
+/// The newest held-out labelled images, one per image id: at most `capacity` in all (when
+/// full, the site with the most images, the images without a site counting as one, gives up
+/// its oldest) and at most `maxSites` sites. Pure.
 struct HeldOutWindow {
-    struct Example { var id: String; var input: [Float]; var positives: [String] }
+    struct Example { var id: String; var site: String?; var input: [Float]; var positives: [String] }
     let capacity: Int
+    static let maxSites = 16
     private(set) var examples: [Example] = []
 
     init(capacity: Int) { self.capacity = capacity }
 
-    mutating func add(_ e: Example) {
+    /// Adds `e`, replacing an image of the same id, and makes room as above. False when `e`
+    /// is of a site beyond `maxSites` (it is not kept).
+    @discardableResult
+    mutating func add(_ e: Example) -> Bool {
         examples.removeAll { $0.id == e.id }
+        if let site = e.site, !examples.contains(where: { $0.site == site }) {
+            guard Set(examples.compactMap(\.site)).count < Self.maxSites else { return false }
+        }
         examples.append(e)
-        if examples.count > capacity { examples.removeFirst(examples.count - capacity) }
+        if examples.count > capacity {
+            var counts: [String?: Int] = [:]
+            for x in examples { counts[x.site, default: 0] += 1 }
+            // The largest site; among equals, the one whose oldest image is oldest.
+            let largest = counts.values.max() ?? 0
+            if let oldest = examples.firstIndex(where: { counts[$0.site] == largest }) { examples.remove(at: oldest) }
+        }
+        return true
     }
 }
 
@@ -61,10 +80,12 @@ public final class Evaluator: Service, @unchecked Sendable {
     private let candidate = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
     private let serving = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
     /// Used only by the evaluation loop.
-    private var servingCache: (version: String, ids: Set<String>, evaluation: Evaluation)?
+    private var servingCache: (version: String, ids: Set<String>, evaluation: WindowEvaluation)?
     /// Versions evaluated or decided already (read back from xray.models.heads at start-up), the
     /// latest 4096.
     private let done = Mutex(RecentSet(capacity: 4096))
+    /// Sites beyond the window's limit, warned about once.
+    private let refusedSites = Mutex(Set<String>())
 
     public init(settings: EvaluatorSettings, kafka: KafkaConfiguration, logger: Logger) {
         self.settings = settings
@@ -129,7 +150,11 @@ public final class Evaluator: Service, @unchecked Sendable {
             guard let labels = record.headers.text(HeaderName.labels), let id = try? record.imageID(),
                   settings.split.isValidation(patient: record.headers.text(HeaderName.patientID) ?? id),
                   let tensor = try? Tensor(decoding: record.value) else { continue }
-            window.withLock { $0.add(.init(id: id, input: tensor.values, positives: ImageMetadata.parseLabels(labels))) }
+            let site = record.headers.text(HeaderName.site).flatMap(ImageMetadata.validSite)
+            let kept = window.withLock { $0.add(.init(id: id, site: site, input: tensor.values, positives: ImageMetadata.parseLabels(labels))) }
+            if !kept, let site, refusedSites.withLock({ $0.insert(site).inserted }) {
+                logger.warning("held-out images of site \(site) are not kept: the window holds \(HeldOutWindow.maxSites) sites already")
+            }
         }
         await consumer.close()
     }
@@ -145,7 +170,7 @@ public final class Evaluator: Service, @unchecked Sendable {
         let topic = settings.topics.models
         let current = serving.withLock { $0 }
         let candidate = score(next.file, version: version, examples)
-        var promote = false, reason: String, figures: Evaluation?
+        var promote = false, reason: String, figures: WindowEvaluation?
         switch candidate {
         case .failure(let problem):
             reason = "the candidate cannot be scored on the held-out window: \(problem)"
@@ -157,6 +182,9 @@ public final class Evaluator: Service, @unchecked Sendable {
             for (name, value) in metrics where name.hasPrefix("auc.") {
                 Gauge(label: "xray_evaluation_auc", dimensions: [("label", String(name.dropFirst(4)))]).record(value)
             }
+            for (site, auc) in SiteMetrics.meanAUC(metrics) {
+                Gauge(label: "xray_evaluation_site_auc", dimensions: [("site", site)]).record(auc)
+            }
             if let current {
                 switch servingEvaluation(current, examples) {
                 case .failure(let problem):
@@ -166,7 +194,10 @@ public final class Evaluator: Service, @unchecked Sendable {
                 case .success(let baseline):
                     (promote, reason) = settings.gate.decide(candidate: evaluation.metrics, serving: baseline.metrics,
                                                              labels: next.announcement.manifest.labels)
-                    logger.info("\(version): mean AUC \(Self.format(evaluation.meanAUC)) on \(evaluation.images) held-out images (serving \(current.announcement.version): \(Self.format(baseline.meanAUC))), \(String(format: "%.1f s", (ContinuousClock.now - start) / .seconds(1)))")
+                    let perSite = evaluation.sites.keys.sorted().map { site in
+                        "\(site) \(Self.format(evaluation.sites[site]?.meanAUC)) (serving \(Self.format(baseline.sites[site]?.meanAUC)))"
+                    }
+                    logger.info("\(version): mean AUC \(Self.format(evaluation.meanAUC)) on \(evaluation.images) held-out images (serving \(current.announcement.version): \(Self.format(baseline.meanAUC)))\(perSite.isEmpty ? "" : "; per site " + perSite.joined(separator: ", ")), \(String(format: "%.1f s", (ContinuousClock.now - start) / .seconds(1)))")
                 }
             } else {
                 reason = "no version serves yet to compare with"
@@ -177,16 +208,23 @@ public final class Evaluator: Service, @unchecked Sendable {
         var decision = GateDecision(version: version, promoted: promote, forced: false, serving: current?.announcement.version,
                                     reason: reason, decidedBy: "evaluator", decidedAt: isoNow())
         if promote, let figures {
-            let (points, thresholds, metrics) = operatingPoints(next.announcement.manifest, figures)
+            let manifest = next.announcement.manifest
+            var (points, thresholds, metrics) = operatingPoints(manifest, figures.overall, current: { manifest.triagePolicy.threshold(for: $0) })
             decision.operatingPoints = points
-            if !points.isEmpty {
-                decision.reason += "; thresholds " + points.sorted { $0.key < $1.key }.map { label, p in
-                    p.chosen ? "\(label) \(String(format: "%.3f", p.threshold)) (sensitivity \(Self.format(p.sensitivity)), specificity \(Self.format(p.specificity)))"
-                        : "\(label) kept: \(p.reason ?? "")"
-                }.joined(separator: ", ")
+            if !points.isEmpty { decision.reason += "; thresholds " + Self.describe(points) }
+            var sitePoints: [String: [String: OperatingPoint]] = [:], siteThresholds: [String: [String: Float]] = [:]
+            for (site, evaluation) in figures.sites {
+                let (p, t, m) = operatingPoints(manifest, evaluation, current: { manifest.triagePolicy.threshold(for: $0, site: site) })
+                sitePoints[site] = p
+                if !t.isEmpty { siteThresholds[site] = t }
+                for (name, value) in m { metrics[SiteMetrics.key(site: site, name)] = value }
+            }
+            if !sitePoints.isEmpty {
+                decision.siteOperatingPoints = sitePoints
+                decision.reason += "; per site " + sitePoints.keys.sorted().map { "\($0): \(Self.describe(sitePoints[$0] ?? [:]))" }.joined(separator: "; ")
             }
             try await producer.sendVersion(try ModelVersionCodec.promotionRecords(next, metrics: figures.metrics.merging(metrics) { $1 },
-                                                                                  thresholds: thresholds, topic: topic),
+                                                                                  thresholds: thresholds, siteThresholds: siteThresholds, topic: topic),
                                            headsTopic: settings.topics.modelHeads, logger: logger)
         }
         try await producer.sendInOrder([try ModelVersionCodec.record(decision, headsTopic: settings.topics.modelHeads)], logger: logger)
@@ -196,10 +234,17 @@ public final class Evaluator: Service, @unchecked Sendable {
 
     private static func format(_ auc: Double?) -> String { auc.map { String(format: "%.4f", $0) } ?? "-" }
 
+    private static func describe(_ points: [String: OperatingPoint]) -> String {
+        points.sorted { $0.key < $1.key }.map { label, p in
+            p.chosen ? "\(label) \(String(format: "%.3f", p.threshold)) (sensitivity \(format(p.sensitivity)), specificity \(format(p.specificity)))"
+                : "\(label) kept: \(p.reason ?? "")"
+        }.joined(separator: ", ")
+    }
+
     /// The serving version's figures on these images: scored once per version and window
     /// content (a replayed dataset leaves the window's images unchanged), not per candidate.
     private func servingEvaluation(_ version: (announcement: ModelAnnouncement, file: [UInt8]),
-                                   _ examples: [HeldOutWindow.Example]) -> Result<Evaluation, ScoringFailure> {
+                                   _ examples: [HeldOutWindow.Example]) -> Result<WindowEvaluation, ScoringFailure> {
         let ids = Set(examples.map(\.id)), name = version.announcement.version
         if let cached = servingCache, cached.version == name, cached.ids == ids { return .success(cached.evaluation) }
         let evaluation = score(version.file, version: name, examples)
@@ -210,13 +255,13 @@ public final class Evaluator: Service, @unchecked Sendable {
     /// The operating points of a promoted version's urgent labels on the evaluation's images:
     /// the thresholds chosen (for the manifest's triage policy) and the figures they gave
     /// (`threshold.<label>`, `sensitivity.<label>`, `specificity.<label>`, for its metrics).
-    private func operatingPoints(_ manifest: ModelManifest, _ figures: Evaluation)
+    private func operatingPoints(_ manifest: ModelManifest, _ figures: Evaluation, current: (String) -> Float)
         -> ([String: OperatingPoint], [String: Float], [String: Double]) {
         let policy = manifest.triagePolicy
         var points: [String: OperatingPoint] = [:], thresholds: [String: Float] = [:], metrics: [String: Double] = [:]
         for (index, label) in manifest.labels.enumerated() where policy.urgent.contains(label) {
             let (positives, negatives) = figures.scores(of: label, at: index)
-            let point = settings.operatingPoints.choose(positives: positives, negatives: negatives, current: policy.threshold(for: label))
+            let point = settings.operatingPoints.choose(positives: positives, negatives: negatives, current: current(label))
             points[label] = point
             if point.chosen { thresholds[label] = point.threshold }
             metrics["threshold.\(label)"] = Double(point.threshold)
@@ -233,7 +278,7 @@ public final class Evaluator: Service, @unchecked Sendable {
 
     /// The version's figures on the examples of its input shape; fails if the file does not
     /// load, no example fits, or a score is not finite.
-    private func score(_ file: [UInt8], version: String, _ examples: [HeldOutWindow.Example]) -> Result<Evaluation, ScoringFailure> {
+    private func score(_ file: [UInt8], version: String, _ examples: [HeldOutWindow.Example]) -> Result<WindowEvaluation, ScoringFailure> {
         let model: ModelFile
         do { model = try ModelFile.decode(file, name: "model version \(version)") } catch {
             return .failure(ScoringFailure(description: "\(error)"))
@@ -252,6 +297,8 @@ public final class Evaluator: Service, @unchecked Sendable {
         }
         var manifest = model.manifest
         manifest.version = version
-        return .success(Evaluation(manifest: manifest, scores: scores, truth: usable.map(\.positives)))
+        let overall = Evaluation(manifest: manifest, scores: scores, truth: usable.map(\.positives))
+        return .success(WindowEvaluation(overall: overall, sites: usable.map(\.site), manifest: manifest,
+                                         minimumSiteImages: settings.minimumSiteImages))
     }
 }

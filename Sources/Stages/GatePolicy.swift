@@ -1,17 +1,30 @@
+import Wire
+
 /// The gate before triage: a candidate version may replace the serving one only if, on the
 /// same held-out images, its mean AUC is no lower than the serving version's (less
-/// `meanMargin`) and no label's AUC drops by more than `labelMargin`. Pure.
+/// `meanMargin`), no label's AUC drops by more than `labelMargin`, and no site's mean AUC drops
+/// by more than that site's margin (`siteMargins`, else `siteMargin`): a model must not be
+/// bought at one hospital's expense. Pure.
 public struct GatePolicy: Sendable, Equatable {
     public var meanMargin: Double
     public var labelMargin: Double
+    /// How far a site's mean AUC may drop, unless `siteMargins` names the site.
+    public var siteMargin: Double
+    public var siteMargins: [String: Double]
 
-    public init(meanMargin: Double = 0, labelMargin: Double = 0.02) {
+    public init(meanMargin: Double = 0, labelMargin: Double = 0.02, siteMargin: Double = 0.02, siteMargins: [String: Double] = [:]) {
         self.meanMargin = meanMargin
         self.labelMargin = labelMargin
+        self.siteMargin = siteMargin
+        self.siteMargins = siteMargins
     }
 
-    /// Whether to promote, and why, from both versions' figures (`auc.mean`, `auc.<label>`)
-    /// on the same images. Held when either mean AUC is missing or not a number in [0, 1].
+    /// The margin of `site`.
+    public func margin(site: String) -> Double { siteMargins[site] ?? siteMargin }
+
+    /// Whether to promote, and why, from both versions' figures (`auc.mean`, `auc.<label>`,
+    /// `site.<site>.auc.mean`) on the same images. Held when either mean AUC is missing or not
+    /// a number in [0, 1]. A site is compared when both versions have its mean AUC.
     public func decide(candidate: [String: Double], serving: [String: Double], labels: [String]) -> (promote: Bool, reason: String) {
         guard let mean = candidate["auc.mean"], (0...1).contains(mean) else {
             return (false, "the candidate has no finite mean AUC on the held-out window (no label with both classes, or its scores are not finite)")
@@ -29,6 +42,20 @@ public struct GatePolicy: Sendable, Equatable {
                 return (false, String(format: "%@ AUC %.4f dropped more than %.3f from %.4f", label, new, labelMargin, old))
             }
         }
-        return (true, String(format: "mean AUC %.4f vs the serving version's %.4f, no label dropped more than %.3f", mean, servingMean, labelMargin))
+        let sites = SiteMetrics.meanAUC(candidate), servingSites = SiteMetrics.meanAUC(serving)
+        for site in servingSites.keys.sorted() {
+            guard let old = servingSites[site] else { continue }
+            guard let new = sites[site] else {
+                return (false, "site \(site) has a mean AUC for the serving version and none for the candidate")
+            }
+            if new < old - margin(site: site) {
+                return (false, String(format: "site %@ mean AUC %.4f dropped more than %.3f from %.4f", site, new, margin(site: site), old))
+            }
+        }
+        let perSite = sites.isEmpty ? "" : "; per site " + sites.keys.sorted().map { site in
+            String(format: "%@ %.4f (serving %@)", site, sites[site] ?? 0, servingSites[site].map { String(format: "%.4f", $0) } ?? "-")
+        }.joined(separator: ", ")
+        return (true, String(format: "mean AUC %.4f vs the serving version's %.4f, no label dropped more than %.3f", mean, servingMean, labelMargin)
+                + (sites.isEmpty ? "" : ", no site more than its margin") + perSite)
     }
 }

@@ -20,6 +20,8 @@ public struct PublishSummary: Sendable {
 public struct ModalityPublisher: Sendable {
     public var topic: String
     public var source: String
+    /// The site named in each record's xray.site header, unless the file's metadata names one.
+    public var site: String?
     /// Images per second; nil sends as fast as the broker acknowledges.
     public var rate: Double?
     /// Sends awaiting acknowledgement at once.
@@ -38,6 +40,7 @@ public struct ModalityPublisher: Sendable {
     public func record(for file: ImageFile, bytes: [UInt8], now: Int64 = epochMilliseconds()) -> OutgoingRecord {
         var metadata = file.metadata
         metadata.source = metadata.source ?? source
+        metadata.site = metadata.site ?? site
         metadata.acquiredAt = now
         metadata.traceparent = metadata.traceparent ?? Self.newTraceparent()
         var headers = metadata.headerFields.map { KafkaHeader($0.name, $0.value) }

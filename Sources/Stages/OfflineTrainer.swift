@@ -5,7 +5,7 @@ import Wire
 
 /// Fine-tunes a model on labelled files, offline: the engine's own training loop (the
 /// streaming trainers of xray.gradients are checked against it). Mini-batches in a seeded
-/// shuffled order, the seeds' augmentation, sigmoid cross-entropy with per-label positive
+/// shuffled order, augmentation (`Augmenter`, as the streaming trainers do it), sigmoid cross-entropy with per-label positive
 /// weights (negatives/positives of the training set), an optimiser and a learning-rate
 /// schedule stepped per batch; validation after each epoch feeds the plateau schedule.
 public final class OfflineTrainer {
@@ -16,6 +16,8 @@ public final class OfflineTrainer {
         public var schedule = LearningRateSchedule.warmupPlateau(WarmupPlateau(base: 1e-3, warmupSteps: 50, factor: 0.3, patience: 1))
         public var scope = TrainableScope.all
         public var augment = true
+        /// What augmentation draws from (when `augment`): the streaming trainers' own code path.
+        public var augmentation = AugmentationPolicy.seeds
         public var seed: UInt64 = 1
         public init() {}
     }
@@ -53,7 +55,6 @@ public final class OfflineTrainer {
         let loader = OfflinePredictor(model: model)
         let spec = model.manifest.preprocess
         let input = model.manifest.input
-        var augmenter = Augmenter(seed: settings.seed)
         var rng = SeededGenerator(seed: settings.seed &+ 1)
         for epoch in 1...settings.epochs {
             let start = ContinuousClock.now
@@ -65,7 +66,13 @@ public final class OfflineTrainer {
                 for index in order[batchStart..<min(order.count, batchStart + settings.batchSize)] {
                     let file = training[index]
                     guard var x = try? loader.input(for: URL(fileURLWithPath: file.path)) else { continue }
-                    if settings.augment { augmenter.augment(&x, shape: input, mean: spec.mean, std: spec.std) }
+                    if settings.augment {
+                        // Seeded by the image and the epoch, as a streaming trainer seeds it by
+                        // the image and the record's acquisition stamp.
+                        var augmenter = Augmenter(policy: settings.augmentation,
+                                                  seed: Augmenter.seed(settings.seed, imageID: file.metadata.imageID, sample: Int64(epoch)))
+                        augmenter.augment(&x, shape: input, mean: spec.mean, std: spec.std)
+                    }
                     inputs += x
                     let positives = file.metadata.labels ?? []
                     targets += labels.map { positives.contains($0) ? 1 : 0 }

@@ -76,7 +76,8 @@ public struct ScorerStage: Stage {
     func outputs(for record: KafkaRecord, id: String, probabilities: [Float], model: ServingModel, at scoredAt: Int64,
                  encoder: JSONEncoder) throws -> [OutgoingRecord] {
         let labels = model.manifest.labels
-        let (findings, level) = model.policy.assess(labels: labels, probabilities: probabilities)
+        let site = record.headers.text(HeaderName.site).flatMap(ImageMetadata.validSite)
+        let (findings, level) = model.policy.assess(labels: labels, probabilities: probabilities, site: site)
         func time(_ header: String) -> Int64? { record.headers.text(header).flatMap { Int64($0) } }
         var prediction = Prediction(
             imageId: id, modelVersion: model.version,
@@ -87,6 +88,7 @@ public struct ScorerStage: Stage {
             source: record.headers.text(HeaderName.source), patientId: record.headers.text(HeaderName.patientID),
             labels: record.headers.text(HeaderName.labels).map(ImageMetadata.parseLabels))
         prediction.modelEvaluation = model.evaluation
+        prediction.site = site
         var headers = [KafkaHeader(HeaderName.imageID, id), KafkaHeader(HeaderName.contentType, ContentType.json),
                        KafkaHeader(HeaderName.schema, String(Prediction.schemaVersion)),
                        KafkaHeader(ModelVersionRecord.Header.version, model.version)]

@@ -83,7 +83,11 @@ public struct TrainerSettings: Sendable {
     public var scope: TrainableScope = .all
     public var split = PatientSplit()
     public var augment = true
+    /// What augmentation draws from (when `augment`).
+    public var augmentation = AugmentationPolicy.seeds
     public var seed: UInt64 = 1
+    /// Old sites' images mixed into every batch (rehearsal).
+    public var rehearsal: RehearsalSource?
     /// Per-label positive weights of the loss (label → negatives/positives); 1 when absent.
     public var positiveWeights: [String: Float] = [:]
     /// After each contribution, wait for the version it makes before the next batch, and
@@ -118,6 +122,9 @@ public final class TrainerStage: Stage, @unchecked Sendable {
     /// Batches (by their first record) whose contribution awaits its version, and the version
     /// it was computed at.
     private let unsettled = Mutex<[String: String]>([:])
+    /// The rehearsal images preprocessed for a model's input (keyed by its manifest's labels
+    /// and preprocessing), made when a batch first needs them.
+    private let rehearsalSet = Mutex<(key: String, set: RehearsalSet)?>(nil)
 
     public init(settings: TrainerSettings, slot: TrainingSlot, logger: Logger) {
         self.settings = settings
@@ -175,7 +182,8 @@ public final class TrainerStage: Stage, @unchecked Sendable {
                 }
                 var x = tensor.values
                 if settings.augment {
-                    var augmenter = Augmenter(seed: Self.augmentationSeed(settings.seed, imageID: id))
+                    let sample = record.headers.text(HeaderName.acquiredAt).flatMap { Int64($0) }
+                    var augmenter = Augmenter(policy: settings.augmentation, seed: Augmenter.seed(settings.seed, imageID: id, sample: sample))
                     augmenter.augment(&x, shape: input, mean: model.manifest.preprocess.mean, std: model.manifest.preprocess.std)
                 }
                 let positives = Set(ImageMetadata.parseLabels(labelText))
@@ -196,10 +204,30 @@ public final class TrainerStage: Stage, @unchecked Sendable {
             logger.info("batch from \(Self.coordinates(batch[first.index])): contribution \(contribution) is already in \(appliedIn); passing over it")
             return results
         }
+        var inputs = examples.flatMap(\.x), targets = examples.flatMap(\.y), count = examples.count
+        if let source = settings.rehearsal {
+            // Chosen and augmented by the contribution id: a batch read again mixes in the same.
+            let seed = settings.seed ^ fnv1a64(contribution)
+            let rehearsed = rehearsal(source, for: model).draw(joining: examples.count, share: source.share, seed: seed)
+            for (i, e) in rehearsed.enumerated() where e.x.count == input.reduce(1, *) && e.y.count == labels.count {
+                var x = e.x
+                if settings.augment {
+                    var augmenter = Augmenter(policy: settings.augmentation,
+                                              seed: Augmenter.seed(settings.seed, imageID: e.id, sample: Int64(bitPattern: seed &+ UInt64(i))))
+                    augmenter.augment(&x, shape: input, mean: model.manifest.preprocess.mean, std: model.manifest.preprocess.std)
+                }
+                inputs += x
+                targets += e.y
+                count += 1
+            }
+            if count > examples.count {
+                Counter(label: "xray_trainer_images_total", dimensions: [("use", "rehearsed")]).increment(by: count - examples.count)
+            }
+        }
         let records: [OutgoingRecord]
         do {
-            records = try gradientRecords(model, version: current, inputs: examples.flatMap(\.x), targets: examples.flatMap(\.y),
-                                          count: examples.count, contribution: contribution)
+            records = try gradientRecords(model, version: current, inputs: inputs, targets: targets,
+                                          count: count, contribution: contribution)
         } catch {
             // Finite inputs gave a non-finite loss or gradient: the version is suspect, not the
             // images. They go to the dead-letter topic (kept for a replay) and nothing is sent.
@@ -212,6 +240,18 @@ public final class TrainerStage: Stage, @unchecked Sendable {
         lastBase.withLock { $0 = current.version }
         unsettled.withLock { $0[Self.coordinates(batch[0])] = current.version }
         return results
+    }
+
+    /// The rehearsal images for `model`'s input, preprocessed once per labels and preprocessing.
+    private func rehearsal(_ source: RehearsalSource, for model: ModelFile) -> RehearsalSet {
+        let m = model.manifest
+        let key = "\(m.labels)|\(m.input)|\(m.preprocess.resize)|\(m.preprocess.crop)|\(m.preprocess.mean)|\(m.preprocess.std)"
+        if let cached = rehearsalSet.withLock({ $0 }), cached.key == key { return cached.set }
+        let start = ContinuousClock.now
+        let set = RehearsalSet(files: source.files, model: model, split: settings.split, limit: source.limit, seed: settings.seed)
+        logger.info("rehearsal: \(set.examples.count) images of training patients ready for input \(m.input) in \(String(format: "%.1f s", (ContinuousClock.now - start) / .seconds(1)))\(set.unreadable > 0 ? "; \(set.unreadable) unreadable, first: \(set.firstProblem ?? "")" : "")")
+        rehearsalSet.withLock { $0 = (key, set) }
+        return set
     }
 
     static func coordinates(_ record: KafkaRecord) -> String { "\(record.topic)/\(record.partition)@\(record.offset)" }
@@ -250,11 +290,7 @@ public final class TrainerStage: Stage, @unchecked Sendable {
                                      baseStep: version.step, samples: n, loss: value, topic: settings.gradientsTopic)
     }
 
-    /// The augmentation seed of an image: the trainer's seed mixed with the image id.
-    public static func augmentationSeed(_ seed: UInt64, imageID: String) -> UInt64 {
-        seed ^ fnv1a64(imageID)
-    }
-
+    /// 16 hex digits of FNV-1a of `text`: a contribution id from its records' coordinates.
     static func digest(_ text: String) -> String {
         let hex = String(fnv1a64(text), radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex

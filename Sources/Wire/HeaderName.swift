@@ -5,6 +5,10 @@ public enum HeaderName {
     public static let imageID = "xray.image-id"
     /// Who sent the image: a modality, gateway or dataset replay.
     public static let source = "xray.source"
+    /// The site (hospital, department) the image comes from: what the evaluator measures and
+    /// gates per site, and what picks a site's triage thresholds. Letters, digits, `_`, `-`,
+    /// at most 64 characters (`ImageMetadata.validSite`); otherwise the image has no site.
+    public static let site = "xray.site"
     /// When the image was acquired, milliseconds since the Unix epoch (decimal text).
     public static let acquiredAt = "xray.acquired-at"
     /// Positive findings, comma-separated; empty means labelled with no finding; absent means unlabelled.

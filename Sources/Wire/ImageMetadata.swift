@@ -2,6 +2,8 @@
 public struct ImageMetadata: Sendable, Equatable {
     public var imageID: String
     public var source: String?
+    /// The site the image comes from (`HeaderName.site`), when the sender names one.
+    public var site: String?
     /// Milliseconds since the Unix epoch.
     public var acquiredAt: Int64?
     /// Positive findings when the image is labelled ([] = labelled, no finding); nil when unlabelled.
@@ -9,10 +11,11 @@ public struct ImageMetadata: Sendable, Equatable {
     public var patientID: String?
     public var traceparent: String?
 
-    public init(imageID: String, source: String? = nil, acquiredAt: Int64? = nil, labels: [String]? = nil,
+    public init(imageID: String, source: String? = nil, site: String? = nil, acquiredAt: Int64? = nil, labels: [String]? = nil,
                 patientID: String? = nil, traceparent: String? = nil) {
         self.imageID = imageID
         self.source = source
+        self.site = site
         self.acquiredAt = acquiredAt
         self.labels = labels
         self.patientID = patientID
@@ -23,6 +26,7 @@ public struct ImageMetadata: Sendable, Equatable {
     public var headerFields: [(name: String, value: String)] {
         var fields: [(String, String)] = [(HeaderName.imageID, imageID)]
         if let source { fields.append((HeaderName.source, source)) }
+        if let site { fields.append((HeaderName.site, site)) }
         if let acquiredAt { fields.append((HeaderName.acquiredAt, String(acquiredAt))) }
         if let labels { fields.append((HeaderName.labels, labels.joined(separator: ","))) }
         if let patientID { fields.append((HeaderName.patientID, patientID)) }
@@ -36,10 +40,21 @@ public struct ImageMetadata: Sendable, Equatable {
         guard let id = lookup(HeaderName.imageID) ?? key, !id.isEmpty else { return nil }
         self.init(imageID: id,
                   source: lookup(HeaderName.source),
+                  site: lookup(HeaderName.site).flatMap(ImageMetadata.validSite),
                   acquiredAt: lookup(HeaderName.acquiredAt).flatMap { Int64($0) },
                   labels: lookup(HeaderName.labels).map(ImageMetadata.parseLabels),
                   patientID: lookup(HeaderName.patientID),
                   traceparent: lookup(HeaderName.traceparent))
+    }
+
+    /// `name` when it can name a site (1 to 64 of letters, digits, `_`, `-`: it becomes part
+    /// of metric names, `site.<site>.auc.mean`, and manifest keys); otherwise nil.
+    public static func validSite(_ name: String) -> String? {
+        let allowed = { (b: UInt8) in
+            (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || b == 0x5F || b == 0x2D
+        }
+        guard (1...64).contains(name.utf8.count), name.utf8.allSatisfy(allowed) else { return nil }
+        return name
     }
 
     /// "A,B" → ["A", "B"]; "" → [] (labelled, no finding).

@@ -174,7 +174,8 @@ public struct VersionEvaluation: Codable, Sendable, Equatable {
     public var version: String
     /// Images in the window the figures come from.
     public var images: Int
-    /// `auc.<label>`, `auc.mean`, `accuracy.<label>` (at the manifest's thresholds).
+    /// `auc.<label>`, `auc.mean`, `accuracy.<label>` (at the manifest's thresholds), and per
+    /// site `site.<site>.auc.mean`, `site.<site>.auc.<label>`, `site.<site>.images`.
     public var metrics: [String: Double]
     public var evaluatedAt: String
 
@@ -184,6 +185,30 @@ public struct VersionEvaluation: Codable, Sendable, Equatable {
 
     /// The mean AUC, when the record gives one in [0, 1] (a forged or broken figure is ignored).
     public var meanAUC: Double? { metrics["auc.mean"].flatMap { (0...1).contains($0) ? $0 : nil } }
+
+    /// The mean AUC of each site the record gives one for in [0, 1].
+    public var siteMeanAUC: [String: Double] { SiteMetrics.meanAUC(metrics) }
+}
+
+/// The names of per-site figures in evaluation metrics: `site.<site>.<figure>`.
+public enum SiteMetrics {
+    public static func key(site: String, _ figure: String) -> String { "site.\(site).\(figure)" }
+
+    /// The figures of `site`, without the prefix (`auc.mean`, `auc.<label>`, `images`).
+    public static func figures(_ metrics: [String: Double], site: String) -> [String: Double] {
+        let prefix = "site.\(site)."
+        return Dictionary(uniqueKeysWithValues: metrics.filter { $0.key.hasPrefix(prefix) }.map { (String($0.key.dropFirst(prefix.count)), $0.value) })
+    }
+
+    /// Each site's mean AUC, when in [0, 1].
+    public static func meanAUC(_ metrics: [String: Double]) -> [String: Double] {
+        var result: [String: Double] = [:]
+        for (key, value) in metrics where key.hasPrefix("site.") && key.hasSuffix(".auc.mean") && (0...1).contains(value) {
+            let site = String(key.dropFirst(5).dropLast(9))
+            if !site.isEmpty { result[site] = value }
+        }
+        return result
+    }
 }
 
 /// Whether a version may serve triage, and why: written by the evaluator's gate, or by an
@@ -201,6 +226,9 @@ public struct GateDecision: Codable, Sendable, Equatable {
     /// For a promotion by the gate: the threshold chosen for each urgent label on the
     /// held-out window, or why the previous one stayed.
     public var operatingPoints: [String: OperatingPoint]?
+    /// The same per site (site → label → point), for the sites whose held-out images could
+    /// choose one.
+    public var siteOperatingPoints: [String: [String: OperatingPoint]]?
 
     public init(version: String, promoted: Bool, forced: Bool, serving: String?, reason: String, decidedBy: String, decidedAt: String) {
         self.version = version; self.promoted = promoted; self.forced = forced; self.serving = serving

@@ -14,6 +14,8 @@ public struct Prediction: Codable, Sendable, Equatable {
     public var findings: [String]
     public var times: StageTimes
     public var source: String?
+    /// The site the image came from (`HeaderName.site`); its thresholds decided the triage.
+    public var site: String?
     public var patientId: String?
     /// Ground-truth labels when the image came labelled (for evaluation downstream).
     public var labels: [String]?
@@ -66,6 +68,8 @@ public struct Alert: Codable, Sendable, Equatable {
     public var findings: [String]
     public var times: StageTimes
     public var source: String?
+    /// The site the image came from (`HeaderName.site`); its thresholds decided the triage.
+    public var site: String?
     public var patientId: String?
 
     public struct Finding: Codable, Sendable, Equatable {
@@ -79,8 +83,8 @@ public struct Alert: Codable, Sendable, Equatable {
 
     public init(prediction p: Prediction, policy: TriagePolicy) {
         imageId = p.imageId; modelVersion = p.modelVersion; modelEvaluation = p.modelEvaluation; triage = p.triage; findings = p.findings
-        times = p.times; source = p.source; patientId = p.patientId
+        times = p.times; source = p.source; site = p.site; patientId = p.patientId
         urgentFindings = p.probabilities.filter { p.findings.contains($0.label) && policy.urgent.contains($0.label) }
-            .map { Finding(label: $0.label, probability: $0.probability, threshold: policy.threshold(for: $0.label)) }
+            .map { Finding(label: $0.label, probability: $0.probability, threshold: policy.threshold(for: $0.label, site: p.site)) }
     }
 }

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import KafkaIO
 import Stages
+import Wire
 
 struct AggregatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,10 @@ struct AggregatorCommand: AsyncParsableCommand {
             xray.models, so a restarted aggregator continues the run where it stopped. The run \
             starts from --base (default: the latest published version) and names its versions \
             RUN-000001, RUN-000002, ... The plateau phase of the schedule watches the evaluator's \
-            mean AUC.
+            mean AUC: a rise of less than --plateau-epsilon is no improvement, --plateau-patience \
+            evaluations without one cut the rate by --plateau-factor, then --plateau-cooldown \
+            evaluations pass before counting again, and the rate never goes below \
+            --plateau-floor times --lr (held-out AUC is noisy; a rate cut to nothing stops learning).
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -35,7 +39,10 @@ struct AggregatorCommand: AsyncParsableCommand {
     @Option(help: "Warm-up steps (linear from a tenth of --lr).") var warmup: Int = 50
     @Option(help: "warmup-plateau or constant.") var schedule: String = "warmup-plateau"
     @Option(help: "Plateau: factor the rate is cut by.") var plateauFactor: Float = 0.3
-    @Option(help: "Plateau: evaluations without improvement before a cut.") var plateauPatience: Int = 2
+    @Option(help: "Plateau: evaluations without improvement before a cut.") var plateauPatience: Int = 4
+    @Option(help: "Plateau: the least rise of the mean AUC that counts as an improvement.") var plateauEpsilon: Float = 0.002
+    @Option(help: "Plateau: evaluations after a cut before counting again.") var plateauCooldown: Int = 2
+    @Option(help: "Plateau: the lowest rate, as a share of --lr.") var plateauFloor: Float = 0.05
     @Option(help: "What trains: all, head, or last:K (must match the trainers').", transform: parseScope)
     var train: TrainableScope = .all
 
@@ -46,8 +53,11 @@ struct AggregatorCommand: AsyncParsableCommand {
         guard trainers >= 1, maxStaleness >= 0, (0.001...86_400).contains(barrierTimeoutS), lr > 0, lr <= 1000 else {
             throw ValidationError("--trainers ≥ 1, --max-staleness ≥ 0, --barrier-timeout-s in (0, 86400] and --lr in (0, 1000]")
         }
-        guard warmup >= 0, plateauPatience >= 0, plateauFactor > 0, plateauFactor < 1 else {
-            throw ValidationError("--warmup and --plateau-patience must not be negative; --plateau-factor must be in (0, 1)")
+        guard warmup >= 0, plateauPatience >= 0, plateauCooldown >= 0, plateauFactor > 0, plateauFactor < 1 else {
+            throw ValidationError("--warmup, --plateau-patience and --plateau-cooldown must not be negative; --plateau-factor must be in (0, 1)")
+        }
+        guard (0...1).contains(plateauEpsilon), (0...1).contains(plateauFloor) else {
+            throw ValidationError("--plateau-epsilon and --plateau-floor must be in [0, 1]")
         }
         if let problem = OptimizerSettings(kind: .adam, weightDecay: weightDecay).problem {
             throw ValidationError("--weight-decay \(weightDecay): \(problem)")
@@ -64,7 +74,8 @@ struct AggregatorCommand: AsyncParsableCommand {
                                        : .asynchronous(maxStaleness: maxStaleness)
         settings.optimizer = OptimizerSettings(kind: OptimizerKind(rawValue: optimizer)!, weightDecay: weightDecay)
         settings.schedule = schedule == "constant" ? .constant(lr)
-            : .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: plateauFactor, patience: plateauPatience))
+            : .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: plateauFactor, patience: plateauPatience,
+                                           epsilon: plateauEpsilon, cooldown: plateauCooldown, minimum: lr * plateauFloor))
         settings.scope = train
         settings.stallAfter = .milliseconds(Int(stage.stallAfterS * 1000))
         let clientKafka = try kafka.kafka(clientID: "xray-aggregator")
@@ -78,27 +89,34 @@ struct EvaluatorCommand: AsyncParsableCommand {
         abstract: "Score each new trained version on held-out labelled tensors; record its AUC and gate it before triage.",
         discussion: """
             Keeps the newest --window labelled tensors of held-out patients (--validation, the \
-            trainers' split) from xray.tensors. For the newest trained version (at most one per \
+            trainers' split) of each site (the xray.site header; images without one count as one \
+            more site) from xray.tensors. For the newest trained version (at most one per \
             --interval-s; versions in between are skipped), scores it and the serving version on \
-            that window, writes the per-label AUC and accuracy to xray.models.heads as the \
-            version's evaluation, and decides: promoted (republished whole, with its figures in \
-            the manifest, so scorers switch to it) if its mean AUC is no lower than the serving \
-            version's less --mean-margin and no label's AUC drops more than --label-margin; held \
-            otherwise. A promoted version's urgent labels get the threshold that reaches \
-            --sensitivity on the window's positive images (if it has --min-positives of them; \
-            otherwise the threshold stays, and the decision says why). Every decision goes to \
-            xray.models.heads and the log. `xray model promote` and `xray model rollback` \
+            that window, writes the per-label AUC and accuracy, overall and for each site with \
+            --min-site-images, to xray.models.heads as the version's evaluation, and decides: \
+            promoted (republished whole, with its figures in the manifest, so scorers switch to \
+            it) if its mean AUC is no lower than the serving version's less --mean-margin, no \
+            label's AUC drops more than --label-margin and no site's mean AUC more than \
+            --site-margin (or that site's own, --site-margin-of SITE=M); held otherwise, with the \
+            reason naming the label or site. A promoted version's urgent labels get the threshold \
+            that reaches --sensitivity on the window's positive images, and each site its own on \
+            its images (if it has --min-positives of them; otherwise the threshold stays, and the \
+            decision says why). Every decision goes to xray.models.heads and the log. `xray model promote` and `xray model rollback` \
             override it.
             """)
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var stage: StageOptions
     @Option(help: "Share of patients held out (must match the trainers').") var validation: Double = 0.15
-    @Option(help: "Held-out images kept (the newest).") var window: Int = 500
+    @Option(help: "Held-out images kept (the newest; when full, the site with the most gives up its oldest).") var window: Int = 500
     @Option(help: "Held-out images needed before anything is evaluated.") var minImages: Int = 20
     @Option(help: "Seconds between evaluations.") var intervalS: Double = 10
     @Option(help: "How much lower the candidate's mean AUC may be.") var meanMargin: Double = 0
     @Option(help: "How much any label's AUC may drop.") var labelMargin: Double = 0.02
+    @Option(help: "How much any site's mean AUC may drop.") var siteMargin: Double = 0.02
+    @Option(help: ArgumentHelp("A site's own margin, as SITE=MARGIN (repeatable).", valueName: "site=margin"))
+    var siteMarginOf: [String] = []
+    @Option(help: "Held-out images of a site needed for its own figures, gate and thresholds.") var minSiteImages: Int = 20
     @Option(help: "Images scored together.") var batch: Int = 16
     @Option(help: "Sensitivity an urgent label's threshold is chosen for, when a version is promoted.") var sensitivity: Double = 0.95
     @Option(help: "Positive images of a label needed to choose its threshold.") var minPositives: Int = 10
@@ -111,9 +129,24 @@ struct EvaluatorCommand: AsyncParsableCommand {
         guard window >= 1, minImages >= 1, (0...86_400).contains(intervalS), batch >= 1 else {
             throw ValidationError("--window, --min-images and --batch must be positive; --interval-s in [0, 86400]")
         }
-        guard (0...1).contains(meanMargin), (0...1).contains(labelMargin) else {
-            throw ValidationError("--mean-margin and --label-margin must be in [0, 1]")
+        guard (0...1).contains(meanMargin), (0...1).contains(labelMargin), (0...1).contains(siteMargin) else {
+            throw ValidationError("--mean-margin, --label-margin and --site-margin must be in [0, 1]")
         }
+        guard minSiteImages >= 1 else { throw ValidationError("--min-site-images must be positive") }
+        _ = try siteMargins()
+    }
+
+    /// --site-margin-of, parsed.
+    func siteMargins() throws -> [String: Double] {
+        var margins: [String: Double] = [:]
+        for item in siteMarginOf {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let site = ImageMetadata.validSite(parts[0]), let margin = Double(parts[1]), (0...1).contains(margin) else {
+                throw ValidationError("--site-margin-of \(item): give SITE=MARGIN, the site in letters, digits, _ and -, the margin in [0, 1]")
+            }
+            margins[site] = margin
+        }
+        return margins
     }
 
     func run() async throws {
@@ -124,7 +157,8 @@ struct EvaluatorCommand: AsyncParsableCommand {
         settings.window = window
         settings.minimumImages = minImages
         settings.interval = .milliseconds(Int(intervalS * 1000))
-        settings.gate = GatePolicy(meanMargin: meanMargin, labelMargin: labelMargin)
+        settings.gate = GatePolicy(meanMargin: meanMargin, labelMargin: labelMargin, siteMargin: siteMargin, siteMargins: try siteMargins())
+        settings.minimumSiteImages = minSiteImages
         settings.operatingPoints = OperatingPointChooser(sensitivity: sensitivity, minimumPositives: minPositives)
         settings.batchSize = batch
         settings.stallAfter = .milliseconds(Int(stage.stallAfterS * 1000))

@@ -4,6 +4,7 @@ import Foundation
 import KafkaIO
 import ServiceLifecycle
 import Stages
+import Wire
 
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,6 +27,8 @@ struct GatewayCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
 
     @Option(help: "The gateway's own AE title.") var aeTitle = "XRAYSTREAM"
+    @Option(help: "The site (hospital) named in each record's xray.site header: the evaluator measures and gates per site, and the scorer uses the site's thresholds. Letters, digits, _ and -, at most 64.")
+    var site: String?
     @Option(help: "The DICOM port to listen on.") var port: Int = 11112
     @Option(help: ArgumentHelp("Calling AE titles allowed to send (repeatable); none allows any.", valueName: "ae-title"))
     var caller: [String] = []
@@ -52,6 +55,7 @@ struct GatewayCommand: AsyncParsableCommand {
         guard !aeTitle.isEmpty, aeTitle.count <= 16 else { throw ValidationError("--ae-title must be 1 to 16 characters") }
         guard ackTimeoutS >= 1, ackTimeoutS <= 600 else { throw ValidationError("--ack-timeout-s must be in [1, 600]") }
         guard maxBytes > 0 else { throw ValidationError("--max-bytes must be positive") }
+        if let site, ImageMetadata.validSite(site) == nil { throw ValidationError("--site must be 1 to 64 letters, digits, _ or -") }
         if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be in 0...65535") }
         if let stowPort, !(1...65535).contains(stowPort) { throw ValidationError("--stow-port must be in 1...65535") }
         guard stowMaxBytes > 0 else { throw ValidationError("--stow-max-bytes must be positive") }
@@ -71,8 +75,9 @@ struct GatewayCommand: AsyncParsableCommand {
         var producerConfiguration = ProducerConfiguration(kafka: try kafka.kafka(clientID: "xray-gateway"))
         producerConfiguration.deliveryTimeoutMilliseconds = Int(ackTimeoutS * 1000)
         let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
-        let intake = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: pseudonyms),
+        var intake = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: pseudonyms),
                                  maxBytes: maxBytes)
+        intake.site = site
         let gateway = DicomGateway(store: .init(aeTitle: aeTitle, port: UInt16(port), callers: caller),
                                    stow: stowPort.map { (stowHost, $0, stowMaxBytes) }, intake: intake,
                                    producer: producer, reidentificationMap: map, logger: logger)

@@ -137,14 +137,26 @@ extension ModelCommand {
                 if let auc = e.auc, !auc.isEmpty {
                     print("    AUC per label: " + auc.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.3f", $0.value))" }.joined(separator: ", "))
                 }
-                if let points = e.decision?.operatingPoints, !points.isEmpty {
-                    print("    thresholds: " + points.sorted { $0.key < $1.key }.map { label, p in
-                        let figures = "sensitivity \(p.sensitivity.map { String(format: "%.3f", $0) } ?? "-"), specificity \(p.specificity.map { String(format: "%.3f", $0) } ?? "-") on \(p.positives)+/\(p.negatives)-"
-                        return "\(label) \(String(format: "%.3f", p.threshold)) (\(p.chosen ? "chosen" : "kept"); \(figures))"
+                if let sites = e.siteAUC, !sites.isEmpty {
+                    print("    mean AUC per site: " + sites.sorted { $0.key < $1.key }.map { site, auc in
+                        "\(site) \(String(format: "%.3f", auc))" + (e.siteImages?[site].map { " on \($0) images" } ?? "")
                     }.joined(separator: ", "))
+                }
+                if let points = e.decision?.operatingPoints, !points.isEmpty {
+                    print("    thresholds: " + describe(points))
+                }
+                for (site, points) in (e.decision?.siteOperatingPoints ?? [:]).sorted(by: { $0.key < $1.key }) where !points.isEmpty {
+                    print("    thresholds at \(site): " + describe(points))
                 }
             }
             print("serving: \(registry.serving ?? "nothing")")
+        }
+
+        private func describe(_ points: [String: OperatingPoint]) -> String {
+            points.sorted { $0.key < $1.key }.map { label, p in
+                let figures = "sensitivity \(p.sensitivity.map { String(format: "%.3f", $0) } ?? "-"), specificity \(p.specificity.map { String(format: "%.3f", $0) } ?? "-") on \(p.positives)+/\(p.negatives)-"
+                return "\(label) \(String(format: "%.3f", p.threshold)) (\(p.chosen ? "chosen" : "kept"); \(figures))"
+            }.joined(separator: ", ")
         }
 
         private func pad(_ s: String, _ width: Int) -> String { s.count >= width ? s : s + String(repeating: " ", count: width - s.count) }

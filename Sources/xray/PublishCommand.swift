@@ -3,6 +3,7 @@ import Dicom
 import Foundation
 import KafkaIO
 import Stages
+import Wire
 
 struct PublishCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,7 +24,12 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "Images per second (default: as fast as the broker acknowledges).") var rate: Double?
     @Option(help: "Publish at most this many images.") var limit: Int?
     @Option(help: "The source named in each record's xray.source header.") var source: String = "xray-publish"
+    @Option(help: "The site (hospital) named in each record's xray.site header: the evaluator measures and gates per site, and the scorer uses the site's thresholds. Letters, digits, _ and -, at most 64.")
+    var site: String?
     @Flag(help: "Shuffle the files (with --seed) before --limit applies.") var shuffle = false
+    @Option(help: "Publish only the images of the patients a patient-wise split of share --validation holds out (held-out) or trains on (training).")
+    var only: String?
+    @Option(help: "The split's share of held-out patients, for --only (the trainers' and evaluator's --validation).") var validation: Double = 0.15
     @Option(help: "Seed for --shuffle.") var seed: UInt64 = 1
     @OptionGroup var key: PseudonymKeyOptions
     @Flag(help: "For DICOM files: publish objects that give no view position.") var acceptMissingView = false
@@ -31,6 +37,9 @@ struct PublishCommand: AsyncParsableCommand {
     func validate() throws {
         if let rate, !(rate >= 0.001 && rate <= 1_000_000) { throw ValidationError("--rate must be in [0.001, 1000000] images per second") }
         if let limit, limit < 0 { throw ValidationError("--limit must not be negative") }
+        if let site, ImageMetadata.validSite(site) == nil { throw ValidationError("--site must be 1 to 64 letters, digits, _ or -") }
+        if let only, !["held-out", "training"].contains(only) { throw ValidationError("--only takes held-out or training") }
+        guard validation > 0, validation < 1 else { throw ValidationError("--validation must be in (0, 1)") }
     }
 
     func run() async throws {
@@ -46,16 +55,22 @@ struct PublishCommand: AsyncParsableCommand {
             var generator = SplitMix64(seed: seed)
             files.shuffle(using: &generator)
         }
+        if let only {
+            let (training, heldOut) = PatientSplit(validationFraction: validation).split(files)
+            files = only == "held-out" ? heldOut : training
+        }
         if let limit { files = Array(files.prefix(limit)) }
         guard !files.isEmpty else { throw ValidationError("no image files found under \(paths)") }
 
         let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: try kafka.kafka(clientID: "xray-publish")),
                                          logger: logger)
         var publisher = ModalityPublisher(topic: kafka.topics.raw, source: source, rate: rate)
+        publisher.site = site
         if files.contains(where: { $0.path.lowercased().hasSuffix(".dcm") }) {
             var acceptance = DicomAcceptance()
             acceptance.acceptMissingView = acceptMissingView
             publisher.dicom = DicomIntake(topic: kafka.topics.raw, acceptance: acceptance, deidentifier: Deidentifier(pseudonyms: try key.pseudonymiser()))
+            publisher.dicom?.site = site
         }
         let bar = ProgressBar(enabled: isatty(STDERR_FILENO) == 1)
         let summary = try await publisher.publish(files, with: producer) { done, total in bar.show(done, total) }

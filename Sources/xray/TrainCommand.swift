@@ -12,7 +12,7 @@ struct TrainCommand: AsyncParsableCommand {
         discussion: """
             Starts from --init (a model file) or fresh weights for --arch. Holds out --validation of \
             the patients (deterministic, by patient id), trains --epochs with Adam, warm-up then \
-            plateau on the validation AUC, flips and brightness; prints loss and per-label \
+            plateau on the validation AUC, --augmentation (the streaming trainers' code path); prints loss and per-label \
             validation AUC after each epoch and writes the model with those metrics in its manifest.
             """)
 
@@ -30,6 +30,9 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "What trains: all, head, or last:K (the last K stages and the head).", transform: parseScope)
     var train: TrainableScope = .all
     @Option(help: "Seed (initialisation, order, augmentation).") var seed: UInt64 = 1
+    @Option(help: "Augmentation: seeds (flip, brightness), radiograph (also crops, rotations, shifts, contrast, gamma) or none.",
+            transform: parseAugmentation)
+    var augmentation: AugmentationPolicy = .seeds
     @Option(help: "Where to write the trained model.") var out: String
     @Argument(help: "Dataset folders.") var data: [String]
 
@@ -58,6 +61,7 @@ struct TrainCommand: AsyncParsableCommand {
         guard !training.isEmpty else { throw ValidationError("no labelled training images under \(data.joined(separator: ", "))") }
         var settings = OfflineTrainer.Settings()
         settings.epochs = epochs; settings.batchSize = batch; settings.seed = seed
+        settings.augmentation = augmentation
         settings.schedule = .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: 0.3, patience: 1))
         settings.scope = train
         print("training \(model.manifest.architecture) (\(model.manifest.labels.joined(separator: ", "))) on \(training.count) images, "
@@ -83,4 +87,12 @@ struct TrainCommand: AsyncParsableCommand {
 func parseScope(_ text: String) throws -> TrainableScope {
     guard let scope = TrainableScope(text) else { throw ValidationError("--train takes all, head or last:K") }
     return scope
+}
+
+/// `--augmentation seeds|radiograph|none`.
+func parseAugmentation(_ text: String) throws -> AugmentationPolicy {
+    guard let policy = AugmentationPolicy.named[text] else {
+        throw ValidationError("--augmentation takes \(AugmentationPolicy.named.keys.sorted().joined(separator: ", "))")
+    }
+    return policy
 }

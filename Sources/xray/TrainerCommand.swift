@@ -30,8 +30,16 @@ struct TrainerCommand: AsyncParsableCommand {
     @Option(help: "What trains: all, head, or last:K (must match the aggregator's --train).", transform: parseScope)
     var train: TrainableScope = .all
     @Option(help: "Share of patients held out for evaluation (must match the evaluator's).") var validation: Double = 0.15
-    @Flag(help: "Train on the images as they are (no flip or brightness).") var noAugment = false
+    @Flag(help: "Train on the images as they are (the same as --augmentation none).") var noAugment = false
+    @Option(help: "Augmentation: seeds (flip, brightness), radiograph (also crops, rotations, shifts, contrast, gamma) or none.",
+            transform: parseAugmentation)
+    var augmentation: AugmentationPolicy = .seeds
     @Option(help: "Augmentation seed (mixed with each image id).") var seed: UInt64 = 1
+    @Option(help: ArgumentHelp("Labelled images of the sites the model learnt before (folders or files; repeatable), mixed into every batch against forgetting them (rehearsal). Held-out patients are left out.", valueName: "path"))
+    var rehearse: [String] = []
+    @Option(help: "NIH label table (Data_Entry_2017*.csv) for NIH images given to --rehearse.") var rehearseLabels: String?
+    @Option(help: "Share of each batch that rehearsal images make.") var rehearseShare: Double = 0.25
+    @Option(help: "Rehearsal images kept in memory (chosen by --seed).") var rehearseLimit: Int = 512
     @Option(help: ArgumentHelp("A label's positive weight in the loss, LABEL=W (negatives/positives); repeatable.", valueName: "label=w"))
     var positiveWeight: [String] = []
     @Option(help: "This trainer's name in the barrier (default: host-pid).") var id: String?
@@ -39,6 +47,9 @@ struct TrainerCommand: AsyncParsableCommand {
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         guard (0..<1).contains(validation) else { throw ValidationError("--validation must be in [0, 1)") }
+        guard rehearseShare > 0, rehearseShare < 1, rehearseLimit >= 1 else {
+            throw ValidationError("--rehearse-share must be in (0, 1) and --rehearse-limit positive")
+        }
         _ = try weights()
     }
 
@@ -69,9 +80,20 @@ struct TrainerCommand: AsyncParsableCommand {
         settings.scope = train
         settings.split = PatientSplit(validationFraction: validation)
         settings.augment = !noAugment
+        settings.augmentation = augmentation
         settings.seed = seed
         settings.positiveWeights = try weights()
         settings.synchronous = !async
+        if !rehearse.isEmpty {
+            let table = try rehearseLabels.map { path -> NIHLabelTable in
+                guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read the label table \(path)") }
+                return try NIHLabelTable(csv: text)
+            }
+            let files = try DatasetScanner.scan(rehearse, nihLabels: table).filter { $0.metadata.labels != nil }
+            guard !files.isEmpty else { throw ValidationError("no labelled images under --rehearse \(rehearse.joined(separator: ", "))") }
+            settings.rehearsal = RehearsalSource(files: files, limit: rehearseLimit, share: rehearseShare)
+            logger.info("rehearsal: \(files.count) labelled images under \(rehearse.joined(separator: ", ")); up to \(rehearseLimit) kept, \(Int(rehearseShare * 100))% of each batch")
+        }
         let slot = TrainingSlot()
         let trainer = TrainerStage(settings: settings, slot: slot, logger: logger)
         var models = stage.consumer(clientKafka, stage: trainer, prefix: kafka.topicPrefix)

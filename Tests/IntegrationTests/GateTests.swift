@@ -113,4 +113,76 @@ struct GateTests {
         #expect(slot.current.map { $0.version == "v0" || $0.version == "v0-ft-000003" } == true,
                 "triage serves v0 or the promoted copy of it, never v-nan (serving \(slot.current?.version ?? "none"))")
     }
+
+    @Test("a version that gains at one site and loses beyond the margin at the other is held, naming the site; an equal one is promoted with each site's own thresholds")
+    func perSiteGate() async throws {
+        let topics = try await TestBroker.freshTopics("site-gate")
+        let v0 = try S.model()
+        let split = PatientSplit(validationFraction: 0.5)
+        let heldOut = try S.examples(160, model: v0).filter { split.isValidation(patient: $0.patient ?? $0.id) }
+        let p = v0.network.probabilities(batch: heldOut.flatMap(\.x), shape: Shape(n: heldOut.count, c: 3, h: 32, w: 32)).map { $0[0] }
+        // Two sites whose truths disagree: at north the images v0 scores high are the positive
+        // ones, at south (twice as many images) the low ones. v0 serves north perfectly; its
+        // mirror (1 − p) serves south perfectly and north not at all.
+        let northCount = heldOut.count / 3
+        func relabelled(_ range: Range<Int>, site: String, positiveIfHigh: Bool) -> [S.Example] {
+            let median = range.map { p[$0] }.sorted()[range.count / 2]
+            return range.map { i in
+                var e = heldOut[i]
+                e.site = site
+                e.labels = (p[i] >= median) == positiveIfHigh ? ["Pneumonia"] : []
+                return e
+            }
+        }
+        let examples = relabelled(0..<northCount, site: "north", positiveIfHigh: true)
+            + relabelled(northCount..<heldOut.count, site: "south", positiveIfHigh: false)
+        print("per-site gate: \(northCount) held-out images at north, \(heldOut.count - northCount) at south")
+        #expect(northCount >= 20)
+
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        try await S.publish(v0, version: "v0", topics: topics, producer)
+        try await S.publish(examples, partition: 0, topics: topics, producer)
+        var settings = EvaluatorSettings(topics: topics)
+        settings.groupID = "\(topics.prefix)evaluator"
+        settings.split = split
+        settings.minimumImages = examples.count  // evaluate only once every image is in the window
+        settings.minimumSiteImages = 10
+        settings.interval = .zero
+        // The overall rules are out of the way: only the per-site rule can hold a version here.
+        settings.gate = GatePolicy(meanMargin: 1, labelMargin: 1, siteMargin: 0.05)
+        settings.operatingPoints = OperatingPointChooser(sensitivity: 0.9, minimumPositives: 5)
+        let evaluator = Evaluator(settings: settings, kafka: TestBroker.kafka, logger: TestBroker.logger)
+        let slot = ModelSlot()
+        let scorerFollower = ModelFollower.serving(into: slot, topic: topics.models,
+                                                   consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)scorer-models"),
+                                                   logger: TestBroker.logger)
+        let services = [Task { try await evaluator.run() }, Task { try await scorerFollower.run() }]
+        defer { services.forEach { $0.cancel() } }
+
+        try await Self.publishTrained(try Self.flipped(v0), step: 1, topics: topics, producer)
+        let held = try #require(try await Self.decision(on: "v0-ft-000001", topics: topics))
+        print("gate on the mirror: \(held.promoted ? "promoted" : "held") — \(held.reason)")
+        #expect(!held.promoted && held.reason.contains("site north mean AUC"), "\(held.reason)")
+        let history = try await S.history(topics)
+        let figures = history.evaluations["v0-ft-000001"]?.siteMeanAUC ?? [:]
+        print("the mirror's evaluation per site: \(figures)")
+        #expect(figures["north"].map { $0 < 0.05 } == true && figures["south"].map { $0 > 0.95 } == true)
+
+        try await Self.publishTrained(v0, step: 2, topics: topics, producer)
+        await producer.close()
+        let promoted = try #require(try await Self.decision(on: "v0-ft-000002", topics: topics))
+        print("gate on a copy of v0: \(promoted.promoted ? "promoted" : "held") — \(promoted.reason)")
+        #expect(promoted.promoted)
+        let points = promoted.siteOperatingPoints ?? [:]
+        #expect(Set(points.keys) == ["north", "south"] && points.values.allSatisfy { $0["Pneumonia"]?.chosen == true })
+        // The sites' truths run opposite ways, so their thresholds differ: north's is above its
+        // median score, south's at or below its lowest positive.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while slot.current?.version != "v0-ft-000002", ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(200)) }
+        let served = try #require(slot.current, "the promoted version did not reach the scorer's follower")
+        let north = served.policy.threshold(for: "Pneumonia", site: "north"), south = served.policy.threshold(for: "Pneumonia", site: "south")
+        print("thresholds served: north \(north), south \(south), no site \(served.policy.threshold(for: "Pneumonia"))")
+        #expect(served.version == "v0-ft-000002" && north != south)
+        #expect(north == points["north"]?["Pneumonia"]?.threshold && south == points["south"]?["Pneumonia"]?.threshold)
+    }
 }

@@ -13,7 +13,7 @@ struct StreamingTrainingTests {
     static let spec = PreprocessSpec(resize: 36, crop: 32, channels: 3, mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225])
     static let lr: Float = 2e-3, warmup = 2
 
-    struct Example { var id: String; var x: [Float]; var labels: [String]; var patient: String? }
+    struct Example { var id: String; var x: [Float]; var labels: [String]; var patient: String?; var site: String? = nil }
 
     static func model() throws -> ModelFile {
         try ModelFile.initialized(architecture: .smallCNN, labels: ["Pneumonia"], preprocess: spec, seed: 5)
@@ -43,6 +43,7 @@ struct StreamingTrainingTests {
         for e in examples {
             var headers = [KafkaHeader(HeaderName.imageID, e.id), KafkaHeader(HeaderName.labels, e.labels.joined(separator: ","))]
             if let p = e.patient { headers.append(KafkaHeader(HeaderName.patientID, p)) }
+            if let site = e.site { headers.append(KafkaHeader(HeaderName.site, site)) }
             try await producer.send(OutgoingRecord(topic: topics.tensors, key: [UInt8](e.id.utf8),
                                                    value: Tensor(shape: shape, values: e.x).encoded(),
                                                    headers: headers, partition: partition))
@@ -108,7 +109,7 @@ struct StreamingTrainingTests {
             var inputs: [Float] = []
             for e in batch {
                 var x = e.x
-                var augmenter = Augmenter(seed: TrainerStage.augmentationSeed(seed, imageID: e.id))
+                var augmenter = Augmenter(seed: Augmenter.seed(seed, imageID: e.id))
                 augmenter.augment(&x, shape: spec.outputShape, mean: spec.mean, std: spec.std)
                 inputs += x
             }

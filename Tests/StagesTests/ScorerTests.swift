@@ -67,11 +67,59 @@ struct ScorerTests {
         #expect(TriagePolicy.standard(labels: Findings.nih14).urgent.count == 5)
     }
 
+    @Test("a site's own thresholds decide its images; other sites and images without one use the label's")
+    func siteThresholds() throws {
+        let labels = ["Pneumonia", "Pneumothorax"]
+        let policy = TriagePolicy(thresholds: ["Pneumothorax": 0.8], defaultThreshold: 0.5, urgent: ["Pneumothorax"],
+                                  siteThresholds: ["south": ["Pneumothorax": 0.3]])
+        #expect(policy.assess(labels: labels, probabilities: [0.1, 0.4], site: "south") == (["Pneumothorax"], .urgent))
+        #expect(policy.assess(labels: labels, probabilities: [0.1, 0.4], site: "north") == ([], .normal))
+        #expect(policy.assess(labels: labels, probabilities: [0.1, 0.4]) == ([], .normal))
+        #expect(policy.threshold(for: "Pneumonia", site: "south") == 0.5)
+        #expect(policy.problem(labels: labels) == nil)
+        var unknown = policy
+        unknown.siteThresholds = ["south": ["Nodule": 0.3]]
+        #expect(unknown.problem(labels: labels)?.contains("Nodule") == true)
+        var outOfRange = policy
+        outOfRange.siteThresholds = ["south": ["Pneumothorax": 1.5]]
+        #expect(outOfRange.problem(labels: labels) != nil)
+        var badSite = policy
+        badSite.siteThresholds = ["so uth": ["Pneumothorax": 0.3]]
+        #expect(badSite.problem(labels: labels)?.contains("not a site name") == true)
+        // A policy written before sites existed still reads.
+        let old = try JSONDecoder().decode(TriagePolicy.self, from: Data(#"{"thresholds":{"Pneumothorax":0.8},"defaultThreshold":0.5,"urgent":["Pneumothorax"]}"#.utf8))
+        #expect(old.siteThresholds == nil && old.threshold(for: "Pneumothorax", site: "south") == 0.8)
+    }
+
     func tensorRecord(_ id: String, values: [Float], shape: [Int] = [3, 32, 32], acquired: Int64 = 1_000) -> KafkaRecord {
         KafkaRecord(topic: "xray.tensors", partition: 0, offset: 0, key: Array(id.utf8), value: Tensor(shape: shape, values: values).encoded(),
                     headers: [KafkaHeader(HeaderName.imageID, id), KafkaHeader(HeaderName.acquiredAt, String(acquired)),
                               KafkaHeader(HeaderName.decodedAt, "1100"), KafkaHeader(HeaderName.preprocessedAt, "1200"),
                               KafkaHeader(HeaderName.labels, "Pneumonia"), KafkaHeader(HeaderName.patientID, "p7")])
+    }
+
+    @Test("the scorer triages with the thresholds of the image's site and names the site in the prediction and the alert")
+    func scorerUsesTheSiteThresholds() throws {
+        let m = try model()
+        var manifest = m.manifest
+        manifest.triage = TriagePolicy(thresholds: ["Pneumothorax": 1], defaultThreshold: 1, urgent: ["Pneumothorax"],
+                                       siteThresholds: ["south": ["Pneumothorax": 0]])
+        let slot = ModelSlot()
+        slot.replace(with: ServingModel(ModelFile(manifest: manifest, network: m.network), version: "v9"))
+        let scorer = ScorerStage(topics: TopicCatalog(), slot: slot)
+        let sites: [String?] = ["south", "north", nil, "not a site"]
+        let batch = sites.enumerated().map { i, site in
+            var record = tensorRecord("img\(i)", values: randomInputs(seed: UInt64(i)))
+            if let site { record.headers.append(KafkaHeader(HeaderName.site, site)) }
+            return record
+        }
+        let outputs = try scorer.process(batch: batch).map { try $0.get() }
+        let predictions = try outputs.map { try JSONDecoder().decode(Prediction.self, from: Data($0[0].value)) }
+        #expect(predictions.map(\.triage) == [.urgent, .normal, .normal, .normal])
+        #expect(predictions.map(\.site) == ["south", "north", nil, nil])
+        #expect(outputs.map(\.count) == [2, 1, 1, 1])
+        let alert = try JSONDecoder().decode(Alert.self, from: Data(outputs[0][1].value))
+        #expect(alert.site == "south" && alert.urgentFindings.first?.threshold == 0)
     }
 
     @Test func scoresABatchAndRaisesAlertsForUrgentImagesOnly() throws {

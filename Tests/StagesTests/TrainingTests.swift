@@ -35,7 +35,9 @@ struct TrainingTests {
             return (0..<24).allSatisfy { i in abs(back[i] - b * source[i]) < 1e-4 }
         }
         var flips = 0
-        var augmenter = Augmenter(brightness: 0.3, seed: 9)
+        var policy = AugmentationPolicy.seeds
+        policy.brightness = 0.3
+        var augmenter = Augmenter(policy: policy, seed: 9)
         for _ in 0..<40 {
             var y = x
             augmenter.augment(&y, shape: shape, mean: mean, std: std)
