@@ -81,6 +81,11 @@ public final class Evaluator: Service, @unchecked Sendable {
     private let serving = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
     /// Used only by the evaluation loop.
     private var servingCache: (version: String, ids: Set<String>, evaluation: WindowEvaluation)?
+    /// The newest published version: the base the runs start from. Its per-site figures bound
+    /// every promotion too, so a run of promotions, each within the margin of the last, cannot
+    /// drift a site further than its margin below where the base stood.
+    private let reference = Mutex<(announcement: ModelAnnouncement, file: [UInt8])?>(nil)
+    private var referenceCache: (version: String, ids: Set<String>, evaluation: WindowEvaluation)?
     /// Versions evaluated or decided already (read back from xray.models.heads at start-up), the
     /// latest 4096.
     private let done = Mutex(RecentSet(capacity: 4096))
@@ -100,7 +105,10 @@ public final class Evaluator: Service, @unchecked Sendable {
                                      use: { [self] a, file, _ in
                                          switch a.kind {
                                          case .trained: candidate.withLock { $0 = (a, file) }
-                                         case .published, .promoted: serving.withLock { $0 = (a, file) }
+                                         case .published:
+                                             serving.withLock { $0 = (a, file) }
+                                             reference.withLock { $0 = (a, file) }
+                                         case .promoted: serving.withLock { $0 = (a, file) }
                                          }
                                      },
                                      observe: { [self] event in
@@ -186,7 +194,7 @@ public final class Evaluator: Service, @unchecked Sendable {
                 Gauge(label: "xray_evaluation_site_auc", dimensions: [("site", site)]).record(auc)
             }
             if let current {
-                switch servingEvaluation(current, examples) {
+                switch cachedEvaluation(current, examples, cache: &servingCache) {
                 case .failure(let problem):
                     reason = "the serving version \(current.announcement.version) cannot be scored on the same window: \(problem)"
                 case .success(let baseline) where baseline.images != evaluation.images:
@@ -194,6 +202,12 @@ public final class Evaluator: Service, @unchecked Sendable {
                 case .success(let baseline):
                     (promote, reason) = settings.gate.decide(candidate: evaluation.metrics, serving: baseline.metrics,
                                                              labels: next.announcement.manifest.labels)
+                    if promote, let base = reference.withLock({ $0 }), base.announcement.version != current.announcement.version,
+                       case .success(let figures) = cachedEvaluation(base, examples, cache: &referenceCache),
+                       let dropped = settings.gate.siteDrop(candidate: evaluation.metrics, from: figures.metrics,
+                                                            of: "the published base \(base.announcement.version)") {
+                        (promote, reason) = (false, dropped)
+                    }
                     let perSite = evaluation.sites.keys.sorted().map { site in
                         "\(site) \(Self.format(evaluation.sites[site]?.meanAUC)) (serving \(Self.format(baseline.sites[site]?.meanAUC)))"
                     }
@@ -241,14 +255,16 @@ public final class Evaluator: Service, @unchecked Sendable {
         }.joined(separator: ", ")
     }
 
-    /// The serving version's figures on these images: scored once per version and window
-    /// content (a replayed dataset leaves the window's images unchanged), not per candidate.
-    private func servingEvaluation(_ version: (announcement: ModelAnnouncement, file: [UInt8]),
-                                   _ examples: [HeldOutWindow.Example]) -> Result<WindowEvaluation, ScoringFailure> {
+    /// A serving or reference version's figures on these images: scored once per version and
+    /// window content (a replayed dataset leaves the window's images unchanged), not per
+    /// candidate.
+    private func cachedEvaluation(_ version: (announcement: ModelAnnouncement, file: [UInt8]), _ examples: [HeldOutWindow.Example],
+                                  cache: inout (version: String, ids: Set<String>, evaluation: WindowEvaluation)?)
+        -> Result<WindowEvaluation, ScoringFailure> {
         let ids = Set(examples.map(\.id)), name = version.announcement.version
-        if let cached = servingCache, cached.version == name, cached.ids == ids { return .success(cached.evaluation) }
+        if let cached = cache, cached.version == name, cached.ids == ids { return .success(cached.evaluation) }
         let evaluation = score(version.file, version: name, examples)
-        servingCache = (try? evaluation.get()).map { (name, ids, $0) }
+        cache = (try? evaluation.get()).map { (name, ids, $0) }
         return evaluation
     }
 

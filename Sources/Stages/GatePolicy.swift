@@ -19,6 +19,21 @@ public struct GatePolicy: Sendable, Equatable {
         self.siteMargins = siteMargins
     }
 
+    /// Why the candidate cannot replace a version whose figures on the same images are
+    /// `other` (named `name`): a site whose mean AUC dropped more than its margin, or that
+    /// `other` has a figure for and the candidate none; nil when no site did.
+    public func siteDrop(candidate: [String: Double], from other: [String: Double], of name: String) -> String? {
+        let sites = SiteMetrics.meanAUC(candidate), otherSites = SiteMetrics.meanAUC(other)
+        for site in otherSites.keys.sorted() {
+            guard let old = otherSites[site] else { continue }
+            guard let new = sites[site] else { return "site \(site) has a mean AUC for \(name) and none for the candidate" }
+            if new < old - margin(site: site) {
+                return String(format: "site %@ mean AUC %.4f dropped more than %.3f from %.4f (%@)", site, new, margin(site: site), old, name)
+            }
+        }
+        return nil
+    }
+
     /// The margin of `site`.
     public func margin(site: String) -> Double { siteMargins[site] ?? siteMargin }
 
@@ -42,16 +57,8 @@ public struct GatePolicy: Sendable, Equatable {
                 return (false, String(format: "%@ AUC %.4f dropped more than %.3f from %.4f", label, new, labelMargin, old))
             }
         }
+        if let dropped = siteDrop(candidate: candidate, from: serving, of: "the serving version") { return (false, dropped) }
         let sites = SiteMetrics.meanAUC(candidate), servingSites = SiteMetrics.meanAUC(serving)
-        for site in servingSites.keys.sorted() {
-            guard let old = servingSites[site] else { continue }
-            guard let new = sites[site] else {
-                return (false, "site \(site) has a mean AUC for the serving version and none for the candidate")
-            }
-            if new < old - margin(site: site) {
-                return (false, String(format: "site %@ mean AUC %.4f dropped more than %.3f from %.4f", site, new, margin(site: site), old))
-            }
-        }
         let perSite = sites.isEmpty ? "" : "; per site " + sites.keys.sorted().map { site in
             String(format: "%@ %.4f (serving %@)", site, sites[site] ?? 0, servingSites[site].map { String(format: "%.4f", $0) } ?? "-")
         }.joined(separator: ", ")

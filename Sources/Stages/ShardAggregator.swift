@@ -103,13 +103,15 @@ public final class ShardAggregator {
         state = shard == 0 ? network.floatState : nil
         self.schedule = schedule
         optimizer = Optimizer(settings, parameterCount: range.count)
+        if settings.anchorDecay != nil { optimizer.anchor = values }
         trainable = Self.trainableRanges(network, range)
         appliedOrder = []
         applied = []
         lastApplied = []
     }
 
-    /// A shard continuing from a checkpoint; `network` gives the trainable ranges.
+    /// A shard continuing from a checkpoint; `network` (the run's base version) gives the
+    /// trainable ranges and the anchor of `OptimizerSettings.anchorDecay`.
     /// Throws `CorruptState` if the checkpoint does not fit the network or holds a weight or
     /// statistic that is not finite.
     public init(restoring c: ShardCheckpoint, network: Network, mode: AggregationMode) throws {
@@ -137,6 +139,8 @@ public final class ShardAggregator {
         schedule = c.schedule
         optimizer = Optimizer(c.optimizer.settings, parameterCount: range.count)
         try optimizer.restore(c.optimizer)
+        // `network` is the run's base: what L2-SP pulls toward.
+        if c.optimizer.settings.anchorDecay != nil { optimizer.anchor = Array(network.store.flatValues[range]) }
         trainable = Self.trainableRanges(network, range)
         appliedOrder = Array(c.applied.suffix(Self.rememberedIDs))
         applied = Set(appliedOrder)

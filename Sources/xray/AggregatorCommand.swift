@@ -36,6 +36,8 @@ struct AggregatorCommand: AsyncParsableCommand {
     @Option(help: "adam, adamw or sgd.") var optimizer: String = "adam"
     @Option(help: "Peak learning rate.") var lr: Float = 1e-3
     @Option(help: "Weight decay.") var weightDecay: Float = 1e-4
+    @Option(help: "L2-SP: pull the weights toward the run's base with this coefficient (α/2·‖w − w₀‖²), against forgetting what the base knew.")
+    var anchorDecay: Float?
     @Option(help: "Warm-up steps (linear from a tenth of --lr).") var warmup: Int = 50
     @Option(help: "warmup-plateau or constant.") var schedule: String = "warmup-plateau"
     @Option(help: "Plateau: factor the rate is cut by.") var plateauFactor: Float = 0.3
@@ -59,8 +61,10 @@ struct AggregatorCommand: AsyncParsableCommand {
         guard (0...1).contains(plateauEpsilon), (0...1).contains(plateauFloor) else {
             throw ValidationError("--plateau-epsilon and --plateau-floor must be in [0, 1]")
         }
-        if let problem = OptimizerSettings(kind: .adam, weightDecay: weightDecay).problem {
-            throw ValidationError("--weight-decay \(weightDecay): \(problem)")
+        var optimizerSettings = OptimizerSettings(kind: .adam, weightDecay: weightDecay)
+        optimizerSettings.anchorDecay = anchorDecay
+        if let problem = optimizerSettings.problem {
+            throw ValidationError("--weight-decay \(weightDecay), --anchor-decay \(anchorDecay.map { "\($0)" } ?? "none"): \(problem)")
         }
     }
 
@@ -72,7 +76,8 @@ struct AggregatorCommand: AsyncParsableCommand {
         settings.run = run
         settings.mode = mode == "sync" ? .synchronous(trainers: trainers, barrierTimeout: .milliseconds(Int(barrierTimeoutS * 1000)))
                                        : .asynchronous(maxStaleness: maxStaleness)
-        settings.optimizer = OptimizerSettings(kind: OptimizerKind(rawValue: optimizer)!, weightDecay: weightDecay)
+        settings.optimizer = OptimizerSettings(kind: OptimizerKind(rawValue: optimizer) ?? .adam, weightDecay: weightDecay)
+        settings.optimizer.anchorDecay = anchorDecay
         settings.schedule = schedule == "constant" ? .constant(lr)
             : .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: plateauFactor, patience: plateauPatience,
                                            epsilon: plateauEpsilon, cooldown: plateauCooldown, minimum: lr * plateauFloor))

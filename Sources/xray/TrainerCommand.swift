@@ -12,7 +12,10 @@ struct TrainerCommand: AsyncParsableCommand {
         discussion: """
             Takes mini-batches of --batch labelled tensors (or those that arrived within \
             --batch-wait-ms of the first), passes over unlabelled images and the held-out patients \
-            (--validation, the evaluator's split), flips and brightens (seeded by image id), and \
+            (--validation, the evaluator's split), augments each image (--augmentation, seeded by \
+            --seed, the image id and the record's acquisition stamp, so a batch read again is \
+            augmented the same way), mixes in --rehearse-share of old sites' images (--rehearse; \
+            chosen by the batch's id), and \
             publishes the gradient of each batch in one slice per parameter shard (partition of \
             xray.gradients), with the version it was computed at. Follows xray.models: published \
             models and the aggregators' trained versions. Synchronous by default: after each \

@@ -42,6 +42,18 @@ struct GateTests {
         return copy
     }
 
+    /// Runs an evaluator with `settings` and a scorer's model follower (into the slot returned)
+    /// until the tasks are cancelled.
+    static func startEvaluatorAndScorerFollower(_ settings: EvaluatorSettings, topics: TopicCatalog)
+        -> (slot: ModelSlot, follower: ModelFollower, services: [Task<Void, any Error>]) {
+        let evaluator = Evaluator(settings: settings, kafka: TestBroker.kafka, logger: TestBroker.logger)
+        let slot = ModelSlot()
+        let follower = ModelFollower.serving(into: slot, topic: topics.models,
+                                             consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)scorer-models"),
+                                             logger: TestBroker.logger)
+        return (slot, follower, [Task { try await evaluator.run() }, Task { try await follower.run() }])
+    }
+
     /// Waits until xray.models.heads holds a decision on `version`, and returns it.
     static func decision(on version: String, topics: TopicCatalog, timeout: Duration = .seconds(120)) async throws -> GateDecision? {
         let isDecision: @Sendable (KafkaRecord) -> Bool = {
@@ -78,12 +90,7 @@ struct GateTests {
         settings.split = split
         settings.minimumImages = 10
         settings.interval = .zero
-        let evaluator = Evaluator(settings: settings, kafka: TestBroker.kafka, logger: TestBroker.logger)
-        let slot = ModelSlot()
-        let scorerFollower = ModelFollower.serving(into: slot, topic: topics.models,
-                                                   consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)scorer-models"),
-                                                   logger: TestBroker.logger)
-        let services = [Task { try await evaluator.run() }, Task { try await scorerFollower.run() }]
+        let (slot, scorerFollower, services) = Self.startEvaluatorAndScorerFollower(settings, topics: topics)
         defer { services.forEach { $0.cancel() } }
 
         // A worse candidate: evaluated beside v0 on the same window, and held.
@@ -151,12 +158,7 @@ struct GateTests {
         // The overall rules are out of the way: only the per-site rule can hold a version here.
         settings.gate = GatePolicy(meanMargin: 1, labelMargin: 1, siteMargin: 0.05)
         settings.operatingPoints = OperatingPointChooser(sensitivity: 0.9, minimumPositives: 5)
-        let evaluator = Evaluator(settings: settings, kafka: TestBroker.kafka, logger: TestBroker.logger)
-        let slot = ModelSlot()
-        let scorerFollower = ModelFollower.serving(into: slot, topic: topics.models,
-                                                   consumer: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)scorer-models"),
-                                                   logger: TestBroker.logger)
-        let services = [Task { try await evaluator.run() }, Task { try await scorerFollower.run() }]
+        let (slot, _, services) = Self.startEvaluatorAndScorerFollower(settings, topics: topics)
         defer { services.forEach { $0.cancel() } }
 
         try await Self.publishTrained(try Self.flipped(v0), step: 1, topics: topics, producer)

@@ -26,6 +26,18 @@ struct SiteGateTests {
         #expect(promoted.promote && promoted.reason.contains("north 0.8900 (serving 0.9000)") && promoted.reason.contains("south 0.9500"))
     }
 
+    @Test("promotions cannot ratchet a site down: each is also bounded by the published base's figures")
+    func boundedByTheBase() {
+        let gate = GatePolicy(meanMargin: 1, labelMargin: 1, siteMargin: 0.02)
+        let base: [String: Double] = ["auc.mean": 0.8, "site.north.auc.mean": 0.95]
+        let serving: [String: Double] = ["auc.mean": 0.8, "site.north.auc.mean": 0.935]  // promoted earlier, 0.015 down
+        let candidate: [String: Double] = ["auc.mean": 0.8, "site.north.auc.mean": 0.92]  // 0.015 below the serving one
+        #expect(gate.decide(candidate: candidate, serving: serving, labels: []).promote, "within the margin of the serving version")
+        let dropped = gate.siteDrop(candidate: candidate, from: base, of: "the published base v0")
+        #expect(dropped?.contains("site north mean AUC 0.9200 dropped more than 0.020 from 0.9500 (the published base v0)") == true, "\(dropped ?? "nil")")
+        #expect(gate.siteDrop(candidate: serving, from: base, of: "v0") == nil)
+    }
+
     @Test("a site's own margin replaces the default one for that site only")
     func ownMargin() {
         let candidate: [String: Double] = ["auc.mean": 0.85, "auc.A": 0.85, "auc.B": 0.85,

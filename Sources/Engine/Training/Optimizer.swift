@@ -19,13 +19,18 @@ public struct OptimizerSettings: Codable, Sendable, Equatable {
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-8
     public var weightDecay: Float = 0
+    /// L2-SP: the coefficient α of α/2·‖w − w₀‖², which pulls the weights back toward the
+    /// anchor `Optimizer.anchor` (the run's starting weights) against forgetting what they
+    /// knew; nil or 0 for none. Added to the gradient, as `weightDecay` is for Adam and SGD.
+    public var anchorDecay: Float?
 
     /// Nil when the settings make finite updates from finite gradients; otherwise what is
     /// wrong (for settings given on a command line or read back from a checkpoint).
     public var problem: String? {
         guard (0..<1).contains(beta1), (0..<1).contains(beta2), epsilon > 0, epsilon.isFinite,
-              momentum.isFinite, momentum >= 0, weightDecay.isFinite, weightDecay >= 0 else {
-            return "optimiser settings out of range (betas in [0, 1), epsilon > 0, momentum and weight decay finite, not negative)"
+              momentum.isFinite, momentum >= 0, weightDecay.isFinite, weightDecay >= 0,
+              anchorDecay.map({ $0.isFinite && $0 >= 0 }) ?? true else {
+            return "optimiser settings out of range (betas in [0, 1), epsilon > 0, momentum, weight decay and anchor decay finite, not negative)"
         }
         return nil
     }
@@ -47,6 +52,8 @@ public final class Optimizer {
     /// Momentum (SGD) or first moment (Adam), then second moment (Adam).
     private var first: [Float], second: [Float]
     private var started: Bool = false
+    /// The weights `settings.anchorDecay` pulls toward, laid out like the values (nil: none).
+    public var anchor: [Float]?
 
     public init(_ settings: OptimizerSettings, parameterCount: Int) {
         self.settings = settings
@@ -68,7 +75,23 @@ public final class Optimizer {
                       trainable: [Range<Int>], learningRate lr: Float) {
         precondition(first.count == values.count && gradients.count == values.count,
                      "optimiser state is for \(first.count) values, got \(values.count) values and \(gradients.count) gradients")
+        precondition(anchor.map { $0.count == values.count } ?? true, "the anchor is for \(anchor?.count ?? 0) values, not \(values.count)")
         step += 1
+        // L2-SP: the penalty's gradient α(w − w₀) joins the loss's.
+        var pulled: [Float]?
+        if let anchor, let alpha = settings.anchorDecay, alpha > 0 {
+            pulled = (0..<values.count).map { gradients[$0] + alpha * (values[$0] - anchor[$0]) }
+        }
+        if let pulled {
+            pulled.withUnsafeBufferPointer { update(values, $0, trainable, lr) }
+        } else {
+            update(values, gradients, trainable, lr)
+        }
+        started = true
+    }
+
+    private func update(_ values: UnsafeMutableBufferPointer<Float>, _ gradients: UnsafeBufferPointer<Float>,
+                        _ trainable: [Range<Int>], _ lr: Float) {
         first.withUnsafeMutableBufferPointer { m in
             second.withUnsafeMutableBufferPointer { v in
                 for range in trainable {
@@ -79,7 +102,6 @@ public final class Optimizer {
                 }
             }
         }
-        started = true
     }
 
     private func sgd(_ w: UnsafeMutableBufferPointer<Float>, _ g: UnsafeBufferPointer<Float>,
