@@ -102,7 +102,9 @@ struct EvaluatorCommand: AsyncParsableCommand {
             promoted (republished whole, with its figures in the manifest, so scorers switch to \
             it) if its mean AUC is no lower than the serving version's less --mean-margin, no \
             label's AUC drops more than --label-margin and no site's mean AUC more than \
-            --site-margin (or that site's own, --site-margin-of SITE=M); held otherwise, with the \
+            --site-margin (or that site's own, --site-margin-of SITE=M) below the serving version's \
+            nor below the newest published version's (the run's base, so promotions cannot add \
+            up to a larger loss); held otherwise, with the \
             reason naming the label or site. A promoted version's urgent labels get the threshold \
             that reaches --sensitivity on the window's positive images, and each site its own on \
             its images (if it has --min-positives of them; otherwise the threshold stays, and the \
