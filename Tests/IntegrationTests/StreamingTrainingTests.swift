@@ -196,7 +196,14 @@ struct StreamingTrainingTests {
         aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix, log: log)
         try await Self.publish(Array(examples[16..<32]), partition: 0, topics: topics, producer)
         await producer.close()
-        try await Self.waitForStep(4, run: "v0-ft", topics: topics)
+        do {
+            // Longer than the other waits: this test ran beside the broker-restart tests in CI
+            // and once missed 180 s there (the log below says why, if it happens again).
+            try await Self.waitForStep(4, run: "v0-ft", topics: topics, timeout: .seconds(300))
+        } catch {
+            print("aggregator after the loss:\n" + ((try? String(contentsOf: log, encoding: .utf8)) ?? "(unreadable)").suffix(4000))
+            throw error
+        }
         Self.stop([aggregator, trainer])
 
         let text = try String(contentsOf: log, encoding: .utf8)
