@@ -130,9 +130,11 @@ public struct Augmenter: Sendable {
         Self.apply(d, to: &x, shape: shape, mean: mean, std: std)
     }
 
-    /// Applies `d` to `x` (C, H, W) normalised with `mean` and `std` per channel.
+    /// Applies `d` to `x` (C, H, W) normalised with `mean` and `std` per channel; leaves `x`
+    /// as it is when the shape, `mean` or `std` does not fit it (callers check the shape first).
     public static func apply(_ d: Draw, to x: inout [Float], shape: [Int], mean: [Float], std: [Float]) {
-        precondition(shape.count == 3 && x.count == shape[0] * shape[1] * shape[2] && mean.count == shape[0] && std.count == shape[0])
+        guard shape.count == 3, shape.allSatisfy({ $0 > 0 }), x.count == shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).partialValue }),
+              mean.count == shape[0], std.count == shape[0] else { return }
         let c = shape[0], h = shape[1], w = shape[2], plane = h * w
         // x: (C, H, W) → pixel values p = x·std + mean.
         for ch in 0..<c { for i in (ch * plane)..<((ch + 1) * plane) { x[i] = x[i] * std[ch] + mean[ch] } }

@@ -19,11 +19,11 @@ struct AnchorDecayTests {
         }
         for i in 0..<4 { #expect(abs(w[i] - (before[i] - 0.1 * (g[i] + 0.5 * (before[i] - w0[i])))) < 1e-6) }
 
-        for alpha: Float? in [nil, 0] {
+        for (alpha, anchor): (Float?, [Float]) in [(nil, w0), (0, w0), (0.5, [1, 2])] {  // the last: an anchor of another length
             var plain = OptimizerSettings(kind: .sgd, momentum: 0)
             plain.anchorDecay = alpha
             let o = Optimizer(plain, parameterCount: 4)
-            o.anchor = w0
+            o.anchor = anchor
             var x = before
             x.withUnsafeMutableBufferPointer { v in
                 g.withUnsafeBufferPointer { o.apply(values: v, gradients: $0, trainable: [0..<4], learningRate: 0.1) }

@@ -42,6 +42,11 @@ struct AugmentationTests {
         let once = Self.applied(flip, x)
         #expect(Self.maxDifference(once, x) > 0.1)
         #expect(Self.maxDifference(Self.applied(flip, once), x) < 1e-5)
+        // A shape, mean or std that does not fit leaves the tensor alone instead of trapping.
+        var unfit = x
+        Augmenter.apply(flip, to: &unfit, shape: [2, 12, 15], mean: Self.mean, std: Self.std)
+        Augmenter.apply(flip, to: &unfit, shape: Self.shape, mean: [0.4], std: Self.std)
+        #expect(unfit == x)
     }
 
     @Test("a whole-pixel shift moves every pixel exactly; shifting back restores the part that stayed inside")

@@ -52,7 +52,8 @@ public final class Optimizer {
     /// Momentum (SGD) or first moment (Adam), then second moment (Adam).
     private var first: [Float], second: [Float]
     private var started: Bool = false
-    /// The weights `settings.anchorDecay` pulls toward, laid out like the values (nil: none).
+    /// The weights `settings.anchorDecay` pulls toward, laid out like the values (nil, or an
+    /// array of another length, pulls nowhere).
     public var anchor: [Float]?
 
     public init(_ settings: OptimizerSettings, parameterCount: Int) {
@@ -75,11 +76,10 @@ public final class Optimizer {
                       trainable: [Range<Int>], learningRate lr: Float) {
         precondition(first.count == values.count && gradients.count == values.count,
                      "optimiser state is for \(first.count) values, got \(values.count) values and \(gradients.count) gradients")
-        precondition(anchor.map { $0.count == values.count } ?? true, "the anchor is for \(anchor?.count ?? 0) values, not \(values.count)")
         step += 1
         // L2-SP: the penalty's gradient α(w − w₀) joins the loss's.
         var pulled: [Float]?
-        if let anchor, let alpha = settings.anchorDecay, alpha > 0 {
+        if let anchor, anchor.count == values.count, let alpha = settings.anchorDecay, alpha > 0 {
             pulled = (0..<values.count).map { gradients[$0] + alpha * (values[$0] - anchor[$0]) }
         }
         if let pulled {
