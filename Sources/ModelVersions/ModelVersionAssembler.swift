@@ -279,6 +279,8 @@ public struct ModelVersionAssembler: Sendable {
             // Applied by every shard in this step: a trainer may pass over such a batch.
             let shards = complete.values.map { Set($0.announcement.contributions ?? []) }
             announcement.contributions = first.contributions?.filter { id in shards.allSatisfy { $0.contains(id) } }
+            let recent = complete.values.map { Set($0.announcement.recentContributions ?? []) }
+            announcement.recentContributions = first.recentContributions?.filter { id in recent.allSatisfy { $0.contains(id) } }
             return .complete(announcement, file: file)
         } catch {
             return .rejected(version: version, reason: "\(error)")

@@ -286,6 +286,7 @@ public final class Aggregator: Service, @unchecked Sendable {
                                              shard: shard.shard, shards: shard.layout.shards, start: range.lowerBound,
                                              count: range.count, chunks: 0, crc32: "", manifest: manifest, publishedAt: isoNow())
         announcement.contributions = shard.lastApplied
+        announcement.recentContributions = shard.recentlyApplied(ModelVersionRecord.recentContributions)
         return try ModelVersionCodec.shardRecords(values: shard.values, state: shard.state, announcement: announcement,
                                               topic: settings.topics.models)
     }

@@ -87,6 +87,8 @@ public final class ShardAggregator {
     private let trainable: [Range<Int>]
     /// The contributions the latest step applied, by id.
     public private(set) var lastApplied: [String]
+    /// The last `count` contributions applied, oldest first.
+    public func recentlyApplied(_ count: Int) -> [String] { Array(appliedOrder.suffix(count)) }
     private var appliedOrder: [String]
     private var applied: Set<String>
     private var pending: [(contribution: ShardContribution, arrived: ContinuousClock.Instant)] = []

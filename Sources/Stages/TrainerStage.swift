@@ -38,7 +38,7 @@ public final class TrainingSlot: Sendable {
     /// Takes a version from xray.models (checked by the follower) if it is newer than the one
     /// in force.
     public func offer(_ a: ModelAnnouncement, model: ModelFile) {
-        remember(a.contributions ?? [], appliedIn: a.version)
+        remember((a.recentContributions ?? []) + (a.contributions ?? []), appliedIn: a.version)
         if let current, a.kind == .trained, a.run == current.run, (a.step ?? 0) <= current.step {
             return
         }

@@ -21,6 +21,10 @@ public enum ModelVersionRecord {
     /// Bytes per chunk: below the topic's 8 MiB limit with room for headers.
     public static let chunkBytes = 4 << 20
 
+    /// How many recently applied contributions a trained version lists (`recentContributions`):
+    /// far more than the batches a trainer can hold uncommitted when it is killed.
+    public static let recentContributions = 256
+
     /// What the records of xray.models may say; anything past these is refused.
     public enum Limits {
         /// Chunks of one model file or shard (4 GiB at 4 MiB a chunk).
@@ -75,6 +79,13 @@ public struct ModelAnnouncement: Codable, Sendable, Equatable {
     /// For a trained version: the contributions (`xray.contribution` ids) every shard applied
     /// in its step, so a restarted trainer can pass over a batch that is already in.
     public var contributions: [String]?
+    /// For a trained version: the contributions every shard applied in the run's recent steps,
+    /// this one included (at most `ModelVersionRecord.recentContributions`, oldest first). A
+    /// trainer that starts from this version alone learns from it every replayed batch the run
+    /// has taken, not only the last step's: otherwise a batch applied one step earlier and read
+    /// again after a SIGKILL is sent at this version, refused as a duplicate, and a synchronous
+    /// trainer waits for a step that never comes.
+    public var recentContributions: [String]?
 
     public init(version: String, manifest: ModelManifest, chunks: Int, bytes: Int, crc32: String, publishedAt: String) {
         self.version = version; self.manifest = manifest; self.chunks = chunks; self.bytes = bytes
@@ -91,6 +102,7 @@ public struct ModelAnnouncement: Codable, Sendable, Equatable {
         if let step, step < 0 { return "step \(step) is negative" }
         if let run, let p = ModelVersionRecord.nameProblem(run) { return "run: \(p)" }
         if (contributions?.count ?? 0) > L.maxContributions { return "more than \(L.maxContributions) contributions" }
+        if (recentContributions?.count ?? 0) > L.maxContributions { return "more than \(L.maxContributions) recent contributions" }
         if let p = manifest.problem { return "manifest: \(p)" }
         return nil
     }
@@ -140,6 +152,9 @@ public struct ShardAnnouncement: Codable, Sendable, Equatable {
     public var publishedAt: String
     /// The contributions (`xray.contribution` ids) this shard applied in the step.
     public var contributions: [String]?
+    /// The contributions this shard applied in the run's recent steps, this one included
+    /// (oldest first, at most `ModelVersionRecord.recentContributions`).
+    public var recentContributions: [String]?
 
     public init(version: String, run: String, step: Int, base: String, shard: Int, shards: Int, start: Int, count: Int,
                 chunks: Int, crc32: String, manifest: ModelManifest, publishedAt: String) {
@@ -164,6 +179,7 @@ public struct ShardAnnouncement: Codable, Sendable, Equatable {
         if !(0...L.maxChunks).contains(chunks) { return "\(chunks) chunks; at most \(L.maxChunks)" }
         if let stateCount, !(0...maxFloats).contains(stateCount) { return "stateCount \(stateCount) out of bounds" }
         if (contributions?.count ?? 0) > L.maxContributions { return "more than \(L.maxContributions) contributions" }
+        if (recentContributions?.count ?? 0) > L.maxContributions { return "more than \(L.maxContributions) recent contributions" }
         if let p = manifest.problem { return "manifest: \(p)" }
         return nil
     }

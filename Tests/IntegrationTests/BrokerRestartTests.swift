@@ -31,9 +31,9 @@ struct BrokerRestartTests {
     static func expectRunningThenStopCleanly(_ names: [String], _ processes: [Process]) {
         for (name, p) in zip(names, processes) { #expect(p.isRunning, "\(name) exited") }
         for p in processes { p.terminate() }
-        for (name, p) in zip(names, processes) {
+        for p in processes {
             p.waitUntilExit()
-            #expect(p.terminationStatus == 0, "\(name) stopped with \(p.terminationStatus)")
+            #expect(p.terminationStatus == 0, TestBroker.exitReport(p))
         }
     }
 

@@ -179,7 +179,7 @@ struct ChaosTests {
         for s in stages { s.process.terminate() }
         for s in stages {
             s.process.waitUntilExit()
-            #expect(s.process.terminationStatus == 0, "\(s.kind) stopped with status \(s.process.terminationStatus)")
+            #expect(s.process.terminationStatus == 0, TestBroker.exitReport(s.process))
         }
     }
 

@@ -39,6 +39,6 @@ struct KillTests {
         #expect(b.isRunning)
         b.terminate()  // SIGTERM: graceful
         b.waitUntilExit()
-        #expect(b.terminationStatus == 0)
+        #expect(b.terminationStatus == 0, TestBroker.exitReport(b))
     }
 }

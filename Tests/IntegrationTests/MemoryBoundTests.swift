@@ -69,6 +69,6 @@ struct MemoryBoundTests {
         #expect(processes.allSatisfy { $0.isRunning })
         for p in processes { p.terminate() }
         for p in processes { p.waitUntilExit() }
-        #expect(processes.allSatisfy { $0.terminationStatus == 0 })
+        for p in processes { #expect(p.terminationStatus == 0, TestBroker.exitReport(p)) }
     }
 }

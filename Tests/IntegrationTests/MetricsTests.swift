@@ -37,6 +37,6 @@ struct MetricsTests {
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)
         decoder.terminate()
         decoder.waitUntilExit()
-        #expect(decoder.terminationStatus == 0)
+        #expect(decoder.terminationStatus == 0, TestBroker.exitReport(decoder))
     }
 }

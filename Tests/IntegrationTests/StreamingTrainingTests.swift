@@ -160,7 +160,8 @@ struct StreamingTrainingTests {
         trainer = try TestBroker.spawnXray(trainerArguments, prefix: prefix)
         try await Self.waitForStep(6, run: "v0-ft", topics: topics)
         Self.stop([aggregator, trainer])
-        #expect(aggregator.terminationStatus == 0 && trainer.terminationStatus == 0)
+        #expect(aggregator.terminationStatus == 0, TestBroker.exitReport(aggregator))
+        #expect(trainer.terminationStatus == 0, TestBroker.exitReport(trainer))
 
         let streamed = try await Self.fetch("v0-ft-000006", topics: topics)
         let batches = stride(from: 0, to: examples.count, by: 8).map { Array(examples[$0..<($0 + 8)]) }
@@ -190,8 +191,13 @@ struct StreamingTrainingTests {
         // 0 and waited for contributions computed at v0, while the trainer had moved on.
         let admin = try KafkaAdmin(configuration: TestBroker.kafka, logger: TestBroker.logger)
         try await admin.delete([topics.checkpoints])
-        try await Task.sleep(for: .seconds(1))
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await admin.partitionCounts()[topics.checkpoints] != nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
         _ = try await admin.apply(topics.settings)
+        let left = try await TestBroker.collect(topics.checkpoints, timeout: .seconds(3)) { !$0.isEmpty }
+        try #require(left.isEmpty, "the broker kept \(left.count)+ checkpoint records through the topic's deletion; the test needs them gone")
         let log = TestBroker.logFile(prefix: prefix, "aggregator-after-loss")
         aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix, log: log)
         try await Self.publish(Array(examples[16..<32]), partition: 0, topics: topics, producer)
@@ -214,9 +220,9 @@ struct StreamingTrainingTests {
         let two = try await Self.fetch("v0-ft-000002", topics: topics), three = try await Self.fetch("v0-ft-000003", topics: topics)
         let moved = Self.compare(three, two).weights
         print("lost checkpoints: loss reported for shards \(reported), continued \(continued); step 3 moved weights by at most \(moved) from step 2")
-        #expect(reported == [0, 1, 2, 3] && continued == [0, 1, 2, 3])
+        #expect(reported == [0, 1, 2, 3] && continued == [0, 1, 2, 3], TestBroker.exitReport(aggregator))
         #expect(moved <= Self.lr * 1.01 && moved > 0)
-        #expect(aggregator.terminationStatus == 0)
+        #expect(aggregator.terminationStatus == 0, TestBroker.exitReport(aggregator))
     }
 
     @Test("two synchronous trainers equal one trainer with the combined batch")

@@ -5,6 +5,8 @@ import FoundationNetworking
 import KafkaIO
 import Logging
 import Stages
+import Synchronization
+import Testing
 import Wire
 
 /// The broker `Ops/test` started, and helpers to give each test topics of its own.
@@ -67,7 +69,20 @@ enum TestBroker {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
+        spawnedLogs.withLock { $0[process.processIdentifier] = log }
         return process
+    }
+
+    /// The log file of each process `spawnXray` started, by pid.
+    private static let spawnedLogs = Mutex<[Int32: URL]>([:])
+
+    /// How a process `spawnXray` started ended, with the end of its log: the comment of an
+    /// expectation on its exit status, so that a failure in CI says why.
+    static func exitReport(_ process: Process, characters: Int = 4000) -> Comment {
+        let reason = process.terminationReason == .uncaughtSignal ? "killed by signal" : "exit status"
+        let log = spawnedLogs.withLock { $0[process.processIdentifier] }
+        let text = log.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? "(no log)"
+        return "\(process.arguments?.first ?? "xray") ended with \(reason) \(process.terminationStatus); the end of its log:\n\(text.suffix(characters))"
     }
 
     /// A port nothing listens on now (the kernel's choice for a socket bound to port 0).

@@ -128,6 +128,6 @@ struct TriageTests {
         #expect(b.isRunning)
         b.terminate()
         b.waitUntilExit()
-        #expect(b.terminationStatus == 0)
+        #expect(b.terminationStatus == 0, TestBroker.exitReport(b))
     }
 }

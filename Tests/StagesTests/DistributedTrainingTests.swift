@@ -225,6 +225,7 @@ struct DistributedTrainingTests {
             var a = ShardAnnouncement(version: "r-000001", run: "r", step: 1, base: "v0", shard: s, shards: 3, start: r.lowerBound,
                                       count: r.count, chunks: 0, crc32: "", manifest: base.manifest, publishedAt: "now")
             a.contributions = s == 1 ? ["b"] : ["a", "b"]  // shard 1 left "a" out (its barrier timed out)
+            a.recentContributions = s == 1 ? ["z", "b"] : ["z", "a", "b"]
             records += try ModelVersionCodec.shardRecords(values: Array(trained.network.store.flatValues[r]), state: s == 0 ? trained.network.floatState : nil,
                                                       announcement: a, topic: "m", chunkBytes: 100_000)
         }
@@ -235,6 +236,7 @@ struct DistributedTrainingTests {
         guard case .complete(let a, let file)? = outcomes.last else { Issue.record("not assembled: \(outcomes)"); return }
         #expect(a.version == "r-000001" && a.kind == .trained && a.step == 1 && a.base == "v0")
         #expect(a.contributions == ["b"], "only what every shard applied")
+        #expect(a.recentContributions == ["z", "b"], "only what every shard applied")
         let rebuilt = try ModelFile.decode(file, name: "rebuilt")
         #expect(Array(rebuilt.network.store.flatValues) == Array(trained.network.store.flatValues))
         #expect(rebuilt.network.floatState == trained.network.floatState)
@@ -279,6 +281,17 @@ struct DistributedTrainingTests {
         // The same batch read again (a restart before its commit): already in r-000001.
         #expect(trainer.process(batch: batch).allSatisfy { (try? $0.get())?.isEmpty == true })
         #expect(slot.version(applying: id) == "r-000001")
+
+        // A trainer restarted after step 2 reads r-000002 alone: its step applied another
+        // batch, but the run's recent contributions still name this one, so the replay is
+        // passed over instead of sent at r-000002, refused as a duplicate and waited on forever.
+        let restartedSlot = TrainingSlot()
+        var second = ModelAnnouncement(version: "r-000002", manifest: v0.manifest, chunks: 1, bytes: file.count, crc32: "", publishedAt: "now")
+        second.run = "r"; second.step = 2; second.base = "v0"; second.contributions = ["other"]; second.recentContributions = [id, "other"]
+        restartedSlot.offer(second, model: try ModelFile.decode(file, name: "r-000002"))
+        let restarted = TrainerStage(settings: settings, slot: restartedSlot, logger: Logger(label: "test"))
+        #expect(restarted.process(batch: batch).allSatisfy { (try? $0.get())?.isEmpty == true })
+        #expect(restartedSlot.version(applying: id) == "r-000002")
     }
 
     @Test func theGatePromotesOnlyAVersionNoWorseThanTheServingOne() {
