@@ -19,6 +19,8 @@ public final class OfflineTrainer {
         /// What augmentation draws from (when `augment`): the streaming trainers' own code path.
         public var augmentation = AugmentationPolicy.seeds
         public var seed: UInt64 = 1
+        /// Dropout before the head (share of pooled features zeroed in training; 0: none).
+        public var dropout: Float = 0
         public init() {}
     }
 
@@ -97,6 +99,7 @@ public final class OfflineTrainer {
     public func trainStep(_ inputs: [Float], _ targets: [Float], n: Int, loss: SigmoidCrossEntropy) -> Float {
         let network = model.network, s = model.manifest.input
         let shape = Shape(n: n, c: s[0], h: s[1], w: s[2])
+        network.setHeadDropout(probability: settings.dropout, seed: settings.seed ^ fnv1a64("dropout:step \(step)"))
         let x = UnsafeMutablePointer<Float>.allocate(capacity: inputs.count)
         defer { x.deallocate() }
         x.initialize(from: inputs, count: inputs.count)

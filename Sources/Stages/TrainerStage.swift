@@ -86,6 +86,9 @@ public struct TrainerSettings: Sendable {
     /// What augmentation draws from (when `augment`).
     public var augmentation = AugmentationPolicy.seeds
     public var seed: UInt64 = 1
+    /// Dropout before the head: the share of pooled features zeroed in training, with masks
+    /// seeded by the batch's contribution id (0: none).
+    public var dropout: Float = 0
     /// Old sites' images mixed into every batch (rehearsal).
     public var rehearsal: RehearsalSource?
     /// Per-label positive weights of the loss (label → negatives/positives); 1 when absent.
@@ -264,6 +267,8 @@ public final class TrainerStage: Stage, @unchecked Sendable {
                          contribution: String) throws -> [OutgoingRecord] {
         let network = model.network, s = model.manifest.input
         network.setTrainable(settings.scope)
+        // Seeded by the batch: a replayed batch drops the same features.
+        network.setHeadDropout(probability: settings.dropout, seed: settings.seed ^ fnv1a64("dropout:" + contribution))
         let loss = SigmoidCrossEntropy(labels: model.manifest.labels.count,
                                        positiveWeights: model.manifest.labels.map { settings.positiveWeights[$0] ?? 1 })
         let before = network.floatState

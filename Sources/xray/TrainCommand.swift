@@ -33,6 +33,7 @@ struct TrainCommand: AsyncParsableCommand {
     @Option(help: "Augmentation: seeds (flip, brightness), radiograph (also crops, rotations, shifts, contrast, gamma) or none.",
             transform: parseAugmentation)
     var augmentation: AugmentationPolicy = .seeds
+    @Option(help: "Dropout before the head in training (share of pooled features zeroed; 0 for none).") var dropout: Float = 0
     @Option(help: "Where to write the trained model.") var out: String
     @Argument(help: "Dataset folders.") var data: [String]
 
@@ -42,6 +43,7 @@ struct TrainCommand: AsyncParsableCommand {
             throw ValidationError("--epochs, --batch and --limit must be positive; --warmup not negative")
         }
         guard lr > 0, lr <= 1000 else { throw ValidationError("--lr must be in (0, 1000]") }
+        guard (0...Dropout.maxProbability).contains(dropout) else { throw ValidationError("--dropout must be in [0, \(Dropout.maxProbability)]") }
     }
 
     func run() async throws {
@@ -62,6 +64,7 @@ struct TrainCommand: AsyncParsableCommand {
         var settings = OfflineTrainer.Settings()
         settings.epochs = epochs; settings.batchSize = batch; settings.seed = seed
         settings.augmentation = augmentation
+        settings.dropout = dropout
         settings.schedule = .warmupPlateau(WarmupPlateau(base: lr, warmupSteps: warmup, factor: 0.3, patience: 1))
         settings.scope = train
         print("training \(model.manifest.architecture) (\(model.manifest.labels.joined(separator: ", "))) on \(training.count) images, "

@@ -38,6 +38,8 @@ struct TrainerCommand: AsyncParsableCommand {
             transform: parseAugmentation)
     var augmentation: AugmentationPolicy = .seeds
     @Option(help: "Augmentation seed (mixed with each image id).") var seed: UInt64 = 1
+    @Option(help: "Dropout before the head (share of pooled features zeroed; masks seeded by the batch, so a replay computes the same gradient; 0 for none).")
+    var dropout: Float = 0
     @Option(help: ArgumentHelp("Labelled images of the sites the model learnt before (folders or files; repeatable), mixed into every batch against forgetting them (rehearsal). Held-out patients are left out.", valueName: "path"))
     var rehearse: [String] = []
     @Option(help: "NIH label table (Data_Entry_2017*.csv) for NIH images given to --rehearse.") var rehearseLabels: String?
@@ -53,6 +55,7 @@ struct TrainerCommand: AsyncParsableCommand {
         guard rehearseShare > 0, rehearseShare < 1, rehearseLimit >= 1 else {
             throw ValidationError("--rehearse-share must be in (0, 1) and --rehearse-limit positive")
         }
+        guard (0...Dropout.maxProbability).contains(dropout) else { throw ValidationError("--dropout must be in [0, \(Dropout.maxProbability)]") }
         _ = try weights()
     }
 
@@ -85,6 +88,7 @@ struct TrainerCommand: AsyncParsableCommand {
         settings.augment = !noAugment
         settings.augmentation = augmentation
         settings.seed = seed
+        settings.dropout = dropout
         settings.positiveWeights = try weights()
         settings.synchronous = !async
         if !rehearse.isEmpty {

@@ -196,4 +196,30 @@ struct FiniteDifferenceTests {
         #expect(dropout.forward(x.activation, mode: .inference).values == x.activation.values)
         withExtendedLifetime([x, r]) {}
     }
+    @Test("a network's head dropout: off by default, the same mask again for the same seed, another for another, never in inference")
+    func headDropoutIsSeededAndTrainingOnly() {
+        let network = Network(architecture: .smallCNN, labels: 3, inputChannels: 1, seed: 4)
+        let shape = Shape(n: 4, c: 1, h: 16, w: 16)
+        let x = Batch(randomValues(shape.count, seed: 93), shape)
+        func logits(_ mode: Mode) -> [Float] { network.forward(x.activation, mode: mode).values }
+        // Only the head trains: the features run on their running statistics, so without
+        // dropout a training forward is an inference one.
+        network.setTrainable(.head)
+        let plain = logits(.inference)
+        let undropped = logits(.training)
+        #expect(undropped == plain)
+        network.setHeadDropout(probability: 0.5, seed: 7)
+        let first = logits(.training)
+        network.setHeadDropout(probability: 0.5, seed: 7)
+        #expect(logits(.training) == first, "the same seed drops the same features")
+        network.setHeadDropout(probability: 0.5, seed: 8)
+        #expect(logits(.training) != first, "another seed, another mask")
+        #expect(first != undropped)
+        #expect(logits(.inference) == plain, "inference never drops")
+        network.setHeadDropout(probability: .nan, seed: 7)
+        #expect(logits(.training) == undropped, "a probability that is not a number turns dropout off")
+        network.setHeadDropout(probability: 0, seed: 7)
+        #expect(logits(.training) == undropped)
+        withExtendedLifetime(x) {}
+    }
 }

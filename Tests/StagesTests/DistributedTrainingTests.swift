@@ -294,6 +294,36 @@ struct DistributedTrainingTests {
         #expect(restartedSlot.version(applying: id) == "r-000002")
     }
 
+    @Test("with dropout before the head a replayed batch sends the same gradient, and another batch a different one")
+    func dropoutIsSeededByTheBatch() throws {
+        let v0 = try model()
+        let slot = TrainingSlot()
+        slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: 1, crc32: "", publishedAt: "now"), model: v0)
+        var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
+                                       batching: Batching(maxRecords: 4, maxWait: .zero))
+        settings.split = PatientSplit(validationFraction: 0)
+        settings.synchronous = false
+        settings.augment = false
+        var rng = SeededGenerator(seed: 10)
+        let batch = (0..<4).map { i in
+            KafkaRecord(topic: "xray.tensors", partition: 0, offset: Int64(i), key: nil,
+                        value: Tensor(shape: [3, 16, 16], values: (0..<768).map { _ in rng.normal() }).encoded(),
+                        headers: [KafkaHeader(HeaderName.imageID, "img\(i)"), KafkaHeader(HeaderName.labels, i % 2 == 0 ? "Effusion" : "")])
+        }
+        func gradient(_ dropout: Float, _ records: [KafkaRecord]) throws -> [[UInt8]] {
+            settings.dropout = dropout
+            let trainer = TrainerStage(settings: settings, slot: slot, logger: Logger(label: "test"))
+            let outputs = try trainer.process(batch: records).map { try $0.get() }
+            return outputs.flatMap { $0.filter { $0.topic == "xray.gradients" }.map(\.value) }
+        }
+        let dropped = try gradient(0.5, batch)
+        #expect(!dropped.isEmpty)
+        #expect(try gradient(0.5, batch) == dropped, "a replay computes the same gradient")
+        #expect(try gradient(0, batch) != dropped, "dropout changes the gradient")
+        let moved = batch.map { KafkaRecord(topic: $0.topic, partition: 1, offset: $0.offset, key: nil, value: $0.value, headers: $0.headers) }
+        #expect(try gradient(0.5, moved) != dropped, "another batch (another contribution id) draws another mask")
+    }
+
     @Test func theGatePromotesOnlyAVersionNoWorseThanTheServingOne() {
         let gate = GatePolicy(meanMargin: 0, labelMargin: 0.02)
         let labels = ["A", "B"]

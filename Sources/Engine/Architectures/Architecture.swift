@@ -49,6 +49,8 @@ public enum TrainableScope: Equatable, Sendable {
 struct ArchitectureLayout {
     var stages: [Layer]
     var head: Dense
+    /// Between the pooled features and the head; the identity until configured.
+    var headDropout: Dropout
 }
 
 extension Architecture {

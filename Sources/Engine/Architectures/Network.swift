@@ -12,6 +12,8 @@ public final class Network {
     public let store: ParameterStore
     let stages: [Layer]
     let head: Dense
+    /// Dropout on the pooled features before the head (training only; off until set).
+    let headDropout: Dropout
     private var firstTrainableStage = 0
     private let inputCopy = FloatBuffer()
 
@@ -34,6 +36,7 @@ public final class Network {
         let layout = architecture.build(labels: labels, inputChannels: inputChannels, store: store)
         stages = layout.stages
         head = layout.head
+        headDropout = layout.headDropout
         store.allocate()
         initialize(seed: seed)
     }
@@ -95,6 +98,14 @@ public final class Network {
         for (index, stage) in stages.enumerated() {
             for p in stage.parameters { p.isTrainable = index >= firstTrainableStage }
         }
+    }
+
+    /// Dropout before the head in training: each pooled feature zeroed with `probability`
+    /// (0 turns it off; more than `Dropout.maxProbability` is taken as 0), the masks drawn
+    /// from `seed` from the next forward on, so a batch trained again with the same seed
+    /// computes the same gradient. Inference never drops.
+    public func setHeadDropout(probability: Float, seed: UInt64) {
+        headDropout.configure(probability: probability, seed: seed)
     }
 
     /// Parameters that currently train.

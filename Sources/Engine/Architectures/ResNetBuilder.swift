@@ -32,8 +32,9 @@ struct ResNetBuilder {
             stages.append(Sequential(stage))
         }
         let head = Dense("fc", store, inFeatures: channels, outFeatures: labels)
-        stages.append(Sequential([GlobalAvgPool(), head]))
-        return ArchitectureLayout(stages: stages, head: head)
+        let dropout = Dropout(probability: 0, seed: 0)
+        stages.append(Sequential([GlobalAvgPool(), dropout, head]))
+        return ArchitectureLayout(stages: stages, head: head, headDropout: dropout)
     }
 
     private func basicPath(_ name: String, _ channels: Int, _ width: Int, _ stride: Int) -> [Layer] {

@@ -17,7 +17,8 @@ struct SmallCNNBuilder {
             channels = width
         }
         let head = Dense("classifier", store, inFeatures: channels, outFeatures: labels)
-        stages.append(Sequential([GlobalAvgPool(), head]))
-        return ArchitectureLayout(stages: stages, head: head)
+        let dropout = Dropout(probability: 0, seed: 0)
+        stages.append(Sequential([GlobalAvgPool(), dropout, head]))
+        return ArchitectureLayout(stages: stages, head: head, headDropout: dropout)
     }
 }

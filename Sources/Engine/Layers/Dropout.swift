@@ -4,17 +4,28 @@
 ///
 /// input (N, C, H, W) → output (N, C, H, W).
 public final class Dropout: Layer {
-    public let probability: Float
+    /// The largest probability `configure` takes.
+    public static let maxProbability: Float = 0.9
+    public private(set) var probability: Float
     private var generator: SeededGenerator
     private var mask: [Float] = []
     private let output = FloatBuffer(), dInput = FloatBuffer()
     private var trained = false
 
+    /// A probability outside [0, `maxProbability`] (or not a number) is taken as 0.
     init(probability: Float, seed: UInt64) {
-        precondition(probability >= 0 && probability < 1, "dropout probability must be in [0, 1)")
-        self.probability = probability
+        self.probability = Self.valid(probability)
         generator = SeededGenerator(seed: seed)
     }
+
+    /// Sets the probability and starts the masks over from `seed`: a batch trained again with
+    /// the same seed drops the same elements. Out of range (or NaN) means 0.
+    public func configure(probability: Float, seed: UInt64) {
+        self.probability = Self.valid(probability)
+        generator = SeededGenerator(seed: seed)
+    }
+
+    private static func valid(_ p: Float) -> Float { p >= 0 && p <= maxProbability ? p : 0 }
 
     public func outputShape(for s: Shape) -> Shape { s }
 
