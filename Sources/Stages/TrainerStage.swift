@@ -93,6 +93,9 @@ public struct TrainerSettings: Sendable {
     public var rehearsal: RehearsalSource?
     /// Per-label positive weights of the loss (label → negatives/positives); 1 when absent.
     public var positiveWeights: [String: Float] = [:]
+    /// Weight each label's positives by its batch's negatives/positives (within 0.1–10)
+    /// instead of `positiveWeights`: class balance that needs no knowledge of the stream.
+    public var balanceClasses = false
     /// After each contribution, wait for the version it makes before the next batch, and
     /// commit the batch only then (synchronous training).
     public var synchronous = true
@@ -269,8 +272,11 @@ public final class TrainerStage: Stage, @unchecked Sendable {
         network.setTrainable(settings.scope)
         // Seeded by the batch: a replayed batch drops the same features.
         network.setHeadDropout(probability: settings.dropout, seed: settings.seed ^ fnv1a64("dropout:" + contribution))
-        let loss = SigmoidCrossEntropy(labels: model.manifest.labels.count,
-                                       positiveWeights: model.manifest.labels.map { settings.positiveWeights[$0] ?? 1 })
+        let labels = model.manifest.labels
+        let loss = SigmoidCrossEntropy(labels: labels.count,
+                                       positiveWeights: settings.balanceClasses
+                                           ? SigmoidCrossEntropy.batchBalancedWeights(targets: targets, labels: labels.count)
+                                           : labels.map { settings.positiveWeights[$0] ?? 1 })
         let before = network.floatState
         let x = UnsafeMutablePointer<Float>.allocate(capacity: inputs.count)
         defer { x.deallocate() }

@@ -47,6 +47,8 @@ struct TrainerCommand: AsyncParsableCommand {
     @Option(help: "Rehearsal images kept in memory (chosen by --seed).") var rehearseLimit: Int = 512
     @Option(help: ArgumentHelp("A label's positive weight in the loss, LABEL=W (negatives/positives); repeatable.", valueName: "label=w"))
     var positiveWeight: [String] = []
+    @Flag(help: "Class-balanced loss: each batch weights a label's positives by its negatives/positives in the batch (within 0.1–10), instead of --positive-weight.")
+    var balanceClasses = false
     @Option(help: "This trainer's name in the barrier (default: host-pid).") var id: String?
 
     func validate() throws {
@@ -57,6 +59,7 @@ struct TrainerCommand: AsyncParsableCommand {
         }
         guard (0...Dropout.maxProbability).contains(dropout) else { throw ValidationError("--dropout must be in [0, \(Dropout.maxProbability)]") }
         _ = try weights()
+        guard !(balanceClasses && !positiveWeight.isEmpty) else { throw ValidationError("--balance-classes and --positive-weight: choose one") }
     }
 
     func weights() throws -> [String: Float] {
@@ -90,6 +93,7 @@ struct TrainerCommand: AsyncParsableCommand {
         settings.seed = seed
         settings.dropout = dropout
         settings.positiveWeights = try weights()
+        settings.balanceClasses = balanceClasses
         settings.synchronous = !async
         if !rehearse.isEmpty {
             let table = try rehearseLabels.map { path -> NIHLabelTable in

@@ -163,6 +163,18 @@ struct FiniteDifferenceTests {
         }
     }
 
+    @Test("class-balanced weights: negatives/positives per label in the batch, within their range, 1 without both")
+    func batchBalancedWeights() {
+        // Two labels over five images: label 0 has 1 positive (4/1), label 1 has none.
+        let targets: [Float] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        #expect(SigmoidCrossEntropy.batchBalancedWeights(targets: targets, labels: 2) == [4, 1])
+        #expect(SigmoidCrossEntropy.batchBalancedWeights(targets: targets, labels: 2, range: 0.5...2) == [2, 1])
+        // All positive: 1; 3 positives of 4: 1/3; 0.5 counts as positive.
+        #expect(SigmoidCrossEntropy.batchBalancedWeights(targets: [1, 1, 1], labels: 1) == [1])
+        #expect(SigmoidCrossEntropy.batchBalancedWeights(targets: [1, 0.5, 1, 0], labels: 1) == [Float(1) / 3])
+        #expect(SigmoidCrossEntropy.batchBalancedWeights(targets: [1, 0], labels: 0) == [])
+    }
+
     @Test func channelConcat() {
         let concat = ChannelConcat()
         let a = Batch(randomValues(2 * 2 * 9, seed: 80), Shape(n: 2, c: 2, h: 3, w: 3))

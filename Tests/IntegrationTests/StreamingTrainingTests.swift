@@ -179,7 +179,10 @@ struct StreamingTrainingTests {
         let prefix = topics.prefix
         let aggregatorArguments = ["aggregator", "--lr", String(Self.lr), "--warmup", String(Self.warmup)]
         var aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix)
-        let trainer = try TestBroker.spawnXray(["trainer", "--batch", "8", "--batch-wait-ms", "3000", "--validation", "0", "--id", "t1"],
+        // Whole batches only, so the 16 images before the loss make exactly steps 1 and 2: with
+        // a 3 s batch wait a slow CI machine once sent a partial batch, the first aggregator
+        // reached step 3 before it stopped, and the log named step 3 where the test looked for 2.
+        let trainer = try TestBroker.spawnXray(["trainer", "--batch", "8", "--batch-wait-ms", "60000", "--validation", "0", "--id", "t1"],
                                                prefix: prefix)
         defer { Self.stop([aggregator, trainer]) }
         try await Self.publish(Array(examples[0..<16]), partition: 0, topics: topics, producer)

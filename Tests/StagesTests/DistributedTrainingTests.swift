@@ -324,6 +324,36 @@ struct DistributedTrainingTests {
         #expect(try gradient(0.5, moved) != dropped, "another batch (another contribution id) draws another mask")
     }
 
+    @Test("a class-balanced batch weighs its positives by its own negatives/positives, the same on replay")
+    func classBalanceComesFromTheBatch() throws {
+        let v0 = try model()
+        let slot = TrainingSlot()
+        slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: 1, crc32: "", publishedAt: "now"), model: v0)
+        var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
+                                       batching: Batching(maxRecords: 4, maxWait: .zero))
+        settings.split = PatientSplit(validationFraction: 0)
+        settings.synchronous = false
+        settings.augment = false
+        var rng = SeededGenerator(seed: 11)
+        // One Effusion among four images: balanced, its positive weighs 3.
+        let batch = (0..<4).map { i in
+            KafkaRecord(topic: "xray.tensors", partition: 0, offset: Int64(i), key: nil,
+                        value: Tensor(shape: [3, 16, 16], values: (0..<768).map { _ in rng.normal() }).encoded(),
+                        headers: [KafkaHeader(HeaderName.imageID, "img\(i)"), KafkaHeader(HeaderName.labels, i == 0 ? "Effusion" : "")])
+        }
+        func gradient(balance: Bool, weights: [String: Float]) throws -> [[UInt8]] {
+            settings.balanceClasses = balance
+            settings.positiveWeights = weights
+            let trainer = TrainerStage(settings: settings, slot: slot, logger: Logger(label: "test"))
+            return try trainer.process(batch: batch).map { try $0.get() }.flatMap { $0.filter { $0.topic == "xray.gradients" }.map(\.value) }
+        }
+        let balanced = try gradient(balance: true, weights: [:])
+        #expect(!balanced.isEmpty)
+        #expect(try gradient(balance: true, weights: [:]) == balanced, "a replay computes the same gradient")
+        #expect(try gradient(balance: false, weights: ["Effusion": 3]) == balanced)
+        #expect(try gradient(balance: false, weights: [:]) != balanced)
+    }
+
     @Test func theGatePromotesOnlyAVersionNoWorseThanTheServingOne() {
         let gate = GatePolicy(meanMargin: 0, labelMargin: 0.02)
         let labels = ["A", "B"]

@@ -21,6 +21,23 @@ public final class SigmoidCrossEntropy {
         self.positiveWeights = positiveWeights ?? .init(repeating: 1, count: labels)
     }
 
+    /// Class-balanced positive weights from one batch: for each label, the batch's negatives
+    /// over its positives (targets N·L, row-major; a target of 0.5 or more is a positive),
+    /// kept within `range`, and 1 where the batch has no positive or no negative of the label.
+    /// A function of the batch alone, so a replayed batch is weighted the same.
+    public static func batchBalancedWeights(targets: [Float], labels: Int, range: ClosedRange<Float> = 0.1...10) -> [Float] {
+        guard labels > 0 else { return [] }
+        var positives = [Int](repeating: 0, count: labels), negatives = positives
+        for (i, y) in targets.enumerated() {
+            if y >= 0.5 { positives[i % labels] += 1 } else { negatives[i % labels] += 1 }
+        }
+        return zip(positives, negatives).map { (p: Int, n: Int) -> Float in
+            guard p > 0, n > 0 else { return 1 }
+            let ratio = Float(n) / Float(p)
+            return min(max(ratio, range.lowerBound), range.upperBound)
+        }
+    }
+
     /// logits (N, L, 1, 1); targets N·L values in [0, 1], row-major → the mean loss.
     public func forward(_ z: Activation, targets: [Float]) -> Float {
         precondition(z.shape.perImage == labels && targets.count == z.shape.n * labels,
