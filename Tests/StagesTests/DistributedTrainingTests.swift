@@ -294,27 +294,39 @@ struct DistributedTrainingTests {
         #expect(restartedSlot.version(applying: id) == "r-000002")
     }
 
-    @Test("with dropout before the head a replayed batch sends the same gradient, and another batch a different one")
-    func dropoutIsSeededByTheBatch() throws {
-        let v0 = try model()
-        let slot = TrainingSlot()
-        slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: 1, crc32: "", publishedAt: "now"), model: v0)
+    /// The gradient records a trainer at v0 (no augmentation, asynchronous, nobody held out)
+    /// sends for `records`, with `configure` applied to its settings.
+    static func gradientAtV0(_ records: [KafkaRecord], slot: TrainingSlot,
+                                        _ configure: (inout TrainerSettings) -> Void) throws -> [[UInt8]] {
         var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
                                        batching: Batching(maxRecords: 4, maxWait: .zero))
         settings.split = PatientSplit(validationFraction: 0)
         settings.synchronous = false
         settings.augment = false
-        var rng = SeededGenerator(seed: 10)
+        configure(&settings)
+        let trainer = TrainerStage(settings: settings, slot: slot, logger: Logger(label: "test"))
+        return try trainer.process(batch: records).map { try $0.get() }.flatMap { $0.filter { $0.topic == "xray.gradients" }.map(\.value) }
+    }
+
+    /// A slot holding v0, and four random 3x16x16 tensors on partition 0, image i labelled by `labels(i)`.
+    func slotAndBatch(seed: UInt64, labels: (Int) -> String) throws -> (TrainingSlot, [KafkaRecord]) {
+        let v0 = try model()
+        let slot = TrainingSlot()
+        slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: 1, crc32: "", publishedAt: "now"), model: v0)
+        var rng = SeededGenerator(seed: seed)
         let batch = (0..<4).map { i in
             KafkaRecord(topic: "xray.tensors", partition: 0, offset: Int64(i), key: nil,
                         value: Tensor(shape: [3, 16, 16], values: (0..<768).map { _ in rng.normal() }).encoded(),
-                        headers: [KafkaHeader(HeaderName.imageID, "img\(i)"), KafkaHeader(HeaderName.labels, i % 2 == 0 ? "Effusion" : "")])
+                        headers: [KafkaHeader(HeaderName.imageID, "img\(i)"), KafkaHeader(HeaderName.labels, labels(i))])
         }
+        return (slot, batch)
+    }
+
+    @Test("with dropout before the head a replayed batch sends the same gradient, and another batch a different one")
+    func dropoutIsSeededByTheBatch() throws {
+        let (slot, batch) = try slotAndBatch(seed: 10) { $0 % 2 == 0 ? "Effusion" : "" }
         func gradient(_ dropout: Float, _ records: [KafkaRecord]) throws -> [[UInt8]] {
-            settings.dropout = dropout
-            let trainer = TrainerStage(settings: settings, slot: slot, logger: Logger(label: "test"))
-            let outputs = try trainer.process(batch: records).map { try $0.get() }
-            return outputs.flatMap { $0.filter { $0.topic == "xray.gradients" }.map(\.value) }
+            try Self.gradientAtV0(records, slot: slot) { $0.dropout = dropout }
         }
         let dropped = try gradient(0.5, batch)
         #expect(!dropped.isEmpty)
@@ -326,26 +338,10 @@ struct DistributedTrainingTests {
 
     @Test("a class-balanced batch weighs its positives by its own negatives/positives, the same on replay")
     func classBalanceComesFromTheBatch() throws {
-        let v0 = try model()
-        let slot = TrainingSlot()
-        slot.offer(ModelAnnouncement(version: "v0", manifest: v0.manifest, chunks: 1, bytes: 1, crc32: "", publishedAt: "now"), model: v0)
-        var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
-                                       batching: Batching(maxRecords: 4, maxWait: .zero))
-        settings.split = PatientSplit(validationFraction: 0)
-        settings.synchronous = false
-        settings.augment = false
-        var rng = SeededGenerator(seed: 11)
         // One Effusion among four images: balanced, its positive weighs 3.
-        let batch = (0..<4).map { i in
-            KafkaRecord(topic: "xray.tensors", partition: 0, offset: Int64(i), key: nil,
-                        value: Tensor(shape: [3, 16, 16], values: (0..<768).map { _ in rng.normal() }).encoded(),
-                        headers: [KafkaHeader(HeaderName.imageID, "img\(i)"), KafkaHeader(HeaderName.labels, i == 0 ? "Effusion" : "")])
-        }
+        let (slot, batch) = try slotAndBatch(seed: 11) { $0 == 0 ? "Effusion" : "" }
         func gradient(balance: Bool, weights: [String: Float]) throws -> [[UInt8]] {
-            settings.balanceClasses = balance
-            settings.positiveWeights = weights
-            let trainer = TrainerStage(settings: settings, slot: slot, logger: Logger(label: "test"))
-            return try trainer.process(batch: batch).map { try $0.get() }.flatMap { $0.filter { $0.topic == "xray.gradients" }.map(\.value) }
+            try Self.gradientAtV0(batch, slot: slot) { $0.balanceClasses = balance; $0.positiveWeights = weights }
         }
         let balanced = try gradient(balance: true, weights: [:])
         #expect(!balanced.isEmpty)
