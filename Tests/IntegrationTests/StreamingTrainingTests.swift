@@ -258,7 +258,11 @@ struct StreamingTrainingTests {
         let offline = Self.offline(try Self.model(), batches: batches, scope: .head, seed: 7)
         let (weights, statistics) = Self.compare(streamed, offline)
         print("streamed (2 trainers × 4 images, 6 steps) vs offline loop on the combined batches of 8: weights max abs \(weights), statistics \(statistics)")
-        #expect(weights <= 1e-5 && statistics == 0)
+        // Once in CI the weights differed by 0.009; what each process saw, if it happens again.
+        #expect(weights <= 1e-5 && statistics == 0,
+                Comment(rawValue: ([aggregator] + trainers).map {
+                    TestBroker.logLines($0, containing: ["shard 0:", "assigned", "revoked", "warning", "error", "contribution"]).rawValue
+                }.joined(separator: "\n")))
         #expect(Self.compare(streamed, try Self.model()).weights > 1e-3, "training moved the weights")
         #expect(streamed.manifest.metrics?["train.images"] == 8)
     }

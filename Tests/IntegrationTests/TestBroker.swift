@@ -99,6 +99,15 @@ enum TestBroker {
     }
 
     /// A fresh log file name in the temporary directory.
+    /// The lines of a spawned process's log that contain any of `needles`, for a test's
+    /// failure message.
+    static func logLines(_ process: Process, containing needles: [String]) -> Comment {
+        let log = spawnedLogs.withLock { $0[process.processIdentifier] }
+        let text = log.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? "(no log)"
+        let lines = text.split(separator: "\n").filter { line in needles.contains { line.contains($0) } }
+        return Comment(rawValue: "\(process.arguments?.joined(separator: " ") ?? "xray"):\n" + lines.joined(separator: "\n"))
+    }
+
     static func logFile(prefix: String, _ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)\(name)-\(UUID().uuidString.prefix(6)).log")
     }
