@@ -111,11 +111,12 @@ public final class OfflineTrainer {
         return value
     }
 
-    /// negatives/positives per label over the training files (1 where a label has no positive).
+    /// negatives/positives per label over the training files (1 where a label has no positive
+    /// or no negative: a weight of 0 would leave the label's positives out of the loss).
     static func positiveWeights(_ files: [ImageFile], labels: [String]) -> [Float] {
         labels.map { label in
             let positives = files.filter { $0.metadata.labels?.contains(label) == true }.count
-            return positives == 0 ? 1 : Float(files.count - positives) / Float(positives)
+            return positives == 0 || positives == files.count ? 1 : Float(files.count - positives) / Float(positives)
         }
     }
 }

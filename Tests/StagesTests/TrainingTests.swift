@@ -65,5 +65,7 @@ struct TrainingTests {
         #expect(losses.last! < losses.first! * 0.9)
         #expect(trainer.model.manifest.metrics?["auc.Pneumonia"] != nil)
         #expect(OfflineTrainer.positiveWeights(training, labels: ["Pneumonia"])[0] > 0)
+        let pneumonia = training.filter { $0.metadata.labels?.contains("Pneumonia") == true }
+        #expect(OfflineTrainer.positiveWeights(pneumonia, labels: ["Pneumonia"]) == [1], "all positive: weight 1, not 0")
     }
 }
