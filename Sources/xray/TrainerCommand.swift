@@ -59,7 +59,7 @@ struct TrainerCommand: AsyncParsableCommand {
         }
         guard (0...Dropout.maxProbability).contains(dropout) else { throw ValidationError("--dropout must be in [0, \(Dropout.maxProbability)]") }
         _ = try weights()
-        guard !(balanceClasses && !positiveWeight.isEmpty) else { throw ValidationError("--balance-classes and --positive-weight: choose one") }
+        if balanceClasses && !positiveWeight.isEmpty { throw ValidationError("--balance-classes and --positive-weight: choose one") }
     }
 
     func weights() throws -> [String: Float] {

@@ -261,7 +261,7 @@ struct StreamingTrainingTests {
         // Once in CI the weights differed by 0.009; what each process saw, if it happens again.
         #expect(weights <= 1e-5 && statistics == 0,
                 Comment(rawValue: ([aggregator] + trainers).map {
-                    TestBroker.logLines($0, containing: ["shard 0:", "assigned", "revoked", "warning", "error", "contribution"]).rawValue
+                    TestBroker.logLines($0, containing: ["shard 0:", "assigned", "revoked", "warning", "error", "contribution"])
                 }.joined(separator: "\n")))
         #expect(Self.compare(streamed, try Self.model()).weights > 1e-3, "training moved the weights")
         #expect(streamed.manifest.metrics?["train.images"] == 8)

@@ -80,9 +80,19 @@ enum TestBroker {
     /// expectation on its exit status, so that a failure in CI says why.
     static func exitReport(_ process: Process, characters: Int = 4000) -> Comment {
         let reason = process.terminationReason == .uncaughtSignal ? "killed by signal" : "exit status"
+        return "\(process.arguments?.first ?? "xray") ended with \(reason) \(process.terminationStatus); the end of its log:\n\(logText(process).suffix(characters))"
+    }
+
+    /// The lines of the log of a process `spawnXray` started that contain any of `needles`,
+    /// after its command line: for a test's failure message.
+    static func logLines(_ process: Process, containing needles: [String]) -> String {
+        let lines = logText(process).split(separator: "\n").filter { line in needles.contains { line.contains($0) } }
+        return "\(process.arguments?.joined(separator: " ") ?? "xray"):\n" + lines.joined(separator: "\n")
+    }
+
+    private static func logText(_ process: Process) -> String {
         let log = spawnedLogs.withLock { $0[process.processIdentifier] }
-        let text = log.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? "(no log)"
-        return "\(process.arguments?.first ?? "xray") ended with \(reason) \(process.terminationStatus); the end of its log:\n\(text.suffix(characters))"
+        return log.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? "(no log)"
     }
 
     /// A port nothing listens on now (the kernel's choice for a socket bound to port 0).
@@ -99,15 +109,6 @@ enum TestBroker {
     }
 
     /// A fresh log file name in the temporary directory.
-    /// The lines of a spawned process's log that contain any of `needles`, for a test's
-    /// failure message.
-    static func logLines(_ process: Process, containing needles: [String]) -> Comment {
-        let log = spawnedLogs.withLock { $0[process.processIdentifier] }
-        let text = log.flatMap { try? String(contentsOf: $0, encoding: .utf8) } ?? "(no log)"
-        let lines = text.split(separator: "\n").filter { line in needles.contains { line.contains($0) } }
-        return Comment(rawValue: "\(process.arguments?.joined(separator: " ") ?? "xray"):\n" + lines.joined(separator: "\n"))
-    }
-
     static func logFile(prefix: String, _ name: String) -> URL {
         FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)\(name)-\(UUID().uuidString.prefix(6)).log")
     }

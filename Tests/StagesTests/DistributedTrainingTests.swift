@@ -296,8 +296,7 @@ struct DistributedTrainingTests {
 
     /// The gradient records a trainer at v0 (no augmentation, asynchronous, nobody held out)
     /// sends for `records`, with `configure` applied to its settings.
-    static func gradientAtV0(_ records: [KafkaRecord], slot: TrainingSlot,
-                                        _ configure: (inout TrainerSettings) -> Void) throws -> [[UInt8]] {
+    static func gradientAtV0(_ records: [KafkaRecord], slot: TrainingSlot, _ configure: (inout TrainerSettings) -> Void) throws -> [[UInt8]] {
         var settings = TrainerSettings(trainerID: "t", gradientsTopic: "xray.gradients", inputTopic: "xray.tensors", shards: 2,
                                        batching: Batching(maxRecords: 4, maxWait: .zero))
         settings.split = PatientSplit(validationFraction: 0)
