@@ -95,9 +95,16 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: strict),
+        // The operator's console: reads the cluster (offsets, groups, predictions, alerts, dead
+        // letters, the model registry) and serves a page with SVG plots drawn by the server.
+        .target(name: "Console",
+                dependencies: ["KafkaIO", "Wire", "ModelVersions", "MetricsServer",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                swiftSettings: strict),
         // The CLI: wiring only.
         .executableTarget(name: "xray",
-                          dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom", "Engine", "MetricsServer",
+                          dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom", "Engine", "MetricsServer", "Console",
                                          .product(name: "Metrics", package: "swift-metrics"),
                                          .product(name: "Prometheus", package: "swift-prometheus"),
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -120,6 +127,7 @@ let package = Package(
         .testTarget(name: "DicomTests", dependencies: ["Dicom", "Imaging"], exclude: ["Fixtures"], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "ModelVersions", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console", "KafkaIO", "Wire"], linkerSettings: rpath),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom",

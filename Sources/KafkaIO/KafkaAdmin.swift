@@ -34,9 +34,9 @@ public enum TopicChange: Sendable, Equatable, CustomStringConvertible {
 
 /// Creates and updates topics. Every request runs on a dedicated thread.
 public final class KafkaAdmin: Sendable {
-    private let client: RDKafkaClient
+    let client: RDKafkaClient
     private let callbacks: ClientCallbacks
-    private let timeoutMilliseconds: Int32 = 15_000
+    let timeoutMilliseconds: Int32 = 15_000
 
     public init(configuration: KafkaConfiguration, logger: Logger) throws {
         try Librdkafka.requireMinimumVersion()
@@ -202,12 +202,12 @@ public final class KafkaAdmin: Sendable {
 
     // MARK: Plumbing
 
-    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await onDedicatedThread("xray-admin") { Result { try body() } }.get()
     }
 
     /// Issues one admin request on a private queue and waits for its result event.
-    private static func request(_ client: RDKafkaClient, _ op: rd_kafka_admin_op_t, _ timeoutMilliseconds: Int32,
+    static func request(_ client: RDKafkaClient, _ op: rd_kafka_admin_op_t, _ timeoutMilliseconds: Int32,
                                 issue: (OpaquePointer, OpaquePointer?, OpaquePointer) -> Void,
                                 check: (OpaquePointer) throws -> Void) throws {
         let queue = rd_kafka_queue_new(client.pointer)!

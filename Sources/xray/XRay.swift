@@ -11,6 +11,6 @@ struct XRay: AsyncParsableCommand {
             --brokers or XRAY_BROKERS (default 127.0.0.1:9092); any librdkafka property can be \
             set with -X key=value.
             """,
-        subcommands: [GatewayCommand.self, DecoderCommand.self, PreprocessorCommand.self, ScorerCommand.self, TrainerCommand.self, AggregatorCommand.self, EvaluatorCommand.self, PublishCommand.self, AlertsCommand.self, TailCommand.self,
+        subcommands: [GatewayCommand.self, DecoderCommand.self, PreprocessorCommand.self, ScorerCommand.self, TrainerCommand.self, AggregatorCommand.self, EvaluatorCommand.self, PublishCommand.self, AlertsCommand.self, TailCommand.self, ConsoleCommand.self,
                       TopicsCommand.self, ModelCommand.self, PredictCommand.self, EvaluateCommand.self, TrainCommand.self, BenchCommand.self, VersionCommand.self])
 }
