@@ -31,7 +31,7 @@ public struct SVGPlot: Sendable {
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(HTML.escape(title))\">"
         out += "<text x=\"\(left)\" y=\"14\" class=\"plot-title\">\(HTML.escape(title))"
         for s in series where series.count > 1 {
-            out += "<tspan class=\"plot-legend\" fill=\"\(s.color)\" dx=\"10\">● \(HTML.escape(s.name))</tspan>"
+            out += "<tspan class=\"plot-legend\" style=\"fill:\(s.color)\" dx=\"8\">● \(HTML.escape(s.name))</tspan>"
         }
         out += "</text>"
         out += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width - left - right)\" height=\"\(height - top - bottom)\" fill=\"none\" stroke=\"#bbb\"/>"
