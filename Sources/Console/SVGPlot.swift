@@ -19,28 +19,35 @@ public struct SVGPlot: Sendable {
     public var series: [Series]
     /// Fixed y range (else from the data).
     public var yRange: ClosedRange<Double>?
-    public var width = 460.0, height = 180.0
+    public var width = 460.0, height = 190.0
 
     public init(title: String, xLabel: String, series: [Series], yRange: ClosedRange<Double>? = nil) {
         self.title = title; self.xLabel = xLabel; self.series = series; self.yRange = yRange
     }
 
     public var svg: String {
-        let left = 52.0, right = 10.0, top = 22.0, bottom = 30.0
+        let legend = series.count > 1
+        let left = 52.0, right = 10.0, top = legend ? 34.0 : 22.0, bottom = 30.0
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"plot\" width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" role=\"img\" aria-label=\"\(HTML.escape(title))\">"
-        out += "<text x=\"\(left)\" y=\"14\" class=\"plot-title\">\(HTML.escape(title))"
-        for s in series where series.count > 1 {
-            out += "<tspan class=\"plot-legend\" style=\"fill:\(s.color)\" dx=\"8\">● \(HTML.escape(s.name))</tspan>"
+        out += "<text x=\"\(left)\" y=\"14\" class=\"plot-title\">\(HTML.escape(title))</text>"
+        if legend {
+            out += "<text x=\"\(left)\" y=\"27\" class=\"plot-legend\">"
+            for (i, s) in series.enumerated() {
+                out += "<tspan style=\"fill:\(s.color)\" dx=\"\(i == 0 ? 0 : 8)\">● \(HTML.escape(s.name))</tspan>"
+            }
+            out += "</text>"
         }
-        out += "</text>"
         out += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(width - left - right)\" height=\"\(height - top - bottom)\" fill=\"none\" stroke=\"#bbb\"/>"
         guard let minX = all.map(\.x).min(), let maxX = all.map(\.x).max() else {
             return out + "<text x=\"\(left + 10)\" y=\"\(height / 2)\" class=\"plot-empty\">no data yet</text></svg>"
         }
         var lowY = yRange?.lowerBound ?? (all.map(\.y).min() ?? 0)
         var highY = yRange?.upperBound ?? (all.map(\.y).max() ?? 1)
-        if highY - lowY < 1e-12 { lowY -= 0.5; highY += 0.5 }
+        if highY - lowY < 1e-12 {  // one value: a band around it
+            let pad = max(abs(highY) * 0.1, 1e-9)
+            lowY -= pad; highY += pad
+        }
         let spanX = maxX - minX < 1e-12 ? 1 : maxX - minX
         func px(_ x: Double) -> Double { left + (x - minX) / spanX * (width - left - right) }
         func py(_ y: Double) -> Double { top + (1 - (min(max(y, lowY), highY) - lowY) / (highY - lowY)) * (height - top - bottom) }

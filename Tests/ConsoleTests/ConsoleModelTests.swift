@@ -114,6 +114,16 @@ struct ConsolePageTests {
         #expect(page.contains("site1.xray.*") && page.contains("fetch('/panel'"))
     }
 
+    @Test func aPlotScalesToItsDataAndSaysWhenItHasNone() {
+        let one = SVGPlot(title: "lr", xLabel: "s", series: [.init(name: "lr", color: "#000", points: [(0, 0.001)])]).svg
+        #expect(one.contains(">0.0011<") && one.contains(">0.0009<") && !one.contains("-0.5"))
+        let empty = SVGPlot(title: "loss", xLabel: "s", series: [.init(name: "loss", color: "#000", points: [])]).svg
+        #expect(empty.contains("no data yet") && !empty.contains("<circle"))
+        let two = SVGPlot(title: "lag", xLabel: "s", series: [.init(name: "a", color: "#111", points: [(0, 1), (10, 5)]),
+                                                             .init(name: "b", color: "#222", points: [(0, 2)])], yRange: 0...5).svg
+        #expect(two.contains("● a") && two.contains("● b") && two.contains("<polyline") && two.contains(">5.00<"))
+    }
+
     @Test func prometheusTextSumsEveryLabelSetOfTheNameOnly() {
         let text = """
             # TYPE xray_training_loss gauge
