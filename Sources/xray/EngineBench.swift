@@ -13,11 +13,14 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Input size (square).") var size: Int = 224
     @Option(help: "Engine worker threads (default: every core).") var threads: Int?
     @Option(help: "Measurements, comma-separated: infer1, infer16, train16.") var modes: String = "infer1,infer16,train16"
+    @Flag(help: "One JSON line per architecture instead of the table (for Ops/bench-engine).") var json = false
 
     func run() async throws {
         if let threads { EngineSettings.threads = threads }
-        print("engine benchmark: \(size)x\(size), \(EngineSettings.threads) worker threads, \(seconds) s per figure")
-        print("arch          GFLOP/img  infer b1 img/s (GFLOP/s)  infer b16 img/s (GFLOP/s)  train b16 img/s (GFLOP/s)")
+        if !json {
+            print("engine benchmark: \(size)x\(size), \(EngineSettings.threads) worker threads, \(seconds) s per figure")
+            print("arch          GFLOP/img  infer b1 img/s (GFLOP/s)  infer b16 img/s (GFLOP/s)  train b16 img/s (GFLOP/s)")
+        }
         for name in archs.split(separator: ",") {
             let arch = try parseArchitecture(String(name))
             let network = Network(architecture: arch, labels: 14, seed: 1)
@@ -26,6 +29,12 @@ struct EngineBench: AsyncParsableCommand {
             let b1 = chosen.contains("infer1") ? measure(network, batch: 1, training: false) : .nan
             let b16 = chosen.contains("infer16") ? measure(network, batch: 16, training: false) : .nan
             let train = chosen.contains("train16") ? measure(network, batch: 16, training: true) : .nan
+            if json {
+                let figures = ["infer1": b1, "infer16": b16, "train16": train].filter { $0.value.isFinite }
+                    .map { "\"\($0.key)\": \(String(format: "%.3f", $0.value))" }.sorted().joined(separator: ", ")
+                print("{\"arch\": \"\(arch.rawValue)\", \"gflop\": \(String(format: "%.4f", gflop)), \"threads\": \(EngineSettings.threads), \(figures)}")
+                continue
+            }
             func cell(_ rate: Double, _ flopsPerImage: Double) -> String {
                 String(format: "%7.1f (%5.0f)", rate, rate * flopsPerImage)
             }
@@ -33,6 +42,7 @@ struct EngineBench: AsyncParsableCommand {
                 + String(format: "%8.2f   ", gflop) + cell(b1, gflop) + "            " + cell(b16, gflop)
                 + "             " + cell(train, 3 * gflop))
         }
+        if json { return }
         print("""
             training GFLOP/s counts 3x the forward FLOPs (forward, input and weight gradients).
             peers on this machine (ENVIRONMENT.md): ONNX Runtime inference batch 1: small 4-block CNN 176, \

@@ -49,7 +49,9 @@ struct KafkaLayerTests {
         }
         await producer.close()
         let all = ids + concurrent
-        let received = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { Set($0.compactMap(\.keyText)).isSuperset(of: all) }
+        // 90 s: in a CI run with every suite at once the read back took longer than 30 s (16 of
+        // 80 records, acknowledged ones among them, not yet read when a 30 s collect gave up).
+        let received = try await TestBroker.collect(topics.raw, timeout: .seconds(90)) { Set($0.compactMap(\.keyText)).isSuperset(of: all) }
         #expect(reports.allSatisfy { $0.offset >= 0 })
         #expect(Set(received.compactMap(\.keyText)) == Set(all), "lost: \(Set(all).subtracting(received.compactMap(\.keyText)).sorted())")
     }
