@@ -7,9 +7,13 @@ DenseNet-121 with 14 outputs, on random 3xSIZExSIZE inputs. One JSON line per ar
 
     PYTHONPATH=.deps/reference python3 Ops/bench/peers.py --archs small-cnn,resnet18 --seconds 4 --threads 2
 """
-import argparse, json, os, sys, tempfile, time, warnings
+import argparse, json, os, sys, tempfile, time, types, warnings
 
 warnings.filterwarnings("ignore")
+# torchvision's compiled operators (nms, roi_align) are built for another torch; the model
+# definitions used here are pure Python and need only this registration module skipped (as in
+# Tests/EngineTests/Reference/make_reference.py).
+sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
 import numpy as np
 import torch
 import torchvision
