@@ -17,6 +17,41 @@ struct PreprocessTests {
         #expect(abs(out[0] - 50) < 1e-4 && abs(out[1] - 160) < 1e-4)
     }
 
+    /// The resize as one direct two-dimensional sum over both axes' taps: the naive definition
+    /// the two-pass fast path must agree with.
+    static func naiveResize(_ image: GrayImage, width: Int, height: Int,
+                            window: (x: Int, y: Int, width: Int, height: Int)) -> [Float] {
+        let h = Resampler.taps(from: image.width, to: width), v = Resampler.taps(from: image.height, to: height)
+        var out: [Float] = []
+        for y in window.y..<window.y + window.height {
+            for x in window.x..<window.x + window.width {
+                var sum: Double = 0
+                for j in 0..<v.count[y] {
+                    for k in 0..<h.count[x] {
+                        let pixel = Double(image.pixels[(v.start[y] + j) * image.width + h.start[x] + k])
+                        sum += Double(v.weights[y * v.width + j]) * Double(h.weights[x * h.width + k]) * pixel
+                    }
+                }
+                out.append(Float(sum))
+            }
+        }
+        return out
+    }
+
+    @Test("the two-pass resize equals the direct 2-D sum: odd sizes, up and down, windows")
+    func fastPathMatchesNaive() {
+        var state: UInt64 = 12345
+        func next() -> UInt8 { state = state &* 6364136223846793005 &+ 1442695040888963407; return UInt8(truncatingIfNeeded: state >> 56) }
+        let image = GrayImage(width: 131, height: 97, pixels: (0..<(131 * 97)).map { _ in next() })
+        for (w, h, window) in [(40, 50, (3, 5, 30, 41)), (131, 97, (0, 0, 131, 97)), (300, 200, (17, 9, 250, 180)),
+                               (7, 3, (0, 0, 7, 3)), (64, 97, (10, 20, 40, 40))] {
+            let fast = Resampler.resize(image, width: w, height: h, window: window)
+            let naive = Self.naiveResize(image, width: w, height: h, window: window)
+            let worst = zip(fast, naive).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(fast.count == naive.count && worst < 1e-3, "\(w)x\(h) window \(window): max difference \(worst)")
+        }
+    }
+
     @Test("resizing to the same size is the identity")
     func identity() {
         let pixels = (0..<30).map { UInt8($0 * 7) }
