@@ -1,7 +1,7 @@
 public import Foundation
 import Wire
 
-/// The console's HTML: the page (style and a 20-line script that reloads the panel every two
+/// The console's HTML: the page (style and a 13-line script that reloads the panel every two
 /// seconds, both served inline) and the panel itself, rendered from a `ConsoleModel`.
 public enum ConsolePage {
     /// The whole page, with the panel as it is now (so it shows without script too).
