@@ -60,12 +60,13 @@ public enum ConsolePage {
         var html = "<section id=\"latency\"><h2>Latency (ms, last \(Int(model.latency.seconds / 60)) min)</h2>"
         html += "<table><tr><th>hop</th><th>n</th><th>p50</th><th>p95</th><th>p99</th></tr>"
         for f in model.latency.figures {
-            html += "<tr><td>\(HTML.escape(f.hop))</td><td class=\"n\">\(f.count)</td><td class=\"n\">\(Int(f.p50))</td><td class=\"n\">\(Int(f.p95))</td><td class=\"n\">\(Int(f.p99))</td></tr>"
+            let ms = [f.p50, f.p95, f.p99].map { "<td class=\"n\">" + String(format: "%.0f", $0) + "</td>" }.joined()
+            html += "<tr><td>\(HTML.escape(f.hop))</td><td class=\"n\">\(f.count)</td>\(ms)</tr>"
         }
         html += "</table>"
         let entries = model.latency.entries
         let first = entries.first?.scored ?? 0
-        let points = entries.compactMap { e in e.hops[.arrivalToScored].map { (x: Double(e.scored - first) / 1000, y: $0) } }
+        let points = entries.compactMap { e in e.hops[.arrivalToScored].map { (x: (Double(e.scored) - Double(first)) / 1000, y: $0) } }
         html += SVGPlot(title: "arrival → predicted per image (ms)", xLabel: "seconds",
                         series: [.init(name: "latency", color: "#1f77b4", points: points, line: false)]).svg
         return html + "</section>"
@@ -116,7 +117,7 @@ public enum ConsolePage {
         html += "<table><tr><th>scored</th><th>image</th><th>findings (probability / threshold)</th><th>ground truth</th><th>site · source</th><th>model</th></tr>"
         for item in model.worklist {
             let a = item.alert
-            let findings = a.urgentFindings.map { "\(HTML.escape($0.label)) \(Int(($0.probability * 100).rounded()))% / \(Int(($0.threshold * 100).rounded()))%" }
+            let findings = a.urgentFindings.map { "\(HTML.escape($0.label)) \(percent($0.probability)) / \(percent($0.threshold))" }
             let truth = item.truth.map { $0.isEmpty ? "no finding" : $0.joined(separator: ", ") }
             let correct = item.truth.map { t in a.urgentFindings.contains { t.contains($0.label) } }
             html += "<tr class=\"case\"><td>\(clock(Date(timeIntervalSince1970: Double(a.times.scored) / 1000)))</td><td>\(HTML.escape(a.imageId))</td>"
@@ -125,6 +126,11 @@ public enum ConsolePage {
             html += "<td>\(HTML.escape([a.site, a.source].compactMap { $0 }.joined(separator: " · ")))</td><td>\(HTML.escape(a.modelVersion))</td></tr>"
         }
         return html + "</table></section>"
+    }
+
+    /// A probability as a whole percentage; what a record says is shown, never trusted to be in 0...1.
+    static func percent(_ p: Float) -> String {
+        p.isFinite ? String(format: "%.0f%%", Double(p) * 100) : "?"
     }
 
     /// A group's name without the deployment's prefix (the stage's name, as a rule).

@@ -26,9 +26,10 @@ public struct LatencyWindow: Sendable {
     public mutating func add(_ times: StageTimes) {
         var hops: [Hop: Double] = [:]
         let arrival = times.received ?? times.acquired
+        // In Double: the times come from records, and a subtraction of extreme Int64s would trap.
         func span(_ from: Int64?, _ to: Int64?) -> Double? {
             guard let from, let to, to >= from else { return nil }
-            return Double(to - from)
+            return Double(to) - Double(from)
         }
         hops[.arrivalToDecoded] = span(arrival, times.decoded)
         hops[.decodedToPreprocessed] = span(times.decoded, times.preprocessed)
@@ -36,7 +37,7 @@ public struct LatencyWindow: Sendable {
         hops[.arrivalToScored] = span(arrival, times.scored)
         entries.append((times.scored, hops))
         let newest = entries.map(\.scored).max() ?? times.scored
-        entries.removeAll { Double(newest - $0.scored) > seconds * 1000 }
+        entries.removeAll { Double(newest) - Double($0.scored) > seconds * 1000 }
     }
 
     public var figures: [Figures] {

@@ -51,7 +51,7 @@ struct ConsoleModelTests {
 
     func prediction(_ id: String, scored: Int64, labels: [String]?) -> Prediction {
         var p = Prediction(imageId: id, modelVersion: "v1", probabilities: [.init(label: "Pneumonia", probability: 0.9)],
-                           triage: .urgent, findings: ["Pneumonia"], times: StageTimes(acquired: scored - 100, decoded: nil, preprocessed: nil, scored: scored))
+                           triage: .urgent, findings: ["Pneumonia"], times: StageTimes(acquired: scored &- 100, decoded: nil, preprocessed: nil, scored: scored))
         p.labels = labels
         p.site = "kermany"
         return p
@@ -90,6 +90,21 @@ struct ConsoleModelTests {
         #expect(model.predictions == 0 && model.worklist.isEmpty)
         let html = ConsolePage.panel(model)
         #expect(!html.contains("<img src=x>") && html.contains("&lt;img src=x&gt;"))
+    }
+
+    /// Records are outside bytes: extreme times and probabilities must render, not trap.
+    @Test func extremeTimesAndProbabilitiesRenderWithoutTrapping() throws {
+        var model = ConsoleModel(topics: topics)
+        var p = prediction("x", scored: Int64.max, labels: ["Pneumonia"])
+        p.times = StageTimes(acquired: Int64.min, received: nil, decoded: Int64.min + 1, preprocessed: 0, scored: Int64.max)
+        model.ingest(try record(topics.predictions, p))
+        model.ingest(try record(topics.predictions, prediction("y", scored: Int64.min, labels: nil)))
+        var alert = Alert(prediction: p, policy: TriagePolicy(urgent: ["Pneumonia"]))
+        alert.urgentFindings = [.init(label: "Pneumonia", probability: .greatestFiniteMagnitude, threshold: -1)]
+        model.ingest(try record(topics.alerts, alert))
+        let html = ConsolePage.page(model, brokers: "b")
+        #expect(model.predictions == 2 && html.contains("arrival → predicted") && html.contains("Pneumonia 3402823"))
+        #expect(ConsolePage.percent(.nan) == "?" && ConsolePage.percent(0.5) == "50%")
     }
 
     @Test func trainingPointsAreKeptOnlyWhenTheFiguresMove() {
