@@ -4,7 +4,7 @@ import FoundationNetworking
 #endif
 public import KafkaIO
 public import Logging
-public import MetricsServer
+import MetricsServer
 import ModelVersions
 public import ServiceLifecycle
 import Synchronization
@@ -32,7 +32,7 @@ public final class ConsoleService: Service {
     private let settings: Settings
     private let logger: Logger
     private let state: SharedModel
-    public let http: HTTPService
+    private let http: HTTPService
 
     public init(kafka: KafkaConfiguration, topics: TopicCatalog, settings: Settings, logger: Logger) {
         self.kafka = kafka

@@ -3,7 +3,6 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 public import ServiceLifecycle
-import Synchronization
 
 /// What a route answers: a status, a content type and the body.
 public struct HTTPAnswer: Sendable {
@@ -33,7 +32,6 @@ public final class HTTPService: Service {
     private let mainPath: String
     private let logger: Logger
     private let route: Route
-    private let bound = Mutex<Int?>(nil)
 
     /// The log says "`name` at http://HOST:PORT`mainPath`" once the server listens.
     public init(host: String, port: Int, name: String, mainPath: String = "/", logger: Logger, route: @escaping Route) {
@@ -44,9 +42,6 @@ public final class HTTPService: Service {
         self.logger = logger
         self.route = route
     }
-
-    /// The port the server listens on, once bound (useful with port 0).
-    public var boundPort: Int? { bound.withLock { $0 } }
 
     public func run() async throws {
         let route = route
@@ -60,7 +55,6 @@ public final class HTTPService: Service {
             }
             .bind(host: host, port: port).get()
         let actual = channel.localAddress?.port ?? port
-        bound.withLock { $0 = actual }
         logger.info("\(name) at http://\(host):\(actual)\(mainPath)")
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()

@@ -10,19 +10,11 @@ enum Chromium {
 
     /// The page's DOM after its script has run for `budget` milliseconds of virtual time.
     static func dom(_ url: String, budget: Int = 5000) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path ?? "/usr/bin/chromium")
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile.path)",
-                             "--virtual-time-budget=\(budget)", "--dump-dom", url]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        return try runProgram(path ?? "/usr/bin/chromium",
+                              ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile.path)",
+                               "--virtual-time-budget=\(budget)", "--dump-dom", url], errors: false).output
     }
 }
 

@@ -10,9 +10,6 @@ struct DevDemoTests {
     func devDemo() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let logs = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [root.appendingPathComponent("Ops/dev").path]
         var environment = ProcessInfo.processInfo.environment
         environment["XRAY_BROKERS"] = TestBroker.brokers
         environment["XRAY_TOPIC_PREFIX"] = "dev-\(UInt32.random(in: 0...UInt32.max))."
@@ -21,14 +18,8 @@ struct DevDemoTests {
         environment["DEV_IMAGES"] = "12"
         environment["DEV_NIH_IMAGES"] = "4"
         environment["DEV_RATE"] = "20"
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(output.suffix(4000))")
+        let (status, output) = try runProgram("/bin/bash", [root.appendingPathComponent("Ops/dev").path], environment: environment)
+        #expect(status == 0, "\(output.suffix(4000))")
 
         // 12 Kermany + 4 NIH + 1 DICOM predicted; 3 corrupt records dead-lettered.
         let summary = output.split(separator: "\n").first { $0.contains("== summary:") }.map(String.init) ?? ""

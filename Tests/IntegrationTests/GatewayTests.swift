@@ -52,19 +52,11 @@ struct GatewayTests {
     /// Runs `storescu` (proposing `proposal`, else uncompressed syntaxes) and returns its exit
     /// status and the DIMSE statuses it received, in order.
     static func storescu(port: Int, callingAE: String, files: [String], proposal: String = "-xe") throws -> (status: Int32, responses: [String], output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/storescu")
-        process.arguments = ["-v", proposal, "-aet", callingAE, "-aec", "XRAYSTREAM", "127.0.0.1", String(port)] + files
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self)
+        let (status, output) = try runProgram("/usr/bin/storescu",
+                                              ["-v", proposal, "-aet", callingAE, "-aec", "XRAYSTREAM", "127.0.0.1", String(port)] + files)
         let responses = output.split(separator: "\n").filter { $0.contains("Received Store Response") }
             .map { line in String(line.split(separator: "(").last?.dropLast() ?? "") }
-        return (process.terminationStatus, responses, output)
+        return (status, responses, output)
     }
 
     /// Waits until the gateway listens (its log says so).
