@@ -10,6 +10,11 @@ let rpath: [LinkerSetting] = [.unsafeFlags(["-Xlinker", "-rpath", "-Xlinker", ru
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("InternalImportsByDefault")]
 
+/// oneDNN's headers and library, unpacked into `.deps/` by `Ops/setup` (there is no Debian package).
+let oneDNN: (swift: [SwiftSetting], linker: [LinkerSetting]) = (
+    [.unsafeFlags(["-Xcc", "-I" + Context.packageDirectory + "/.deps/include"])],
+    [.unsafeFlags(["-L" + runtimeLibraryPath])])
+
 let package = Package(
     name: "XRayStream",
     platforms: [.macOS(.v15)],
@@ -38,6 +43,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN 3.2 (the engine's convolutions): from a pinned PyPI wheel into .deps/ (Ops/setup).
+        .systemLibrary(name: "CDNNL"),
         // DCMTK (parse, edit, write, render, the C-STORE service; libdcmtk-dev) and GDCM
         // (JPEG 2000; libgdcm-dev) behind a C interface. DCMTK's pkg-config file is broken on
         // Debian 12 (it requires sndfile), so the libraries are named here.
@@ -68,9 +75,11 @@ let package = Package(
                                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        // The CNN engine: layers with backward passes over OpenBLAS, optimisers, architectures,
-        // weight files (safetensors, ONNX import). No Kafka; no I/O but weight files.
-        .target(name: "Engine", dependencies: ["COpenBLAS", "CheckedArithmetic"], swiftSettings: strict),
+        // The CNN engine: layers with backward passes over OpenBLAS, inference convolutions through
+        // oneDNN, optimisers, architectures, weight files (safetensors, ONNX import). No Kafka; no
+        // I/O but weight files.
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CDNNL", "CheckedArithmetic"],
+                swiftSettings: strict + oneDNN.swift, linkerSettings: oneDNN.linker),
         // The stages: pure transforms plus the runner that owns consume → produce → commit.
         // Model versions on xray.models and xray.models.heads: the codec, the assembler, heads,
         // the follower, the history and registry, model files and their checks. No stage.

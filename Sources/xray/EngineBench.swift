@@ -13,10 +13,17 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Input size (square).") var size: Int = 224
     @Option(help: "Engine worker threads (default: every core).") var threads: Int?
     @Option(help: "Measurements, comma-separated: infer1, infer16, train16.") var modes: String = "infer1,infer16,train16"
+    @Option(help: "Inference convolutions: onednn, or openblas (im2col and sgemm, as training does).")
+    var convolutions: String = "onednn"
     @Flag(help: "One JSON line per architecture instead of the table (for Ops/bench-engine).") var json = false
 
     func run() async throws {
         if let threads { EngineSettings.threads = threads }
+        switch convolutions {
+        case "onednn": EngineSettings.oneDNN = true
+        case "openblas": EngineSettings.oneDNN = false
+        default: throw ValidationError("--convolutions takes onednn or openblas, not \(convolutions)")
+        }
         if !json {
             print("engine benchmark: \(size)x\(size), \(EngineSettings.threads) worker threads, \(seconds) s per figure")
             print("arch          GFLOP/img  infer b1 img/s (GFLOP/s)  infer b16 img/s (GFLOP/s)  train b16 img/s (GFLOP/s)")

@@ -1,7 +1,7 @@
 import Testing
 @testable import Engine
 
-/// The fast paths (im2col + sgemm, per image and batched; sgemm for dense layers) against
+/// The fast paths (im2col + sgemm, per image and batched; oneDNN; sgemm for dense layers) against
 /// direct loops written from the definitions. Tolerance: 1e-4 absolute or relative.
 @Suite("Fast kernels against naive ones")
 struct NaiveKernelTests {
@@ -39,14 +39,21 @@ struct NaiveKernelTests {
         return (dx, dw)
     }
 
-    @Test("convolution: im2col + sgemm against direct loops",
-          arguments: [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 1, 0), (1, 2, 0), (5, 3, 2)], [0, 1 << 30])
-    func convolution(geometry: (Int, Int, Int), batchedPlaneLimit: Int) {
+    /// The ways a convolution is computed in training.
+    enum ConvolutionPath: CaseIterable {
+        /// im2col and one product per image; im2col over the batch and one product; oneDNN.
+        case im2colPerImage, im2colBatched, oneDNN
+    }
+
+    @Test("convolution in training: im2col + sgemm and oneDNN against direct loops",
+          arguments: [(3, 1, 1), (3, 2, 1), (7, 2, 3), (1, 1, 0), (1, 2, 0), (5, 3, 2)], ConvolutionPath.allCases)
+    func convolution(geometry: (Int, Int, Int), path: ConvolutionPath) {
         let (k, stride, padding) = geometry
         let s = Shape(n: 3, c: 5, h: 13, w: 11), oc = 6
         let store = ParameterStore()
         let conv = Conv2D("conv", store, inChannels: s.c, outChannels: oc, kernelSize: k, stride: stride, padding: padding, bias: true)
-        conv.batchedPlaneLimit = batchedPlaneLimit
+        conv.batchedPlaneLimit = path == .im2colBatched ? 1 << 30 : 0
+        conv.usesOneDNN = path == .oneDNN
         store.allocate()
         let w = randomValues(conv.weight.count, seed: 1), b = randomValues(oc, seed: 2), x = randomValues(s.count, seed: 3)
         set(conv.weight, w); set(conv.bias!, b)
@@ -60,6 +67,14 @@ struct NaiveKernelTests {
         let naive = naiveConvolutionBackward(x, s, w, dy.activation.values, oc: oc, k: k, stride: stride, padding: padding)
         expectClose(dx, naive.dx, absolute: 1e-4, relative: 1e-4, "conv \(k)/\(stride)/\(padding) dx")
         expectClose(gradient(conv.weight), naive.dw, absolute: 1e-4, relative: 1e-4, "conv \(k)/\(stride)/\(padding) dW")
+        let dyValues = dy.activation.values
+        expectClose(gradient(conv.bias!), (0..<oc).map { o in
+            (0..<s.n).reduce(Float(0)) { sum, i in
+                let plane = dyValues.count / (s.n * oc)
+                return sum + dyValues[(i * oc + o) * plane ..< (i * oc + o + 1) * plane].reduce(0, +)
+            }
+        }, absolute: 1e-4, relative: 1e-4, "conv \(k)/\(stride)/\(padding) db")
+        #expect(conv.plans.failure == nil)
         withExtendedLifetime(input) {}
     }
 

@@ -142,6 +142,20 @@ public final class Network {
         return (0..<shape.n).map { i in (0..<labelCount).map { sigmoid(logits.data[i * labelCount + $0]) } }
     }
 
+    /// Every convolution layer, in forward order.
+    var convolutions: [Conv2D] {
+        func walk(_ layer: Layer) -> [Conv2D] {
+            switch layer {
+            case let conv as Conv2D: return [conv]
+            case let seq as Sequential: return seq.layers.flatMap(walk)
+            case let block as ResidualBlock: return walk(block.main) + (block.shortcut.map(walk) ?? [])
+            case let block as DenseBlock: return block.layers.flatMap(walk)
+            default: return []
+            }
+        }
+        return stages.flatMap(walk)
+    }
+
     /// Multiply-accumulate operations of one forward pass for one image of (C, H, W), doubled:
     /// the conventional FLOP count.
     public func forwardFLOPs(height: Int, width: Int) -> Double {

@@ -1,4 +1,5 @@
 internal import COpenBLAS
+import Synchronization
 
 /// The only door to OpenBLAS. Row-major matrices throughout.
 ///
@@ -62,5 +63,14 @@ public enum EngineSettings {
     public static var threads: Int {
         get { Parallel.workers }
         set { Parallel.workers = max(1, newValue) }
+    }
+
+    private static let oneDNNEnabled = Atomic<Bool>(true)
+
+    /// Inference convolutions through oneDNN (on by default; off computes them with im2col and
+    /// OpenBLAS, as training does). A convolution oneDNN refuses is computed here either way.
+    public static var oneDNN: Bool {
+        get { oneDNNEnabled.load(ordering: .relaxed) && OneDNN.engine != nil }
+        set { oneDNNEnabled.store(newValue, ordering: .relaxed) }
     }
 }

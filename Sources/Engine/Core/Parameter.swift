@@ -19,8 +19,17 @@ public final class Parameter {
         self.memory = memory
     }
 
-    /// The values. Valid once the network is assembled.
-    public var value: UnsafeMutablePointer<Float> { memory.values + offset }
+    /// The values, to read or write. Valid once the network is assembled. Whoever takes this
+    /// pointer may write through it, so taking it marks the store's values as changed: weights
+    /// the engine prepared from them (packed for inference) are prepared again before next use.
+    public var value: UnsafeMutablePointer<Float> {
+        memory.markChanged()
+        return memory.values + offset
+    }
+    /// The values for the engine's own reading, which changes nothing.
+    var storage: UnsafePointer<Float> { UnsafePointer(memory.values + offset) }
+    /// Changes whenever the values of the store this parameter belongs to may have changed.
+    var generation: UInt64 { memory.generation }
     /// ∂loss/∂value, accumulated by backward passes; zeroed by `ParameterStore.zeroGradients`.
     public var gradient: UnsafeMutablePointer<Float> { memory.gradients + offset }
 

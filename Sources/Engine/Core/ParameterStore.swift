@@ -8,7 +8,10 @@ public final class ParameterStore {
     public private(set) var count = 0
     /// Shared with every parameter, so a layer stays usable whoever holds it.
     private let memory = ParameterMemory()
-    var values: UnsafeMutablePointer<Float> { memory.values }
+    var values: UnsafeMutablePointer<Float> {
+        memory.markChanged()
+        return memory.values
+    }
     var gradients: UnsafeMutablePointer<Float> { memory.gradients }
 
     init() {}
@@ -33,7 +36,8 @@ public final class ParameterStore {
         gradients.update(repeating: 0, count: count)
     }
 
-    /// All values, flat, in declaration order.
+    /// All values, flat, in declaration order. Taking them marks the values as changed (see
+    /// `Parameter.value`).
     public var flatValues: UnsafeMutableBufferPointer<Float> { .init(start: values, count: count) }
     /// All gradients, flat, in declaration order.
     public var flatGradients: UnsafeMutableBufferPointer<Float> { .init(start: gradients, count: count) }
@@ -44,6 +48,10 @@ final class ParameterMemory {
     private(set) var values = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var gradients = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var isAllocated = false
+    /// Counts the times the values were handed out for writing; packed copies compare it.
+    private(set) var generation: UInt64 = 0
+
+    func markChanged() { generation &+= 1 }
 
     func allocate(_ count: Int) {
         precondition(!isAllocated, "the store is already allocated")

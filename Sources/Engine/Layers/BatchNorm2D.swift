@@ -41,8 +41,8 @@ public final class BatchNorm2D: Layer {
         let mean = runningMean.floats, variance = runningVar.floats
         var scale = [Float](repeating: 0, count: channels), shift = scale
         for c in 0..<channels {
-            scale[c] = weight.value[c] / (variance[c] + epsilon).squareRoot()
-            shift[c] = bias.value[c] - mean[c] * scale[c]
+            scale[c] = weight.storage[c] / (variance[c] + epsilon).squareRoot()
+            shift[c] = bias.storage[c] - mean[c] * scale[c]
         }
         return (scale, shift)
     }
@@ -92,8 +92,8 @@ public final class BatchNorm2D: Layer {
     private func trainingAffine() -> (scale: [Float], shift: [Float]) {
         var scale = [Float](repeating: 0, count: channels), shift = scale
         for c in 0..<channels {
-            scale[c] = weight.value[c] * inverseStd[c]
-            shift[c] = bias.value[c] - batchMean[c] * scale[c]
+            scale[c] = weight.storage[c] * inverseStd[c]
+            shift[c] = bias.storage[c] - batchMean[c] * scale[c]
         }
         return (scale, shift)
     }
@@ -134,7 +134,7 @@ public final class BatchNorm2D: Layer {
                 bias.gradient[c] += sumDy
             }
             guard inputGradient else { return }
-            let scale = weight.value[c] * k / m
+            let scale = weight.storage[c] * k / m
             for i in 0..<s.n {
                 Vectorized.normInputGradient(dx.image(i) + c * plane, dy.image(i) + c * plane, x.image(i) + c * plane,
                                              mask: relu ? UnsafePointer(y.image(i) + c * plane) : nil,

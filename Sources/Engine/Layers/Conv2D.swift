@@ -1,4 +1,6 @@
-/// 2-D convolution (cross-correlation, as in PyTorch) by im2col and one matrix product.
+/// 2-D convolution (cross-correlation, as in PyTorch) through oneDNN (`FusedConvolution` in
+/// inference, `TrainingConvolution` in training), or, when `EngineSettings.oneDNN` is off or
+/// oneDNN refuses, by im2col and one matrix product, described here.
 ///
 /// weight (OC, C, KH, KW), optional bias (OC); input (N, C, H, W) → output (N, OC, OH, OW)
 /// with OH = (H + 2·padding − KH) / stride + 1.
@@ -14,8 +16,15 @@ public final class Conv2D: Layer {
     public let bias: Parameter?
 
     private var input: Activation?
+    /// The oneDNN plan the last training forward used, which its backward uses too.
+    private var trained: TrainingConvolution?
     private let output = FloatBuffer(), dInput = FloatBuffer()
     private let columns = FloatBuffer(), product = FloatBuffer()
+    /// oneDNN's plans for inference, per batch shape.
+    let plans = ConvolutionPlans()
+    /// Inference through oneDNN for this layer (when `EngineSettings.oneDNN` is on too); tests
+    /// turn it off to compare with the im2col path.
+    var usesOneDNN = true
 
     /// Output planes smaller than this are computed for the whole batch in one product.
     var batchedPlaneLimit = 1024
@@ -79,24 +88,30 @@ public final class Conv2D: Layer {
         precondition(x.isContiguous)
         let g = geometry(x.shape)
         let y = output.view(outputShape(for: x.shape))
+        input = mode == .training ? x : nil
+        trained = nil
+        if usesOneDNN, EngineSettings.oneDNN {
+            if mode == .inference, fusedForward(x, y, g, epilogue) { return y }
+            if mode == .training, epilogue == nil, trainingForward(x, y, g) { return y }
+        }
         let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
         if batched(x.shape, g) {
             // columns (K, N·P) → product (OC, N·P) → y (N, OC, P)
             let cols = batchColumnMatrix(x, g)
             let prod = product.reserve(oc * n * p)
-            BLAS.gemm(m: oc, n: n * p, k: k, a: weight.value, lda: k, b: cols, ldb: n * p,
+            BLAS.gemm(m: oc, n: n * p, k: k, a: weight.storage, lda: k, b: cols, ldb: n * p,
                       beta: 0, c: prod, ldc: n * p)
             for i in 0..<n {
                 for o in 0..<oc { (y.image(i) + o * p).update(from: prod + o * n * p + i * p, count: p) }
             }
         } else {
             for i in 0..<n {
-                BLAS.gemm(m: oc, n: p, k: k, a: weight.value, lda: k, b: columnMatrix(x.image(i), g), ldb: p,
+                BLAS.gemm(m: oc, n: p, k: k, a: weight.storage, lda: k, b: columnMatrix(x.image(i), g), ldb: p,
                           beta: 0, c: y.image(i), ldc: p)
             }
         }
         if bias != nil || epilogue != nil {
-            let b = bias.map { Array(UnsafeBufferPointer(start: $0.value, count: oc)) } ?? .init(repeating: 0, count: oc)
+            let b = bias.map { Array(UnsafeBufferPointer(start: $0.storage, count: oc)) } ?? .init(repeating: 0, count: oc)
             let scale = epilogue?.scale ?? .init(repeating: 1, count: oc)
             let shift = epilogue?.shift ?? .init(repeating: 0, count: oc), relu = epilogue?.relu ?? false
             Parallel.forEach(n * oc, costPerItem: p) { index in
@@ -106,8 +121,36 @@ public final class Conv2D: Layer {
                 else { for j in 0..<p { plane[j] = plane[j] * a + c } }
             }
         }
-        input = mode == .training ? x : nil
         return y
+    }
+
+    /// y = epilogue(conv(x)) through oneDNN; false (y untouched) when oneDNN cannot run it.
+    private func fusedForward(_ x: Activation, _ y: Activation, _ g: ConvGeometry, _ epilogue: Epilogue?) -> Bool {
+        let oc = outChannels
+        guard let plan = plans.plan(for: x.shape, geometry: g, weight: weight, bias: bias,
+                                    scale: epilogue?.scale ?? .init(repeating: 1, count: oc),
+                                    shift: epilogue?.shift ?? .init(repeating: 0, count: oc),
+                                    relu: epilogue?.relu ?? false) else { return false }
+        do {
+            try plan.run(input: x.data, output: y.data)
+            return true
+        } catch {
+            plans.refuse(error)
+            return false
+        }
+    }
+
+    /// y = conv(x) + b through oneDNN for training; false (y untouched) when oneDNN cannot run it.
+    private func trainingForward(_ x: Activation, _ y: Activation, _ g: ConvGeometry) -> Bool {
+        guard let plan = plans.trainingPlan(for: x.shape, geometry: g, outChannels: outChannels, bias: bias != nil) else { return false }
+        do {
+            try plan.forward(input: x.data, weights: weight.storage, bias: bias?.storage, output: y.data)
+            trained = plan
+            return true
+        } catch {
+            plans.refuse(error)
+            return false
+        }
     }
 
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
@@ -115,6 +158,20 @@ public final class Conv2D: Layer {
         let g = geometry(x.shape)
         let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
         precondition(dy.shape == outputShape(for: x.shape) && dy.isContiguous)
+        if let plan = trained, weight.isTrainable || bias?.isTrainable != true {
+            let dx = inputGradient ? dInput.view(x.shape) : .none
+            do {
+                try plan.backward(input: x.data, weights: weight.storage, dOutput: dy.data,
+                                  dInput: inputGradient ? dx.data : nil,
+                                  dWeights: weight.isTrainable ? weight.gradient : nil,
+                                  dBias: bias?.isTrainable == true ? bias?.gradient : nil)
+                return dx
+            } catch {
+                // Nothing was added to the gradients unless the weight gradient ran, which is last;
+                // the im2col path below computes everything again.
+                plans.refuse(error)
+            }
+        }
         if let bias, bias.isTrainable {
             for i in 0..<n {
                 for o in 0..<oc {
@@ -140,7 +197,7 @@ public final class Conv2D: Layer {
                           beta: 1, c: weight.gradient, ldc: k)
             }
             if inputGradient {
-                BLAS.gemm(transA: true, m: k, n: n * p, k: oc, a: weight.value, lda: k, b: dProd, ldb: n * p,
+                BLAS.gemm(transA: true, m: k, n: n * p, k: oc, a: weight.storage, lda: k, b: dProd, ldb: n * p,
                           beta: 0, c: cols, ldc: n * p)
                 for i in 0..<n { col2im(dx.image(i), cols + i * p, g, rowStride: n * p) }
             }
@@ -152,11 +209,11 @@ public final class Conv2D: Layer {
                 }
                 if inputGradient {
                     if g.isPointwise {
-                        BLAS.gemm(transA: true, m: k, n: p, k: oc, a: weight.value, lda: k, b: dy.image(i), ldb: p,
+                        BLAS.gemm(transA: true, m: k, n: p, k: oc, a: weight.storage, lda: k, b: dy.image(i), ldb: p,
                                   beta: 0, c: dx.image(i), ldc: p)
                     } else {
                         let dCols = columns.reserve(k * p)
-                        BLAS.gemm(transA: true, m: k, n: p, k: oc, a: weight.value, lda: k, b: dy.image(i), ldb: p,
+                        BLAS.gemm(transA: true, m: k, n: p, k: oc, a: weight.storage, lda: k, b: dy.image(i), ldb: p,
                                   beta: 0, c: dCols, ldc: p)
                         col2im(dx.image(i), dCols, g)
                     }

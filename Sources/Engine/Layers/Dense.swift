@@ -25,10 +25,10 @@ public final class Dense: Layer {
         precondition(x.isContiguous)
         let y = output.view(outputShape(for: x.shape))
         let n = x.shape.n
-        for i in 0..<n { (y.data + i * outFeatures).update(from: bias.value, count: outFeatures) }
+        for i in 0..<n { (y.data + i * outFeatures).update(from: bias.storage, count: outFeatures) }
         // y (N, out) += x (N, in) · Wᵀ (in, out)
         BLAS.gemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x.data, lda: inFeatures,
-                  b: weight.value, ldb: inFeatures, beta: 1, c: y.data, ldc: outFeatures)
+                  b: weight.storage, ldb: inFeatures, beta: 1, c: y.data, ldc: outFeatures)
         input = mode == .training ? x : nil
         return y
     }
@@ -51,7 +51,7 @@ public final class Dense: Layer {
         // dx (N, in) = dy (N, out) · W (out, in)
         let dx = dInput.view(x.shape)
         BLAS.gemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures,
-                  b: weight.value, ldb: inFeatures, beta: 0, c: dx.data, ldc: inFeatures)
+                  b: weight.storage, ldb: inFeatures, beta: 0, c: dx.data, ldc: inFeatures)
         return dx
     }
 }

@@ -1,0 +1,71 @@
+/// The oneDNN plans of one convolution layer: for inference one per batch shape seen (the last
+/// `maxPlans`), sharing packed weights where their layouts agree, and all made again when the
+/// network's weights or the folded batch norm change; for training one per batch shape (the
+/// last `maxTrainingPlans`). When oneDNN refuses a convolution the plans stop trying and the
+/// layer computes it itself (`failure` says why).
+final class ConvolutionPlans {
+    /// What the packed weights were made from.
+    private struct Source: Equatable {
+        var generation: UInt64, scale: [Float], shift: [Float], relu: Bool
+    }
+
+    private var plans: [Shape: FusedConvolution] = [:]
+    private var trainingPlans: [Shape: TrainingConvolution] = [:]
+    private var packed: [PackedWeights] = []
+    private var source: Source?
+    /// Why oneDNN is not used for this layer, once it refused.
+    private(set) var failure: String?
+    /// Batch shapes kept at once (a scorer's adaptive batches have up to its batch size).
+    static let maxPlans = 16
+
+    /// The plan for `shape`, made if needed, or nil when oneDNN cannot run this convolution.
+    func plan(for shape: Shape, geometry: ConvGeometry, weight: Parameter, bias: Parameter?,
+              scale: [Float], shift: [Float], relu: Bool) -> FusedConvolution? {
+        guard failure == nil else { return nil }
+        let current = Source(generation: weight.generation, scale: scale, shift: shift, relu: relu)
+        if current != source {
+            plans = [:]; packed = []; source = current
+        }
+        if let plan = plans[shape] { return plan }
+        if plans.count >= Self.maxPlans { plans = [:] }
+        do {
+            let plan = try FusedConvolution(geometry: geometry, batch: shape.n, outChannels: weight.shape[0], relu: relu) {
+                (layout) throws(OneDNNError) -> PackedWeights in
+                if let found = packed.first(where: { $0.weights.descriptor.isEqual(to: layout) }) { return found }
+                let made = try PackedWeights(layout: layout, shape: weight.shape, weights: weight.storage,
+                                             bias: bias?.storage, scale: scale, shift: shift)
+                packed.append(made)
+                return made
+            }
+            plans[shape] = plan
+            return plan
+        } catch {
+            refuse(error)
+            return nil
+        }
+    }
+
+    /// Training batch shapes kept at once (the full batch and a last partial one, with room).
+    static let maxTrainingPlans = 4
+
+    /// The training plan for `shape`, made if needed, or nil when oneDNN cannot run it.
+    func trainingPlan(for shape: Shape, geometry: ConvGeometry, outChannels: Int, bias: Bool) -> TrainingConvolution? {
+        guard failure == nil else { return nil }
+        if let plan = trainingPlans[shape] { return plan }
+        if trainingPlans.count >= Self.maxTrainingPlans { trainingPlans = [:] }
+        do {
+            let plan = try TrainingConvolution(geometry: geometry, batch: shape.n, outChannels: outChannels, bias: bias)
+            trainingPlans[shape] = plan
+            return plan
+        } catch {
+            refuse(error)
+            return nil
+        }
+    }
+
+    /// Stops using oneDNN for this layer.
+    func refuse(_ error: OneDNNError) {
+        failure = error.description
+        plans = [:]; packed = []; trainingPlans = [:]
+    }
+}

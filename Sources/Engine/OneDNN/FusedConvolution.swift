@@ -1,0 +1,121 @@
+internal import CDNNL
+
+/// One convolution layer for inference through oneDNN, for one batch shape: the convolution
+/// with the following batch norm folded into its weights and bias and the ReLU as a post-op,
+/// computed in the layout oneDNN's kernels want, the NCHW input and output reordered to and
+/// from it. The packed weights are made once and can be shared between batch shapes
+/// (`PackedWeights`).
+///
+/// input (N, C, H, W) NCHW → output (N, OC, OH, OW) NCHW.
+final class FusedConvolution {
+    let inputShape: Shape
+    let weights: PackedWeights
+    private let stream: Stream
+    private let convolution: Primitive
+    private let userInput: Memory, userOutput: Memory
+    /// The input and output in the convolution's own layout, with the reorders; nil where that
+    /// layout is NCHW itself.
+    private let input: (memory: Memory, reorder: Primitive)?
+    private let output: (memory: Memory, reorder: Primitive)?
+
+    /// The convolution of `geometry` over a batch of `batch` images into `outChannels`
+    /// channels, with ReLU when `relu`. `pack` gives the packed weights for the descriptor the
+    /// convolution chose (made now, or found among those already made).
+    init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, relu: Bool,
+         pack: (MemoryDescriptor) throws(OneDNNError) -> PackedWeights) throws(OneDNNError) {
+        guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
+        inputShape = Shape(n: batch, c: g.channels, h: g.height, w: g.width)
+        let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
+        let userSource = try MemoryDescriptor(sourceDims, dnnl_nchw), userDestination = try MemoryDescriptor(outputDims, dnnl_nchw)
+        let anySource = try MemoryDescriptor(sourceDims, dnnl_format_tag_any)
+        let anyWeights = try MemoryDescriptor([oc, g.channels, g.kernelH, g.kernelW], dnnl_format_tag_any)
+        let anyDestination = try MemoryDescriptor(outputDims, dnnl_format_tag_any)
+        let biasDescriptor = try MemoryDescriptor([oc], dnnl_x)
+
+        var attributes: dnnl_primitive_attr_t?, postOps: dnnl_post_ops_t?
+        try OneDNN.check(dnnl_primitive_attr_create(&attributes), "convolution attributes")
+        defer { dnnl_primitive_attr_destroy(attributes) }
+        if relu {
+            try OneDNN.check(dnnl_post_ops_create(&postOps), "post-ops")
+            defer { dnnl_post_ops_destroy(postOps) }
+            try OneDNN.check(dnnl_post_ops_append_eltwise(postOps, dnnl_eltwise_relu, 0, 0), "a ReLU post-op")
+            try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "setting post-ops")
+        }
+        var pd: dnnl_primitive_desc_t?
+        let strides = [Int64(g.stride), Int64(g.stride)], padding = [Int64(g.padding), Int64(g.padding)]
+        try OneDNN.check(dnnl_convolution_forward_primitive_desc_create(
+            &pd, engine, dnnl_forward_inference, dnnl_convolution_direct, anySource.handle, anyWeights.handle,
+            biasDescriptor.handle, anyDestination.handle, strides, nil, padding, padding, attributes),
+            "a convolution of \(sourceDims) by \([oc, g.channels, g.kernelH, g.kernelW])")
+        guard let pd else { throw OneDNNError(operation: "a convolution", status: -1) }
+        let source = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))
+        let weightsDescriptor = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))
+        let destination = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))
+        convolution = try Primitive(consuming: pd, "a convolution")
+
+        stream = try Stream(engine: engine)
+        userInput = try Memory(userSource, engine: engine, owned: false)
+        userOutput = try Memory(userDestination, engine: engine, owned: false)
+        input = source.isEqual(to: userSource) ? nil
+            : (try Memory(source, engine: engine, owned: true), try Primitive(reorderFrom: userSource, to: source, engine: engine))
+        output = destination.isEqual(to: userDestination) ? nil
+            : (try Memory(destination, engine: engine, owned: true), try Primitive(reorderFrom: destination, to: userDestination, engine: engine))
+        weights = try pack(weightsDescriptor)
+    }
+
+    /// output = relu?(conv(input) · scale + shift), both NCHW of this plan's shapes.
+    func run(input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
+        try userInput.bind(x)
+        try userOutput.bind(y)
+        let source: Memory
+        if let input {
+            try input.reorder.execute(stream, [(DNNL_ARG_FROM, userInput), (DNNL_ARG_TO, input.memory)])
+            source = input.memory
+        } else {
+            source = userInput
+        }
+        let destination = output?.memory ?? userOutput
+        try convolution.execute(stream, [(DNNL_ARG_SRC, source), (DNNL_ARG_WEIGHTS, weights.weights),
+                                         (DNNL_ARG_BIAS, weights.bias), (DNNL_ARG_DST, destination)])
+        if let output {
+            try output.reorder.execute(stream, [(DNNL_ARG_FROM, output.memory), (DNNL_ARG_TO, userOutput)])
+        }
+    }
+}
+
+/// A convolution's weights with the batch norm's scale folded in, reordered once into the
+/// layout a convolution chose, and its bias with the batch norm's shift folded in.
+final class PackedWeights {
+    let weights: Memory, bias: Memory
+
+    /// w'[o] = w[o]·scale[o] (OC, C, KH, KW) into `layout`; b'[o] = b[o]·scale[o] + shift[o].
+    init(layout: MemoryDescriptor, shape: [Int], weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
+         scale: [Float], shift: [Float]) throws(OneDNNError) {
+        guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
+        let oc = shape[0], perOutput = shape.dropFirst().reduce(1, *)
+        var folded = [Float](repeating: 0, count: oc * perOutput)
+        for o in 0..<oc {
+            for j in 0..<perOutput { folded[o * perOutput + j] = w[o * perOutput + j] * scale[o] }
+        }
+        let plain = try Memory(MemoryDescriptor(shape, dnnl_oihw), engine: engine, owned: false)
+        let packed = try Memory(layout, engine: engine, owned: true)
+        let stream = try Stream(engine: engine)
+        let reorder = try Primitive(reorderFrom: plain.descriptor, to: layout, engine: engine)
+        try folded.withUnsafeBufferPointer { (buffer) throws(OneDNNError) in
+            guard let base = buffer.baseAddress else { return }
+            try plain.bind(base)
+            try reorder.execute(stream, [(DNNL_ARG_FROM, plain), (DNNL_ARG_TO, packed)])
+        }
+        weights = packed
+        bias = try Memory(MemoryDescriptor([oc], dnnl_x), engine: engine, owned: true)
+        guard let out = allocatedFloats(of: bias) else { throw OneDNNError(operation: "the bias buffer", status: -1) }
+        for o in 0..<oc { out[o] = (b?[o] ?? 0) * scale[o] + shift[o] }
+    }
+}
+
+/// The data pointer of a memory oneDNN allocated.
+private func allocatedFloats(of memory: Memory) -> UnsafeMutablePointer<Float>? {
+    var handle: UnsafeMutableRawPointer?
+    guard dnnl_memory_get_data_handle(memory.handle, &handle) == dnnl_success, let handle else { return nil }
+    return handle.assumingMemoryBound(to: Float.self)
+}

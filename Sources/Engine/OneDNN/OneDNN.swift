@@ -1,0 +1,44 @@
+internal import CDNNL
+import Foundation
+
+/// The door to oneDNN: its CPU engine, the size of its thread team, and its status codes as
+/// Swift errors. Only this folder imports CDNNL.
+enum OneDNN {
+    /// oneDNN's CPU engine, created once; nil (with the reason in `unavailable`) when oneDNN
+    /// cannot start, in which case the engine computes every convolution itself.
+    nonisolated(unsafe) static let engine: dnnl_engine_t? = {
+        var engine: dnnl_engine_t?
+        let status = dnnl_engine_create(&engine, dnnl_cpu, 0)
+        return status == dnnl_success ? engine : nil
+    }()
+
+    /// Why oneDNN is not used, or nil when it is.
+    static var unavailable: String? {
+        engine == nil ? "oneDNN's CPU engine could not be created" : nil
+    }
+
+    /// Sizes the OpenMP team oneDNN's next primitive on this thread uses to the engine's worker
+    /// count (`EngineSettings.threads`). OpenMP keeps the setting per calling thread.
+    static func useWorkers() {
+        guard let setThreads = ompSetNumThreads else { return }
+        setThreads(Int32(clamping: Parallel.workers))
+    }
+
+    /// libgomp's omp_set_num_threads, found at run time (libdnnl loads libgomp).
+    private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
+    }()
+
+    /// Throws unless `status` is success, naming what was attempted.
+    static func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(OneDNNError) {
+        guard status == dnnl_success else { throw OneDNNError(operation: what(), status: Int(status.rawValue)) }
+    }
+}
+
+/// A oneDNN call that failed: what was attempted and oneDNN's status code (dnnl_status_t).
+struct OneDNNError: Error, CustomStringConvertible {
+    let operation: String
+    let status: Int
+    var description: String { "oneDNN: \(operation) failed with status \(status)" }
+}

@@ -1,0 +1,164 @@
+internal import CDNNL
+
+/// One convolution layer for training through oneDNN, for one batch shape: the forward pass,
+/// the input gradient (backward data) and the weight and bias gradients (backward weights), each
+/// in the layouts oneDNN's kernels want, with NCHW / OIHW in and out. The weights change every
+/// step, so they are reordered on every forward and backward; at training batch sizes that
+/// costs little beside the products.
+///
+/// input (N, C, H, W), weight (OC, C, KH, KW), bias (OC) → output (N, OC, OH, OW).
+final class TrainingConvolution {
+    let inputShape: Shape
+    private let hasBias: Bool
+    private let stream: Stream
+    private let forward: Primitive, backwardData: Primitive, backwardWeights: Primitive
+    private let userInput: Memory, userOutput: Memory, userWeights: Memory, userBias: Memory?
+    private let userDInput: Memory, userDOutput: Memory, userDWeights: Memory, userDBias: Memory?
+    /// Each argument of each primitive in its own layout, with the reorder into or out of it.
+    private let forwardInput: Staged, forwardWeights: Staged, forwardOutput: Staged
+    private let dataDOutput: Staged, dataWeights: Staged, dataDInput: Staged
+    private let weightsInput: Staged, weightsDOutput: Staged, weightsDWeights: Staged
+    /// The weight and bias gradients of one backward pass, added into the parameters' gradients.
+    private let dWeights: FloatBuffer, dBias: FloatBuffer
+    private let weightCount: Int, biasCount: Int
+
+    init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, bias: Bool) throws(OneDNNError) {
+        guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
+        inputShape = Shape(n: batch, c: g.channels, h: g.height, w: g.width)
+        hasBias = bias
+        let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
+        let weightDims = [oc, g.channels, g.kernelH, g.kernelW]
+        let plainSource = try MemoryDescriptor(sourceDims, dnnl_nchw), plainOutput = try MemoryDescriptor(outputDims, dnnl_nchw)
+        let plainWeights = try MemoryDescriptor(weightDims, dnnl_oihw), plainBias = try MemoryDescriptor([oc], dnnl_x)
+        let anySource = try MemoryDescriptor(sourceDims, dnnl_format_tag_any)
+        let anyOutput = try MemoryDescriptor(outputDims, dnnl_format_tag_any)
+        let anyWeights = try MemoryDescriptor(weightDims, dnnl_format_tag_any)
+        let strides = [Int64(g.stride), Int64(g.stride)], padding = [Int64(g.padding), Int64(g.padding)]
+        let what = "a training convolution of \(sourceDims) by \(weightDims)"
+
+        var forwardPD: dnnl_primitive_desc_t?
+        try OneDNN.check(dnnl_convolution_forward_primitive_desc_create(
+            &forwardPD, engine, dnnl_forward_training, dnnl_convolution_direct, anySource.handle, anyWeights.handle,
+            bias ? plainBias.handle : nil, anyOutput.handle, strides, nil, padding, padding, nil), what)
+        guard let forwardPD else { throw OneDNNError(operation: what, status: -1) }
+        defer { dnnl_primitive_desc_destroy(forwardPD) }
+        var dataPD: dnnl_primitive_desc_t?, weightsPD: dnnl_primitive_desc_t?
+        try OneDNN.check(dnnl_convolution_backward_data_primitive_desc_create(
+            &dataPD, engine, dnnl_convolution_direct, anySource.handle, anyWeights.handle, anyOutput.handle,
+            strides, nil, padding, padding, forwardPD, nil), what + " (input gradient)")
+        try OneDNN.check(dnnl_convolution_backward_weights_primitive_desc_create(
+            &weightsPD, engine, dnnl_convolution_direct, anySource.handle, anyWeights.handle, bias ? plainBias.handle : nil,
+            anyOutput.handle, strides, nil, padding, padding, forwardPD, nil), what + " (weight gradient)")
+        guard let dataPD, let weightsPD else { throw OneDNNError(operation: what, status: -1) }
+        func layout(_ pd: dnnl_primitive_desc_t, _ query: dnnl_query_t) throws(OneDNNError) -> MemoryDescriptor {
+            try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, query, 0))
+        }
+        let fwdSource = try layout(forwardPD, dnnl_query_src_md), fwdWeights = try layout(forwardPD, dnnl_query_weights_md)
+        let fwdOutput = try layout(forwardPD, dnnl_query_dst_md)
+        let bwdDOutput = try layout(dataPD, dnnl_query_diff_dst_md), bwdWeights = try layout(dataPD, dnnl_query_weights_md)
+        let bwdDSource = try layout(dataPD, dnnl_query_diff_src_md)
+        let wSource = try layout(weightsPD, dnnl_query_src_md), wDOutput = try layout(weightsPD, dnnl_query_diff_dst_md)
+        let wDWeights = try layout(weightsPD, dnnl_query_diff_weights_md)
+        backwardData = try Primitive(consuming: dataPD, what + " (input gradient)")
+        backwardWeights = try Primitive(consuming: weightsPD, what + " (weight gradient)")
+        var forwardCopy: dnnl_primitive_desc_t?
+        try OneDNN.check(dnnl_primitive_desc_clone(&forwardCopy, forwardPD), what)
+        guard let forwardCopy else { throw OneDNNError(operation: what, status: -1) }
+        forward = try Primitive(consuming: forwardCopy, what)
+
+        stream = try Stream(engine: engine)
+        userInput = try Memory(plainSource, engine: engine, owned: false)
+        userOutput = try Memory(plainOutput, engine: engine, owned: false)
+        userWeights = try Memory(plainWeights, engine: engine, owned: false)
+        userBias = bias ? try Memory(plainBias, engine: engine, owned: false) : nil
+        userDInput = try Memory(plainSource, engine: engine, owned: false)
+        userDOutput = try Memory(plainOutput, engine: engine, owned: false)
+        userDWeights = try Memory(plainWeights, engine: engine, owned: false)
+        userDBias = bias ? try Memory(plainBias, engine: engine, owned: false) : nil
+        forwardInput = try Staged(user: userInput, layout: fwdSource, into: true, engine: engine)
+        forwardWeights = try Staged(user: userWeights, layout: fwdWeights, into: true, engine: engine)
+        forwardOutput = try Staged(user: userOutput, layout: fwdOutput, into: false, engine: engine)
+        dataDOutput = try Staged(user: userDOutput, layout: bwdDOutput, into: true, engine: engine)
+        dataWeights = try Staged(user: userWeights, layout: bwdWeights, into: true, engine: engine)
+        dataDInput = try Staged(user: userDInput, layout: bwdDSource, into: false, engine: engine)
+        weightsInput = try Staged(user: userInput, layout: wSource, into: true, engine: engine)
+        weightsDOutput = try Staged(user: userDOutput, layout: wDOutput, into: true, engine: engine)
+        weightsDWeights = try Staged(user: userDWeights, layout: wDWeights, into: false, engine: engine)
+        weightCount = weightDims.reduce(1, *); biasCount = bias ? oc : 0
+        dWeights = FloatBuffer(capacity: weightCount); dBias = FloatBuffer(capacity: biasCount)
+    }
+
+    /// y = conv(x, w) + b, NCHW.
+    func forward(input x: UnsafePointer<Float>, weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
+                 output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
+        try userInput.bind(x); try userWeights.bind(w); try userOutput.bind(y)
+        var arguments = [(DNNL_ARG_SRC, try forwardInput.enter(stream)), (DNNL_ARG_WEIGHTS, try forwardWeights.enter(stream)),
+                         (DNNL_ARG_DST, forwardOutput.memory)]
+        if let userBias, let b {
+            try userBias.bind(b)
+            arguments.append((DNNL_ARG_BIAS, userBias))
+        }
+        try forward.execute(stream, arguments)
+        try forwardOutput.leave(stream)
+    }
+
+    /// ∂loss/∂x into `dInput` (when given), and ∂loss/∂w, ∂loss/∂b *added* into `dWeights`,
+    /// `dBias` (when given), from ∂loss/∂y and the forward's x and w. All NCHW / OIHW.
+    func backward(input x: UnsafePointer<Float>, weights w: UnsafePointer<Float>, dOutput dy: UnsafePointer<Float>,
+                  dInput dx: UnsafeMutablePointer<Float>?, dWeights gw: UnsafeMutablePointer<Float>?,
+                  dBias gb: UnsafeMutablePointer<Float>?) throws(OneDNNError) {
+        try userDOutput.bind(dy)
+        if let dx {
+            try userWeights.bind(w); try userDInput.bind(dx)
+            try backwardData.execute(stream, [(DNNL_ARG_DIFF_DST, try dataDOutput.enter(stream)),
+                                              (DNNL_ARG_WEIGHTS, try dataWeights.enter(stream)),
+                                              (DNNL_ARG_DIFF_SRC, dataDInput.memory)])
+            try dataDInput.leave(stream)
+        }
+        guard let gw else { return }
+        try userInput.bind(x)
+        try userDWeights.bind(dWeights.pointer)
+        var arguments = [(DNNL_ARG_SRC, try weightsInput.enter(stream)), (DNNL_ARG_DIFF_DST, try weightsDOutput.enter(stream)),
+                         (DNNL_ARG_DIFF_WEIGHTS, weightsDWeights.memory)]
+        if let userDBias {
+            try userDBias.bind(dBias.pointer)
+            arguments.append((DNNL_ARG_DIFF_BIAS, userDBias))
+        }
+        try backwardWeights.execute(stream, arguments)
+        try weightsDWeights.leave(stream)
+        Vectorized.add(gw, dWeights.pointer, count: weightCount)
+        if let gb, hasBias { Vectorized.add(gb, dBias.pointer, count: biasCount) }
+    }
+}
+
+/// One argument of a primitive: the caller's NCHW/OIHW memory and, when the primitive wants
+/// another layout, a buffer in that layout with the reorder into it (`into`) or out of it.
+private final class Staged {
+    let user: Memory
+    /// The memory the primitive reads or writes: the user's, or the staging buffer.
+    let memory: Memory
+    private let reorder: Primitive?
+    private let into: Bool
+
+    init(user: Memory, layout: MemoryDescriptor, into: Bool, engine: dnnl_engine_t) throws(OneDNNError) {
+        self.user = user; self.into = into
+        if layout.isEqual(to: user.descriptor) {
+            memory = user; reorder = nil
+        } else {
+            memory = try Memory(layout, engine: engine, owned: true)
+            reorder = into ? try Primitive(reorderFrom: user.descriptor, to: layout, engine: engine)
+                : try Primitive(reorderFrom: layout, to: user.descriptor, engine: engine)
+        }
+    }
+
+    /// Reorders the user's data in (for an input argument); returns the memory to pass.
+    func enter(_ stream: Stream) throws(OneDNNError) -> Memory {
+        if let reorder, into { try reorder.execute(stream, [(DNNL_ARG_FROM, user), (DNNL_ARG_TO, memory)]) }
+        return memory
+    }
+
+    /// Reorders the result out to the user's memory (for an output argument).
+    func leave(_ stream: Stream) throws(OneDNNError) {
+        if let reorder, !into { try reorder.execute(stream, [(DNNL_ARG_FROM, memory), (DNNL_ARG_TO, user)]) }
+    }
+}
