@@ -1,6 +1,7 @@
 /// A growable block of Float owned by one layer: its output, its input gradient, or scratch
 /// space. It only grows, so a network that sees the same batch size twice allocates nothing
-/// the second time. Contents are not preserved when it grows.
+/// the second time. Contents are not preserved when it grows. Allocations are 64-byte aligned
+/// (a cache line; what oneDNN's kernels want of the buffers they are handed).
 final class FloatBuffer {
     private(set) var pointer: UnsafeMutablePointer<Float>
     private(set) var capacity: Int
@@ -10,7 +11,12 @@ final class FloatBuffer {
 
     init(capacity: Int = 0) {
         self.capacity = capacity
-        pointer = .allocate(capacity: max(capacity, 1))
+        pointer = Self.allocate(capacity)
+    }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     deinit { pointer.deallocate() }
@@ -19,7 +25,7 @@ final class FloatBuffer {
     func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
         if count > capacity {
             pointer.deallocate()
-            pointer = .allocate(capacity: count)
+            pointer = Self.allocate(count)
             capacity = count
         }
         return pointer

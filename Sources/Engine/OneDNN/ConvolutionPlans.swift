@@ -12,6 +12,7 @@ final class ConvolutionPlans {
     private var plans: [Shape: FusedConvolution] = [:]
     private var trainingPlans: [Shape: TrainingConvolution] = [:]
     private var packed: [PackedWeights] = []
+    private let staging = ConvolutionStaging()
     private var source: Source?
     /// Why oneDNN is not used for this layer, once it refused.
     private(set) var failure: String?
@@ -29,7 +30,8 @@ final class ConvolutionPlans {
         if let plan = plans[shape] { return plan }
         if plans.count >= Self.maxPlans { plans = [:] }
         do {
-            let plan = try FusedConvolution(geometry: geometry, batch: shape.n, outChannels: weight.shape[0], relu: relu) {
+            let plan = try FusedConvolution(geometry: geometry, batch: shape.n, outChannels: weight.shape[0], relu: relu,
+                                          staging: staging) {
                 (layout) throws(OneDNNError) -> PackedWeights in
                 if let found = packed.first(where: { $0.weights.descriptor.isEqual(to: layout) }) { return found }
                 let made = try PackedWeights(layout: layout, shape: weight.shape, weights: weight.storage,

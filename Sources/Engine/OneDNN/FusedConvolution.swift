@@ -4,7 +4,8 @@ internal import CDNNL
 /// with the following batch norm folded into its weights and bias and the ReLU as a post-op,
 /// computed in the layout oneDNN's kernels want, the NCHW input and output reordered to and
 /// from it. The packed weights are made once and can be shared between batch shapes
-/// (`PackedWeights`).
+/// (`PackedWeights`). The buffers in oneDNN's layout belong to the layer (`staging`), shared by
+/// its plans, so a scorer's many batch sizes do not each hold a copy of the activations.
 ///
 /// input (N, C, H, W) NCHW → output (N, OC, OH, OW) NCHW.
 final class FusedConvolution {
@@ -17,12 +18,14 @@ final class FusedConvolution {
     /// layout is NCHW itself.
     private let input: (memory: Memory, reorder: Primitive)?
     private let output: (memory: Memory, reorder: Primitive)?
+    private let staging: ConvolutionStaging
 
     /// The convolution of `geometry` over a batch of `batch` images into `outChannels`
     /// channels, with ReLU when `relu`. `pack` gives the packed weights for the descriptor the
     /// convolution chose (made now, or found among those already made).
-    init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, relu: Bool,
+    init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, relu: Bool, staging: ConvolutionStaging,
          pack: (MemoryDescriptor) throws(OneDNNError) -> PackedWeights) throws(OneDNNError) {
+        self.staging = staging
         guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
         inputShape = Shape(n: batch, c: g.channels, h: g.height, w: g.width)
         let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
@@ -57,9 +60,9 @@ final class FusedConvolution {
         userInput = try Memory(userSource, engine: engine, owned: false)
         userOutput = try Memory(userDestination, engine: engine, owned: false)
         input = source.isEqual(to: userSource) ? nil
-            : (try Memory(source, engine: engine, owned: true), try Primitive(reorderFrom: userSource, to: source, engine: engine))
+            : (try Memory(source, engine: engine, owned: false), try Primitive(reorderFrom: userSource, to: source, engine: engine))
         output = destination.isEqual(to: userDestination) ? nil
-            : (try Memory(destination, engine: engine, owned: true), try Primitive(reorderFrom: destination, to: userDestination, engine: engine))
+            : (try Memory(destination, engine: engine, owned: false), try Primitive(reorderFrom: destination, to: userDestination, engine: engine))
         weights = try pack(weightsDescriptor)
     }
 
@@ -67,6 +70,8 @@ final class FusedConvolution {
     func run(input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
         try userInput.bind(x)
         try userOutput.bind(y)
+        if let input { try input.memory.bind(staging.input.reserve(input.memory.descriptor.floatCount)) }
+        if let output { try output.memory.bind(staging.output.reserve(output.memory.descriptor.floatCount)) }
         let source: Memory
         if let input {
             try input.reorder.execute(stream, [(DNNL_ARG_FROM, userInput), (DNNL_ARG_TO, input.memory)])
@@ -81,6 +86,12 @@ final class FusedConvolution {
             try output.reorder.execute(stream, [(DNNL_ARG_FROM, output.memory), (DNNL_ARG_TO, userOutput)])
         }
     }
+}
+
+/// A layer's two buffers for its input and output in oneDNN's layouts, grown to the largest
+/// batch it has seen.
+final class ConvolutionStaging {
+    let input = FloatBuffer(), output = FloatBuffer()
 }
 
 /// A convolution's weights with the batch norm's scale folded in, reordered once into the

@@ -24,6 +24,9 @@ final class MemoryDescriptor {
     deinit { dnnl_memory_desc_destroy(handle) }
 
     func isEqual(to other: MemoryDescriptor) -> Bool { dnnl_memory_desc_equal(handle, other.handle) != 0 }
+
+    /// Floats a buffer of this layout needs (blocked layouts pad the channels).
+    var floatCount: Int { (dnnl_memory_desc_get_size(handle) + 3) / 4 }
 }
 
 /// A oneDNN memory object: a descriptor and a data pointer, which is either oneDNN's own
