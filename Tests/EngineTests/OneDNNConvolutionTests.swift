@@ -162,4 +162,21 @@ struct OneDNNConvolutionTests {
         #expect(conv.plans.failure == nil)
         withExtendedLifetime(input) {}
     }
+
+    /// Weights that overflow once the batch norm is folded in are not handed to oneDNN (whose
+    /// ReLU turns NaN into 0): the output shows the overflow, as the im2col path's does, and
+    /// finite weights loaded afterwards go through oneDNN again.
+    @Test func overflowingWeightsStayVisible() throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let network = Network(architecture: .smallCNN, labels: 2, seed: 1)
+        let shape = Shape(n: 1, c: 3, h: 32, w: 32)
+        let input = randomValues(shape.count, seed: 2)
+        func logits() -> [Float] { Batch(input, shape).with { network.forward($0, mode: .inference).values } }
+        for p in network.parameters { let v = p.value; for i in 0..<p.count { v[i] = i % 2 == 0 ? 3e37 : -3e37 } }
+        #expect(logits().contains { !$0.isFinite })
+        network.initialize(seed: 3)
+        let fine = logits()
+        #expect(fine.allSatisfy { $0.isFinite })
+        for conv in network.convolutions { #expect(conv.plans.failure == nil) }
+    }
 }

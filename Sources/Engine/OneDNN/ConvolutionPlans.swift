@@ -14,6 +14,9 @@ final class ConvolutionPlans {
     private var packed: [PackedWeights] = []
     private let staging = ConvolutionStaging()
     private var source: Source?
+    /// The current weights fold to values that are not finite: computed by the layer itself
+    /// until they change.
+    private var sourceNotFinite = false
     /// Why oneDNN is not used for this layer, once it refused.
     private(set) var failure: String?
     /// Batch shapes kept at once (a scorer's adaptive batches have up to its batch size).
@@ -25,8 +28,9 @@ final class ConvolutionPlans {
         guard failure == nil else { return nil }
         let current = Source(generation: weight.generation, scale: scale, shift: shift, relu: relu)
         if current != source {
-            plans = [:]; packed = []; source = current
+            plans = [:]; packed = []; source = current; sourceNotFinite = false
         }
+        guard !sourceNotFinite else { return nil }
         if let plan = plans[shape] { return plan }
         if plans.count >= Self.maxPlans { plans = [:] }
         do {
@@ -41,6 +45,9 @@ final class ConvolutionPlans {
             }
             plans[shape] = plan
             return plan
+        } catch where error.isNonFiniteWeights {
+            sourceNotFinite = true
+            return nil
         } catch {
             refuse(error)
             return nil

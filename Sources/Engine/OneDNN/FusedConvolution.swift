@@ -105,9 +105,17 @@ final class PackedWeights {
         guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
         let oc = shape[0], perOutput = shape.dropFirst().reduce(1, *)
         var folded = [Float](repeating: 0, count: oc * perOutput)
+        var finite = true
         for o in 0..<oc {
-            for j in 0..<perOutput { folded[o * perOutput + j] = w[o * perOutput + j] * scale[o] }
+            for j in 0..<perOutput {
+                folded[o * perOutput + j] = w[o * perOutput + j] * scale[o]
+                finite = finite && folded[o * perOutput + j].isFinite
+            }
         }
+        let foldedBias = (0..<oc).map { (b?[$0] ?? 0) * scale[$0] + shift[$0] }
+        // oneDNN's ReLU turns NaN into 0, where the im2col path (and PyTorch) keep it: a model
+        // whose weights overflow must show it (ModelCheck refuses such a version by its output).
+        guard finite, foldedBias.allSatisfy(\.isFinite) else { throw OneDNNError.nonFiniteWeights }
         let plain = try Memory(MemoryDescriptor(shape, dnnl_oihw), engine: engine, owned: false)
         let packed = try Memory(layout, engine: engine, owned: true)
         let stream = try Stream(engine: engine)
@@ -120,7 +128,7 @@ final class PackedWeights {
         weights = packed
         bias = try Memory(MemoryDescriptor([oc], dnnl_x), engine: engine, owned: true)
         guard let out = allocatedFloats(of: bias) else { throw OneDNNError(operation: "the bias buffer", status: -1) }
-        for o in 0..<oc { out[o] = (b?[o] ?? 0) * scale[o] + shift[o] }
+        for o in 0..<oc { out[o] = foldedBias[o] }
     }
 }
 

@@ -41,4 +41,9 @@ struct OneDNNError: Error, CustomStringConvertible {
     let operation: String
     let status: Int
     var description: String { "oneDNN: \(operation) failed with status \(status)" }
+
+    /// Weights that are not finite once the batch norm is folded in (not oneDNN's failure: the
+    /// layer computes such a convolution itself, so NaN and infinity propagate).
+    static let nonFiniteWeights = OneDNNError(operation: "packing weights that are not finite", status: 0)
+    var isNonFiniteWeights: Bool { status == 0 }
 }
