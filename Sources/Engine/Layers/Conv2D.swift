@@ -20,10 +20,10 @@ public final class Conv2D: Layer {
     private var trained: TrainingConvolution?
     private let output = FloatBuffer(), dInput = FloatBuffer()
     private let columns = FloatBuffer(), product = FloatBuffer()
-    /// oneDNN's plans for inference, per batch shape.
+    /// oneDNN's plans for inference and training, per batch shape.
     let plans = ConvolutionPlans()
-    /// Inference through oneDNN for this layer (when `EngineSettings.oneDNN` is on too); tests
-    /// turn it off to compare with the im2col path.
+    /// Convolutions through oneDNN for this layer (when `EngineSettings.oneDNN` is on too);
+    /// tests turn it off to compare with the im2col path.
     var usesOneDNN = true
 
     /// Output planes smaller than this are computed for the whole batch in one product.
@@ -158,6 +158,7 @@ public final class Conv2D: Layer {
         let g = geometry(x.shape)
         let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
         precondition(dy.shape == outputShape(for: x.shape) && dy.isContiguous)
+        // (A frozen weight with a trainable bias, which no architecture builds, takes the im2col path.)
         if let plan = trained, weight.isTrainable || bias?.isTrainable != true {
             let dx = inputGradient ? dInput.view(x.shape) : .none
             do {
@@ -167,8 +168,8 @@ public final class Conv2D: Layer {
                                   dBias: bias?.isTrainable == true ? bias?.gradient : nil)
                 return dx
             } catch {
-                // Nothing was added to the gradients unless the weight gradient ran, which is last;
-                // the im2col path below computes everything again.
+                // The gradients are added only once every primitive has run, so nothing was added;
+                // the im2col path below computes everything.
                 plans.refuse(error)
             }
         }
