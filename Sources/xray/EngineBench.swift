@@ -52,9 +52,8 @@ struct EngineBench: AsyncParsableCommand {
         if json { return }
         print("""
             training GFLOP/s counts 3x the forward FLOPs (forward, input and weight gradients).
-            peers on this machine (ENVIRONMENT.md): ONNX Runtime inference batch 1: small 4-block CNN 176, \
-            ResNet-18 66-74, DenseNet-121 29 img/s; Keras/TensorFlow training batch 16: small CNN 18 img/s \
-            (57 at 128), ResNet-50 4.0, DenseNet-121 3.6 img/s; OpenBLAS sgemm 245 GFLOP/s at 1024^3 (2 threads).
+            convolutions: \(EngineSettings.oneDNN ? "oneDNN" : "im2col + OpenBLAS"). \
+            Ops/bench-engine runs this beside PyTorch and ONNX Runtime on the same machine.
             """)
     }
 
