@@ -53,7 +53,9 @@ struct OneDNNConvolutionTests {
         let shape = Shape(n: 2, c: 3, h: 64, w: 64)
         let x = Batch(randomValues(shape.count, seed: 8), shape)
         let fast = x.with { network.forward($0, mode: .inference).values }
-        for conv in network.convolutions { #expect(conv.plans.failure == nil, "\(conv.weight.name): \(conv.plans.failure ?? "")") }
+        for conv in network.convolutions {
+            #expect(conv.plans.failure == nil && conv.plans.planCount.inference == 1, "\(conv.weight.name): \(conv.plans.failure ?? "not run")")
+        }
         for conv in network.convolutions { conv.usesOneDNN = false }
         let reference = x.with { network.forward($0, mode: .inference).values }
         // DenseNet's untrained logits run to ~10⁴ (torchvision's initialisation, no trained
@@ -62,19 +64,28 @@ struct OneDNNConvolutionTests {
         #expect(Set(fast).count > 1)
     }
 
+    /// A small CNN and one 32² image to score with it.
+    struct Probe {
+        let network: Network
+        let input = randomValues(3 * 32 * 32, seed: 2)
+        init(labels: Int) { network = Network(architecture: .smallCNN, labels: labels, seed: 1) }
+        func logits() -> [Float] {
+            Batch(input, Shape(n: 1, c: 3, h: 32, w: 32)).with { network.forward($0, mode: .inference).values }
+        }
+    }
+
     /// New weights, new running statistics: the next inference uses them, not the packed copy.
     @Test func packedWeightsFollowChanges() throws {
         try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
-        let network = Network(architecture: .smallCNN, labels: 3, seed: 1)
-        let shape = Shape(n: 1, c: 3, h: 32, w: 32)
-        let input = randomValues(shape.count, seed: 2)
-        func logits() -> [Float] { Batch(input, shape).with { network.forward($0, mode: .inference).values } }
+        let probe = Probe(labels: 3), network = probe.network
+        func logits() -> [Float] { probe.logits() }
         func reference() -> [Float] {
             for conv in network.convolutions { conv.usesOneDNN = false }
             defer { for conv in network.convolutions { conv.usesOneDNN = true } }
             return logits()
         }
         let before = logits()
+        for conv in network.convolutions { #expect(conv.plans.planCount.inference == 1, "\(conv.weight.name) did not go through oneDNN") }
         expectClose(before, reference(), absolute: 1e-4, "fresh weights")
         // Weights written through Parameter.value (as loading a version does).
         network.initialize(seed: 9)
@@ -125,7 +136,9 @@ struct OneDNNConvolutionTests {
             return (logits, network.parameters.map(gradient))
         }
         let reference = step(oneDNN: false), fast = step(oneDNN: true)
-        for conv in network.convolutions { #expect(conv.plans.failure == nil, "\(conv.weight.name): \(conv.plans.failure ?? "")") }
+        for conv in network.convolutions {
+            #expect(conv.plans.failure == nil && conv.plans.planCount.training == 1, "\(conv.weight.name): \(conv.plans.failure ?? "not run")")
+        }
         expectClose(fast.logits, reference.logits, absolute: 1e-4, "\(architecture.rawValue) training logits")
         for (p, (a, b)) in zip(network.parameters, zip(fast.gradients, reference.gradients)) {
             expectClose(a, b, absolute: 1e-4, relative: 1e-3, "\(architecture.rawValue) ∂\(p.name)")
@@ -169,15 +182,13 @@ struct OneDNNConvolutionTests {
     /// finite weights loaded afterwards go through oneDNN again.
     @Test func overflowingWeightsStayVisible() throws {
         try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
-        let network = Network(architecture: .smallCNN, labels: 2, seed: 1)
-        let shape = Shape(n: 1, c: 3, h: 32, w: 32)
-        let input = randomValues(shape.count, seed: 2)
-        func logits() -> [Float] { Batch(input, shape).with { network.forward($0, mode: .inference).values } }
+        let probe = Probe(labels: 2), network = probe.network
         for p in network.parameters { let v = p.value; for i in 0..<p.count { v[i] = i % 2 == 0 ? 3e37 : -3e37 } }
-        #expect(logits().contains { !$0.isFinite })
+        #expect(probe.logits().contains { !$0.isFinite })
+        for conv in network.convolutions { #expect(conv.plans.planCount.inference == 0, "\(conv.weight.name) went through oneDNN") }
         network.initialize(seed: 3)
-        let fine = logits()
+        let fine = probe.logits()
         #expect(fine.allSatisfy { $0.isFinite })
-        for conv in network.convolutions { #expect(conv.plans.failure == nil) }
+        for conv in network.convolutions { #expect(conv.plans.failure == nil && conv.plans.planCount.inference == 1) }
     }
 }

@@ -19,6 +19,8 @@ final class ConvolutionPlans {
     private var sourceNotFinite = false
     /// Why oneDNN is not used for this layer, once it refused.
     private(set) var failure: String?
+    /// Inference and training plans held now (the batch shapes oneDNN is running).
+    var planCount: (inference: Int, training: Int) { (plans.count, trainingPlans.count) }
     /// Batch shapes kept at once (a scorer's adaptive batches have up to its batch size).
     static let maxPlans = 16
 

@@ -9,25 +9,19 @@ internal import CDNNL
 ///
 /// input (N, C, H, W) NCHW → output (N, OC, OH, OW) NCHW.
 final class FusedConvolution {
-    let inputShape: Shape
     let weights: PackedWeights
     private let stream: Stream
     private let convolution: Primitive
     private let userInput: Memory, userOutput: Memory
-    /// The input and output in the convolution's own layout, with the reorders; nil where that
-    /// layout is NCHW itself.
-    private let input: (memory: Memory, reorder: Primitive)?
-    private let output: (memory: Memory, reorder: Primitive)?
-    private let staging: ConvolutionStaging
+    /// The input and output in the convolution's own layout, in the layer's staging buffers.
+    private let input: StagedArgument, output: StagedArgument
 
     /// The convolution of `geometry` over a batch of `batch` images into `outChannels`
     /// channels, with ReLU when `relu`. `pack` gives the packed weights for the descriptor the
     /// convolution chose (made now, or found among those already made).
     init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, relu: Bool, staging: ConvolutionStaging,
          pack: (MemoryDescriptor) throws(OneDNNError) -> PackedWeights) throws(OneDNNError) {
-        self.staging = staging
-        guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
-        inputShape = Shape(n: batch, c: g.channels, h: g.height, w: g.width)
+        let engine = try OneDNN.requireEngine()
         let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
         let userSource = try MemoryDescriptor(sourceDims, dnnl_nchw), userDestination = try MemoryDescriptor(outputDims, dnnl_nchw)
         let anySource = try MemoryDescriptor(sourceDims, dnnl_format_tag_any)
@@ -59,10 +53,8 @@ final class FusedConvolution {
         stream = try Stream(engine: engine)
         userInput = try Memory(userSource, engine: engine, owned: false)
         userOutput = try Memory(userDestination, engine: engine, owned: false)
-        input = source.isEqual(to: userSource) ? nil
-            : (try Memory(source, engine: engine, owned: false), try Primitive(reorderFrom: userSource, to: source, engine: engine))
-        output = destination.isEqual(to: userDestination) ? nil
-            : (try Memory(destination, engine: engine, owned: false), try Primitive(reorderFrom: destination, to: userDestination, engine: engine))
+        input = try StagedArgument(user: userInput, layout: source, into: true, engine: engine, storage: staging.input)
+        output = try StagedArgument(user: userOutput, layout: destination, into: false, engine: engine, storage: staging.output)
         weights = try pack(weightsDescriptor)
     }
 
@@ -70,21 +62,9 @@ final class FusedConvolution {
     func run(input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
         try userInput.bind(x)
         try userOutput.bind(y)
-        if let input { try input.memory.bind(staging.input.reserve(input.memory.descriptor.floatCount)) }
-        if let output { try output.memory.bind(staging.output.reserve(output.memory.descriptor.floatCount)) }
-        let source: Memory
-        if let input {
-            try input.reorder.execute(stream, [(DNNL_ARG_FROM, userInput), (DNNL_ARG_TO, input.memory)])
-            source = input.memory
-        } else {
-            source = userInput
-        }
-        let destination = output?.memory ?? userOutput
-        try convolution.execute(stream, [(DNNL_ARG_SRC, source), (DNNL_ARG_WEIGHTS, weights.weights),
-                                         (DNNL_ARG_BIAS, weights.bias), (DNNL_ARG_DST, destination)])
-        if let output {
-            try output.reorder.execute(stream, [(DNNL_ARG_FROM, output.memory), (DNNL_ARG_TO, userOutput)])
-        }
+        try convolution.execute(stream, [(DNNL_ARG_SRC, try input.enter(stream)), (DNNL_ARG_WEIGHTS, weights.weights),
+                                         (DNNL_ARG_BIAS, weights.bias), (DNNL_ARG_DST, try output.enter(stream))])
+        try output.leave(stream)
     }
 }
 
@@ -102,7 +82,7 @@ final class PackedWeights {
     /// w'[o] = w[o]·scale[o] (OC, C, KH, KW) into `layout`; b'[o] = b[o]·scale[o] + shift[o].
     init(layout: MemoryDescriptor, shape: [Int], weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
          scale: [Float], shift: [Float]) throws(OneDNNError) {
-        guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
+        let engine = try OneDNN.requireEngine()
         let oc = shape[0], perOutput = shape.dropFirst().reduce(1, *)
         var folded = [Float](repeating: 0, count: oc * perOutput)
         var finite = true

@@ -12,6 +12,12 @@ enum OneDNN {
         return status == dnnl_success ? engine : nil
     }()
 
+    /// The CPU engine, or the error a plan reports when there is none.
+    static func requireEngine() throws(OneDNNError) -> dnnl_engine_t {
+        guard let engine else { throw OneDNNError(operation: "creating the CPU engine", status: -1) }
+        return engine
+    }
+
     /// Why oneDNN is not used, or nil when it is.
     static var unavailable: String? {
         engine == nil ? "oneDNN's CPU engine could not be created" : nil

@@ -8,23 +8,21 @@ internal import CDNNL
 ///
 /// input (N, C, H, W), weight (OC, C, KH, KW), bias (OC) → output (N, OC, OH, OW).
 final class TrainingConvolution {
-    let inputShape: Shape
     private let hasBias: Bool
     private let stream: Stream
     private let forward: Primitive, backwardData: Primitive, backwardWeights: Primitive
     private let userInput: Memory, userOutput: Memory, userWeights: Memory, userBias: Memory?
     private let userDInput: Memory, userDOutput: Memory, userDWeights: Memory, userDBias: Memory?
     /// Each argument of each primitive in its own layout, with the reorder into or out of it.
-    private let forwardInput: Staged, forwardWeights: Staged, forwardOutput: Staged
-    private let dataDOutput: Staged, dataWeights: Staged, dataDInput: Staged
-    private let weightsInput: Staged, weightsDOutput: Staged, weightsDWeights: Staged
+    private let forwardInput: StagedArgument, forwardWeights: StagedArgument, forwardOutput: StagedArgument
+    private let dataDOutput: StagedArgument, dataWeights: StagedArgument, dataDInput: StagedArgument
+    private let weightsInput: StagedArgument, weightsDOutput: StagedArgument, weightsDWeights: StagedArgument
     /// The weight and bias gradients of one backward pass, added into the parameters' gradients.
     private let dWeights: FloatBuffer, dBias: FloatBuffer
     private let weightCount: Int, biasCount: Int
 
     init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, bias: Bool) throws(OneDNNError) {
-        guard let engine = OneDNN.engine else { throw OneDNNError(operation: "the CPU engine", status: -1) }
-        inputShape = Shape(n: batch, c: g.channels, h: g.height, w: g.width)
+        let engine = try OneDNN.requireEngine()
         hasBias = bias
         let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
         let weightDims = [oc, g.channels, g.kernelH, g.kernelW]
@@ -75,15 +73,15 @@ final class TrainingConvolution {
         userDOutput = try Memory(plainOutput, engine: engine, owned: false)
         userDWeights = try Memory(plainWeights, engine: engine, owned: false)
         userDBias = bias ? try Memory(plainBias, engine: engine, owned: false) : nil
-        forwardInput = try Staged(user: userInput, layout: fwdSource, into: true, engine: engine)
-        forwardWeights = try Staged(user: userWeights, layout: fwdWeights, into: true, engine: engine)
-        forwardOutput = try Staged(user: userOutput, layout: fwdOutput, into: false, engine: engine)
-        dataDOutput = try Staged(user: userDOutput, layout: bwdDOutput, into: true, engine: engine)
-        dataWeights = try Staged(user: userWeights, layout: bwdWeights, into: true, engine: engine)
-        dataDInput = try Staged(user: userDInput, layout: bwdDSource, into: false, engine: engine)
-        weightsInput = try Staged(user: userInput, layout: wSource, into: true, engine: engine)
-        weightsDOutput = try Staged(user: userDOutput, layout: wDOutput, into: true, engine: engine)
-        weightsDWeights = try Staged(user: userDWeights, layout: wDWeights, into: false, engine: engine)
+        forwardInput = try StagedArgument(user: userInput, layout: fwdSource, into: true, engine: engine)
+        forwardWeights = try StagedArgument(user: userWeights, layout: fwdWeights, into: true, engine: engine)
+        forwardOutput = try StagedArgument(user: userOutput, layout: fwdOutput, into: false, engine: engine)
+        dataDOutput = try StagedArgument(user: userDOutput, layout: bwdDOutput, into: true, engine: engine)
+        dataWeights = try StagedArgument(user: userWeights, layout: bwdWeights, into: true, engine: engine)
+        dataDInput = try StagedArgument(user: userDInput, layout: bwdDSource, into: false, engine: engine)
+        weightsInput = try StagedArgument(user: userInput, layout: wSource, into: true, engine: engine)
+        weightsDOutput = try StagedArgument(user: userDOutput, layout: wDOutput, into: true, engine: engine)
+        weightsDWeights = try StagedArgument(user: userDWeights, layout: wDWeights, into: false, engine: engine)
         weightCount = weightDims.reduce(1, *); biasCount = bias ? oc : 0
         dWeights = FloatBuffer(capacity: weightCount); dBias = FloatBuffer(capacity: biasCount)
     }
@@ -93,7 +91,7 @@ final class TrainingConvolution {
                  output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
         try userInput.bind(x); try userWeights.bind(w); try userOutput.bind(y)
         var arguments = [(DNNL_ARG_SRC, try forwardInput.enter(stream)), (DNNL_ARG_WEIGHTS, try forwardWeights.enter(stream)),
-                         (DNNL_ARG_DST, forwardOutput.memory)]
+                         (DNNL_ARG_DST, try forwardOutput.enter(stream))]
         if let userBias, let b {
             try userBias.bind(b)
             arguments.append((DNNL_ARG_BIAS, userBias))
@@ -112,14 +110,14 @@ final class TrainingConvolution {
             try userWeights.bind(w); try userDInput.bind(dx)
             try backwardData.execute(stream, [(DNNL_ARG_DIFF_DST, try dataDOutput.enter(stream)),
                                               (DNNL_ARG_WEIGHTS, try dataWeights.enter(stream)),
-                                              (DNNL_ARG_DIFF_SRC, dataDInput.memory)])
+                                              (DNNL_ARG_DIFF_SRC, try dataDInput.enter(stream))])
             try dataDInput.leave(stream)
         }
         guard let gw else { return }
         try userInput.bind(x)
         try userDWeights.bind(dWeights.pointer)
         var arguments = [(DNNL_ARG_SRC, try weightsInput.enter(stream)), (DNNL_ARG_DIFF_DST, try weightsDOutput.enter(stream)),
-                         (DNNL_ARG_DIFF_WEIGHTS, weightsDWeights.memory)]
+                         (DNNL_ARG_DIFF_WEIGHTS, try weightsDWeights.enter(stream))]
         if let userDBias {
             try userDBias.bind(dBias.pointer)
             arguments.append((DNNL_ARG_DIFF_BIAS, userDBias))
@@ -128,37 +126,5 @@ final class TrainingConvolution {
         try weightsDWeights.leave(stream)
         Vectorized.add(gw, dWeights.pointer, count: weightCount)
         if let gb, hasBias { Vectorized.add(gb, dBias.pointer, count: biasCount) }
-    }
-}
-
-/// One argument of a primitive: the caller's NCHW/OIHW memory and, when the primitive wants
-/// another layout, a buffer in that layout with the reorder into it (`into`) or out of it.
-private final class Staged {
-    let user: Memory
-    /// The memory the primitive reads or writes: the user's, or the staging buffer.
-    let memory: Memory
-    private let reorder: Primitive?
-    private let into: Bool
-
-    init(user: Memory, layout: MemoryDescriptor, into: Bool, engine: dnnl_engine_t) throws(OneDNNError) {
-        self.user = user; self.into = into
-        if layout.isEqual(to: user.descriptor) {
-            memory = user; reorder = nil
-        } else {
-            memory = try Memory(layout, engine: engine, owned: true)
-            reorder = into ? try Primitive(reorderFrom: user.descriptor, to: layout, engine: engine)
-                : try Primitive(reorderFrom: layout, to: user.descriptor, engine: engine)
-        }
-    }
-
-    /// Reorders the user's data in (for an input argument); returns the memory to pass.
-    func enter(_ stream: Stream) throws(OneDNNError) -> Memory {
-        if let reorder, into { try reorder.execute(stream, [(DNNL_ARG_FROM, user), (DNNL_ARG_TO, memory)]) }
-        return memory
-    }
-
-    /// Reorders the result out to the user's memory (for an output argument).
-    func leave(_ stream: Stream) throws(OneDNNError) {
-        if let reorder, !into { try reorder.execute(stream, [(DNNL_ARG_FROM, memory), (DNNL_ARG_TO, user)]) }
     }
 }
