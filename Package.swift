@@ -43,6 +43,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // libdeflate: the PNG fast path's inflate and CRC-32 (libdeflate-dev).
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
         // oneDNN 3.2 (the engine's convolutions): from a pinned PyPI wheel into .deps/ (Ops/setup).
         .systemLibrary(name: "CDNNL"),
         // DCMTK (parse, edit, write, render, the C-STORE service; libdcmtk-dev) and GDCM
@@ -66,7 +68,7 @@ let package = Package(
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: strict),
         // PNG/JPEG decode, resize, crop, normalise. No Kafka.
-        .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG"], swiftSettings: strict),
+        .target(name: "Imaging", dependencies: ["CPNG", "CDeflate", "CTurboJPEG", "CheckedArithmetic"], swiftSettings: strict),
         // DICOM: objects, rendering to grey, de-identification with keyed pseudonyms, what a
         // chest-X-ray gateway accepts, the C-STORE and STOW-RS services. No Kafka.
         .target(name: "Dicom",

@@ -6,8 +6,8 @@ public struct RadiographDecoder: Sendable {
     let images: ImageDecoder
     let dicom: DicomDecoder
 
-    public init(limits: DecodeLimits = DecodeLimits()) {
-        images = ImageDecoder(limits: limits)
+    public init(limits: DecodeLimits = DecodeLimits(), pngReader: PNGReader = .fast) {
+        images = ImageDecoder(limits: limits, pngReader: pngReader)
         dicom = DicomDecoder(limits: limits)
     }
 

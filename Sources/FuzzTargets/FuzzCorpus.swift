@@ -60,10 +60,12 @@ public enum FuzzCorpus {
         func file(_ url: URL) throws -> [UInt8] { [UInt8](try Data(contentsOf: url)) }
         var seeds: [(String, String, [UInt8])] = []
 
-        // Encoded X-rays: the generated PNG fixtures (every colour type and depth), a real
-        // NIH PNG at 64 px and a Kermany JPEG.
+        // Encoded X-rays: the generated PNG fixtures (every colour type and depth, every row
+        // filter on each kind the fast path takes), a real NIH PNG at 64 px and a Kermany JPEG.
         let fixtures = repository.appendingPathComponent("Tests/ImagingTests/Fixtures")
-        for name in ["gray16.png", "gray_alpha8.png", "palette8.png", "rgb8.png", "rgba16.png", "rgba8.png", "bomb.png"] {
+        for name in ["gray16.png", "gray_alpha8.png", "palette8.png", "rgb8.png", "rgba16.png", "rgba8.png", "bomb.png",
+                     "filters_gray8.png", "filters_gray_alpha8.png", "filters_rgb8.png", "filters_rgba8.png",
+                     "filters_gray16.png", "filters_rgb16.png", "filters_bad_type.png"] {
             seeds.append(("image", name, try file(fixtures.appendingPathComponent(name))))
         }
         let nih64 = try file(datasets.appendingPathComponent("nih_cxr14_64px_kcr2019/NIH1000/train/0_normal/00000002_000.png"))

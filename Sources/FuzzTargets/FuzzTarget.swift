@@ -23,10 +23,14 @@ public struct FuzzTarget: Sendable {
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }
 
     public static let all: [FuzzTarget] = [
-        FuzzTarget(name: "image", summary: "encoded X-rays (PNG through libpng, JPEG through libjpeg-turbo), then preprocessing",
+        FuzzTarget(name: "image", summary: "encoded X-rays (PNG through the fast path and through libpng, which must agree; JPEG through libjpeg-turbo), then preprocessing",
                    headerNames: []) { bytes in
-            let decoder = ImageDecoder(limits: DecodeLimits(maxEncodedBytes: 1 << 22, maxPixels: 1 << 22, maxSide: 256))
-            guard let (image, _) = try? decoder.decode(bytes) else { return }
+            let limits = DecodeLimits(maxEncodedBytes: 1 << 22, maxPixels: 1 << 22, maxSide: 256)
+            let decoded = try? ImageDecoder(limits: limits, pngReader: .fast).decode(bytes)
+            let viaLibpng = try? ImageDecoder(limits: limits, pngReader: .libpng).decode(bytes)
+            expect(decoded?.image == viaLibpng?.image && decoded?.source == viaLibpng?.source,
+                   "the fast PNG path and libpng disagree")
+            guard let (image, _) = decoded else { return }
             expect(image.pixels.count == image.width * image.height && max(image.width, image.height) <= 256, "decoded image size")
             _ = try? Preprocessor(resize: 36, crop: 32, mean: [0.5], std: [0.25]).tensor(from: image)
         },

@@ -18,12 +18,23 @@ public struct DecodeLimits: Sendable, Equatable {
     }
 }
 
+/// How PNG files are read: `.fast` (the default) inflates and unfilters the common kinds itself
+/// (libdeflate) and hands every other file to libpng; `.libpng` reads every file with libpng.
+/// Both give the same pixels; `.libpng` is there to compare against (`xray bench decode --png`).
+public enum PNGReader: String, Sendable, CaseIterable {
+    case fast, libpng
+}
+
 /// Turns an encoded chest X-ray (PNG or JPEG) into an 8-bit gray image at a bounded working
 /// resolution. Thread-safe; holds no state but its limits.
 public struct ImageDecoder: Sendable {
     public var limits: DecodeLimits
+    public var pngReader: PNGReader
 
-    public init(limits: DecodeLimits = DecodeLimits()) { self.limits = limits }
+    public init(limits: DecodeLimits = DecodeLimits(), pngReader: PNGReader = .fast) {
+        self.limits = limits
+        self.pngReader = pngReader
+    }
 
     /// Decodes `bytes`, detecting the format from its signature. Throws `ImagingError` for
     /// empty, unknown, oversized, corrupt or truncated input, and for proportions no
@@ -35,7 +46,7 @@ public struct ImageDecoder: Sendable {
         }
         let decoded: (GrayImage, SourceImageInfo)
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
-            decoded = try PNGDecoder.decode(bytes, maxPixels: limits.maxPixels)
+            decoded = try PNGDecoder.decode(bytes, maxPixels: limits.maxPixels, reader: pngReader)
         } else if bytes.starts(with: [0xFF, 0xD8]) {
             decoded = try JPEGDecoder.decode(bytes, maxPixels: limits.maxPixels)
         } else {

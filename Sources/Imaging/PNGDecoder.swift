@@ -4,8 +4,12 @@ internal import CPNG
 /// RGBA and palette images, read in the file's own bit depth (asking for another would make
 /// libpng convert gamma) and then reduced to 8-bit gray here: RGB by ITU-R 601 luma with
 /// Pillow's integer weights, 16-bit by rounding v/257, alpha dropped (as Pillow's "L").
+///
+/// With `.fast`, the files `FastPNGDecoder` takes (most radiographs) are decoded there, to the
+/// same pixels; libpng decodes the rest and says what is wrong with a corrupt file.
 enum PNGDecoder {
-    static func decode(_ bytes: [UInt8], maxPixels: Int) throws -> (GrayImage, SourceImageInfo) {
+    static func decode(_ bytes: [UInt8], maxPixels: Int, reader: PNGReader = .fast) throws -> (GrayImage, SourceImageInfo) {
+        if reader == .fast, let decoded = FastPNGDecoder.decode(bytes, maxPixels: maxPixels) { return decoded }
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         defer { png_image_free(&image) }
@@ -43,8 +47,8 @@ enum PNGDecoder {
         }
     }
 
-    /// Reduces interleaved samples to one 8-bit gray value per pixel.
-    private static func toGray(_ raw: [UInt8], pixels: Int, channels: Int, sixteenBit: Bool,
+    /// Reduces interleaved samples (16-bit ones in native order) to one 8-bit gray value per pixel.
+    static func toGray(_ raw: [UInt8], pixels: Int, channels: Int, sixteenBit: Bool,
                                bgr: Bool, alphaFirst: Bool) -> [UInt8] {
         if channels == 1 && !sixteenBit { return raw }
         var out = [UInt8](repeating: 0, count: pixels)

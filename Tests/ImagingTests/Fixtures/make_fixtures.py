@@ -4,7 +4,7 @@ pixels computed here, independently of the Swift decoder: RGB by ITU-R 601 luma 
 integer weights ((R*19595 + G*38470 + B*7471 + 0x8000) >> 16), 16-bit by round(v / 257),
 alpha dropped. Pure Python (zlib + struct), so it needs no image library. Run from anywhere;
 the files are committed, so tests do not need Python."""
-import json, os, struct, zlib
+import json, os, random, struct, zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -61,6 +61,62 @@ bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100
 with open(os.path.join(HERE, "bomb.png"), "wb") as f:
     f.write(bomb)
 
+# Every row filter (PNG spec section 9), on each kind of file the fast PNG path takes: rows use
+# Paeth, Average, Up, Sub, None, and again (the first row has no row above). The image data is
+# split over several IDAT chunks, with tIME and tEXt chunks around them.
+def filter_rows(rows, bpp):
+    out, prior = [], bytes(len(rows[0]))
+    for y, row in enumerate(rows):
+        kind = [4, 3, 2, 1, 0][y % 5]
+        enc = bytearray()
+        for i, x in enumerate(row):
+            a = row[i - bpp] if i >= bpp else 0
+            b = prior[i]
+            c = prior[i - bpp] if i >= bpp else 0
+            if kind == 0: pred = 0
+            elif kind == 1: pred = a
+            elif kind == 2: pred = b
+            elif kind == 3: pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+            enc.append((x - pred) % 256)
+        out.append(bytes([kind]) + bytes(enc))
+        prior = row
+    return b"".join(out)
+
+def filtered_png(width, height, bit_depth, colour_type, rows, bpp):
+    data = zlib.compress(filter_rows(rows, bpp), 9)
+    parts = [data[i:i + 97] for i in range(0, len(data), 97)]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))
+            + chunk(b"tIME", struct.pack(">HBBBBB", 2026, 12, 2, 12, 0, 0)) + b"".join(chunk(b"IDAT", p) for p in parts)
+            + chunk(b"tEXt", b"Comment\x00every filter") + chunk(b"IEND", b""))
+
+rng = random.Random(7)
+FW, FH = 13, 10
+def filtered_fixture(name, bit_depth, colour_type, samples, gray_of):
+    pixels = [[tuple(rng.randrange(1 << bit_depth) for _ in range(samples)) for _ in range(FW)] for _ in range(FH)]
+    fmt = ">" + ("H" if bit_depth == 16 else "B") * samples
+    rows = [b"".join(struct.pack(fmt, *p) for p in row) for row in pixels]
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(filtered_png(FW, FH, bit_depth, colour_type, rows, samples * bit_depth // 8))
+    expected[name] = {"width": FW, "height": FH, "gray": [gray_of(p) for row in pixels for p in row]}
+
+filtered_fixture("filters_gray8.png", 8, 0, 1, lambda p: p[0])
+filtered_fixture("filters_gray_alpha8.png", 8, 4, 2, lambda p: p[0])
+filtered_fixture("filters_rgb8.png", 8, 2, 3, lambda p: luma(*p))
+filtered_fixture("filters_rgba8.png", 8, 6, 4, lambda p: luma(*p[:3]))
+filtered_fixture("filters_gray16.png", 16, 0, 1, lambda p: to8(p[0]))
+filtered_fixture("filters_rgb16.png", 16, 2, 3, lambda p: to8(luma(*p)))
+
+# A filter type PNG does not define (5) on the third row: a corrupt file.
+bad = bytearray(filter_rows([bytes(range(y, y + FW)) for y in range(FH)], 1))
+bad[2 * (FW + 1)] = 5
+with open(os.path.join(HERE, "filters_bad_type.png"), "wb") as f:
+    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", FW, FH, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(bytes(bad))) + chunk(b"IEND", b""))
+
 with open(os.path.join(HERE, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)
-print("wrote", len(expected) + 1, "fixtures to", HERE)
+print("wrote", len(expected) + 2, "fixtures to", HERE)
