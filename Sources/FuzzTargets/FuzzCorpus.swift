@@ -65,7 +65,8 @@ public enum FuzzCorpus {
         let fixtures = repository.appendingPathComponent("Tests/ImagingTests/Fixtures")
         for name in ["gray16.png", "gray_alpha8.png", "palette8.png", "rgb8.png", "rgba16.png", "rgba8.png", "bomb.png",
                      "filters_gray8.png", "filters_gray_alpha8.png", "filters_rgb8.png", "filters_rgba8.png",
-                     "filters_gray16.png", "filters_rgb16.png", "filters_bad_type.png"] {
+                     "filters_gray16.png", "filters_rgb16.png", "filters_bad_type.png", "gamma_srgb_gray8.png",
+                     "gamma_linear_gray8.png"] {
             seeds.append(("image", name, try file(fixtures.appendingPathComponent(name))))
         }
         let nih64 = try file(datasets.appendingPathComponent("nih_cxr14_64px_kcr2019/NIH1000/train/0_normal/00000002_000.png"))

@@ -5,7 +5,8 @@ internal import CDeflate
 ///
 /// `parse` accepts only files whose pixels need no colour handling: 8-bit gray, gray + alpha,
 /// RGB or RGBA, or 16-bit gray or RGB; not interlaced; with no chunk that changes pixel values
-/// in libpng's simplified reader (gAMA, sRGB, iCCP, cHRM, sBIT, tRNS, PLTE, ...). The critical
+/// in libpng's simplified reader (iCCP, cHRM, sBIT, tRNS, PLTE, a gAMA other than sRGB's, ...:
+/// in 8-bit files an sRGB chunk, or gAMA 45455, is what the reader's sRGB output assumes anyway). The critical
 /// chunks' CRCs must be right. For anything else it returns nil and libpng decides, so a file
 /// either decodes here exactly as libpng decodes it or goes to libpng.
 struct PNGChunks {
@@ -62,6 +63,13 @@ struct PNGChunks {
                 for chunk in dataChunks { stream.append(contentsOf: bytes[chunk]) }
                 result.imageData = stream
                 return result
+            case "sRGB":
+                // The simplified reader's 8-bit output is sRGB: an 8-bit sRGB file needs no
+                // conversion (its 16-bit output is linear, so a 16-bit one would).
+                guard header?.bitDepth == 8, data.count == 1 else { return nil }
+            case "gAMA":
+                // Nor does sRGB's own gamma (1/2.2, stored as 45455); any other would.
+                guard header?.bitDepth == 8, data.count == 4, readUInt32(bytes, at: data.lowerBound) == 45455 else { return nil }
             default:
                 guard header != nil, ignorable.contains(type) else { return nil }
             }

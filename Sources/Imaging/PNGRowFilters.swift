@@ -37,7 +37,8 @@ enum PNGRowFilters {
     // Each filter: raw (n), prior (n) → out (n); the first bpp bytes have no left neighbour.
     // Sub, Average and Paeth depend on the byte just written; for gray 8-bit (bpp 1, every
     // radiograph) that byte is carried in a register, not reloaded from `out`, which would wait
-    // on the store each time and made these loops three times slower.
+    // on the store each time and made these loops three times slower. For 2 to 4 bytes per
+    // pixel (gray + alpha, RGB, RGBA) the pixel is carried as one vector of bpp lanes.
 
     private static func sub(_ raw: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>, _ n: Int, _ bpp: Int) {
         if bpp == 1 {
@@ -45,6 +46,14 @@ enum PNGRowFilters {
             for i in 0..<n {
                 a = raw[i] &+ a
                 out[i] = a
+            }
+            return
+        }
+        if bpp <= 4 {
+            var a = Pixel(repeating: 0)
+            for i in stride(from: 0, to: n, by: bpp) {
+                a = (pixel(raw + i, bpp) &+ a) & 0xFF
+                store(a, out + i, bpp)
             }
             return
         }
@@ -67,6 +76,14 @@ enum PNGRowFilters {
             }
             return
         }
+        if bpp <= 4 {
+            var a = Pixel(repeating: 0)
+            for i in stride(from: 0, to: n, by: bpp) {
+                a = (pixel(raw + i, bpp) &+ ((a &+ pixel(prior + i, bpp)) &>> 1)) & 0xFF
+                store(a, out + i, bpp)
+            }
+            return
+        }
         for i in 0..<bpp { out[i] = raw[i] &+ prior[i] >> 1 }
         for i in bpp..<n {
             out[i] = raw[i] &+ UInt8(truncatingIfNeeded: (UInt16(out[i &- bpp]) &+ UInt16(prior[i])) >> 1)
@@ -81,6 +98,19 @@ enum PNGRowFilters {
                 let b = Int32(prior[i])
                 a = (Int32(raw[i]) &+ predictor(a, b, c)) & 0xFF
                 out[i] = UInt8(truncatingIfNeeded: a)
+                c = b
+            }
+            return
+        }
+        if bpp <= 4 {
+            var a = Pixel(repeating: 0), c = Pixel(repeating: 0)
+            for i in stride(from: 0, to: n, by: bpp) {
+                let b = pixel(prior + i, bpp)
+                let pa = magnitude(b &- c), pb = magnitude(a &- c), pc = magnitude(a &+ b &- c &- c)
+                let bOrC = c.replacing(with: b, where: pb .<= pc)
+                let predictor = bOrC.replacing(with: a, where: (pa .<= pb) .& (pa .<= pc))
+                a = (pixel(raw + i, bpp) &+ predictor) & 0xFF
+                store(a, out + i, bpp)
                 c = b
             }
             return
@@ -105,4 +135,27 @@ enum PNGRowFilters {
         let bOrC = pb <= pc ? b : c
         return pa <= min(pb, pc) ? a : bOrC
     }
+
+    /// One pixel's bytes (2 to 4 lanes used, the rest 0), wide enough for a + b - 2c.
+    private typealias Pixel = SIMD4<Int16>
+
+    @inline(__always)
+    private static func pixel(_ p: UnsafePointer<UInt8>, _ bpp: Int) -> Pixel {
+        if bpp == 4 { return Pixel(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD4<UInt8>.self)) }
+        var v = Pixel(repeating: 0)
+        for j in 0..<bpp { v[j] = Int16(p[j]) }
+        return v
+    }
+
+    @inline(__always)
+    private static func store(_ v: Pixel, _ p: UnsafeMutablePointer<UInt8>, _ bpp: Int) {
+        if bpp == 4 {
+            UnsafeMutableRawPointer(p).storeBytes(of: SIMD4<UInt8>(truncatingIfNeeded: v), as: SIMD4<UInt8>.self)
+            return
+        }
+        for j in 0..<bpp { p[j] = UInt8(truncatingIfNeeded: v[j]) }
+    }
+
+    @inline(__always)
+    private static func magnitude(_ v: Pixel) -> Pixel { v.replacing(with: 0 &- v, where: v .< 0) }
 }

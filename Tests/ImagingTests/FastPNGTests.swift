@@ -22,24 +22,25 @@ struct FastPNGTests {
         #expect(libpngSource == source)
     }
 
-    @Test("files it does not take go to libpng: palette, 16-bit with alpha, a gAMA chunk")
+    @Test("files it does not take go to libpng: palette, 16-bit with alpha, a gamma other than sRGB's")
     func declines() throws {
-        for name in ["palette8.png", "rgba16.png"] {
+        for name in ["palette8.png", "rgba16.png", "gamma_linear_gray8.png"] {
             #expect(FastPNGDecoder.decode(try fixture(name), maxPixels: 1 << 20) == nil, "\(name)")
             _ = try ImageDecoder().decode(try fixture(name))  // and still decode
         }
-        // The real NIH RGBA files carry gAMA and sRGB chunks.
-        let folder = SharedData.root.appendingPathComponent("nih_cxr14_fullres_starter_subset/images")
-        let withGamma = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted().compactMap { name -> [UInt8]? in
-            guard let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path),
-                  data.count > 40, data[25] == 6 else { return nil }  // IHDR colour type 6
-            return [UInt8](data)
-        }.prefix(2)
-        #expect(!withGamma.isEmpty)
-        for bytes in withGamma {
-            #expect(FastPNGDecoder.decode(bytes, maxPixels: 1 << 22) == nil)
-            #expect(try ImageDecoder(pngReader: .fast).decode(bytes).image == ImageDecoder(pngReader: .libpng).decode(bytes).image)
-        }
+        // libpng converts gamma 1.0 to sRGB: the pixels are not the file's samples.
+        let linear = try ImageDecoder().decode(try fixture("gamma_linear_gray8.png")).image
+        let srgb = try ImageDecoder().decode(try fixture("gamma_srgb_gray8.png")).image
+        #expect(linear.pixels != srgb.pixels)
+    }
+
+    @Test("an 8-bit file marked sRGB (sRGB chunk, gAMA 45455) is taken: the samples are the pixels")
+    func srgbTaken() throws {
+        let expected = try #require(try JSONDecoder().decode([String: ExpectedGray].self, from: Data(try fixture("expected.json")))["gamma_srgb_gray8.png"])
+        let bytes = try fixture("gamma_srgb_gray8.png")
+        let fast = try #require(FastPNGDecoder.decode(bytes, maxPixels: 1 << 20))
+        #expect(fast.0.pixels == expected.gray)
+        #expect(try PNGDecoder.decode(bytes, maxPixels: 1 << 20, reader: .libpng).0 == fast.0)
     }
 
     @Test("real NIH PNGs (1024², 512², 64²) decode on the fast path to libpng's pixels")
@@ -52,7 +53,6 @@ struct FastPNGTests {
                 .filter { $0.hasSuffix(".png") }.sorted().prefix(8)
             for file in files {
                 let bytes = try SharedData.bytes("\(folder)/\(file)")
-                guard bytes.count > 25, bytes[25] != 6 || bytes[24] != 8 else { continue }  // RGBA ones carry gAMA
                 let fast = try #require(FastPNGDecoder.decode(bytes, maxPixels: 1 << 22), "declined \(folder)/\(file)")
                 let libpng = try PNGDecoder.decode(bytes, maxPixels: 1 << 22, reader: .libpng)
                 #expect(fast.0 == libpng.0, "\(folder)/\(file)")
@@ -60,7 +60,20 @@ struct FastPNGTests {
                 compared += 1
             }
         }
-        #expect(compared >= 20)
+        // The full-resolution subset's few RGBA files (sRGB, gAMA 45455, pHYs chunks).
+        let full = SharedData.root.appendingPathComponent("nih_cxr14_fullres_starter_subset/images")
+        let rgba = try FileManager.default.contentsOfDirectory(atPath: full.path).sorted().compactMap { name -> [UInt8]? in
+            guard let data = FileManager.default.contents(atPath: full.appendingPathComponent(name).path),
+                  data.count > 40, data[25] == 6 else { return nil }  // IHDR colour type 6
+            return [UInt8](data)
+        }.prefix(2)
+        #expect(rgba.count == 2)
+        for bytes in rgba {
+            let fast = try #require(FastPNGDecoder.decode(bytes, maxPixels: 1 << 22))
+            #expect(fast.0 == (try PNGDecoder.decode(bytes, maxPixels: 1 << 22, reader: .libpng)).0)
+            compared += 1
+        }
+        #expect(compared >= 22)
     }
 
     @Test("a broken file is never decoded differently: cut, a flipped byte, a bad filter type, a wrong CRC")

@@ -110,6 +110,18 @@ filtered_fixture("filters_rgba8.png", 8, 6, 4, lambda p: luma(*p[:3]))
 filtered_fixture("filters_gray16.png", 16, 0, 1, lambda p: to8(p[0]))
 filtered_fixture("filters_rgb16.png", 16, 2, 3, lambda p: to8(luma(*p)))
 
+# Gamma chunks: gAMA 45455 with sRGB (what the reader's 8-bit output assumes: no conversion) and
+# gAMA 1.0 (linear: libpng converts it to sRGB, so the fast path must leave it to libpng).
+def with_chunks(name, extra):
+    rows = [bytes((x * 19 + y * 7) % 256 for x in range(FW)) for y in range(FH)]
+    with open(os.path.join(HERE, name), "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", FW, FH, 8, 0, 0, 0, 0)) + extra
+                + chunk(b"IDAT", zlib.compress(filter_rows(rows, 1))) + chunk(b"IEND", b""))
+    return [v for row in rows for v in row]
+expected["gamma_srgb_gray8.png"] = {"width": FW, "height": FH,
+    "gray": with_chunks("gamma_srgb_gray8.png", chunk(b"sRGB", b"\x00") + chunk(b"gAMA", struct.pack(">I", 45455)))}
+with_chunks("gamma_linear_gray8.png", chunk(b"gAMA", struct.pack(">I", 100000)))
+
 # A filter type PNG does not define (5) on the third row: a corrupt file.
 bad = bytearray(filter_rows([bytes(range(y, y + FW)) for y in range(FH)], 1))
 bad[2 * (FW + 1)] = 5
@@ -119,4 +131,4 @@ with open(os.path.join(HERE, "filters_bad_type.png"), "wb") as f:
 
 with open(os.path.join(HERE, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1, sort_keys=True)
-print("wrote", len(expected) + 2, "fixtures to", HERE)
+print("wrote", len(expected) + 3, "fixtures to", HERE)
