@@ -1,9 +1,10 @@
 internal import CDeflate
 import CheckedArithmetic
 
-/// Decodes the PNGs that radiographs come as (8-bit gray, not interlaced, no colour chunks)
-/// about twice as fast as libpng: the image data is inflated in one call to libdeflate, whose
-/// decompressor is faster than zlib's streaming one, and the row filters are reversed here.
+/// Decodes the PNGs that radiographs come as (8-bit gray, not interlaced; see `PNGChunks` for
+/// exactly which) in about half libpng's time (NIH 1024² PNGs, one core: 7.0 against 12.7 ms):
+/// the image data is inflated in one call to libdeflate, whose decompressor is faster than
+/// zlib's streaming one, and the row filters are reversed here.
 ///
 /// It gives the same pixels as `PNGDecoder` (libpng) or nothing: a file outside what
 /// `PNGChunks` accepts, or one whose data does not inflate to exactly the rows the header

@@ -5,10 +5,10 @@ internal import CDeflate
 ///
 /// `parse` accepts only files whose pixels need no colour handling: 8-bit gray, gray + alpha,
 /// RGB or RGBA, or 16-bit gray or RGB; not interlaced; with no chunk that changes pixel values
-/// in libpng's simplified reader (iCCP, cHRM, sBIT, tRNS, PLTE, a gAMA other than sRGB's, ...:
-/// in 8-bit files an sRGB chunk, or gAMA 45455, is what the reader's sRGB output assumes anyway). The critical
-/// chunks' CRCs must be right. For anything else it returns nil and libpng decides, so a file
-/// either decodes here exactly as libpng decodes it or goes to libpng.
+/// in libpng's simplified reader (iCCP, cHRM, sBIT, tRNS, PLTE, a gAMA other than sRGB's, ...;
+/// in an 8-bit file an sRGB chunk or gAMA 45455 is what the reader's sRGB output assumes
+/// anyway). The critical chunks' CRCs must be right. For anything else it returns nil and
+/// libpng decides, so a file either decodes here exactly as libpng decodes it or goes to libpng.
 struct PNGChunks {
     var width: Int
     var height: Int
