@@ -107,7 +107,8 @@ struct OneDNNConvolutionTests {
     }
 
     /// A training step through oneDNN computes the im2col path's logits and gradients (every
-    /// parameter), and backward adds into the gradients rather than overwriting them. (Not
+    /// parameter, to 2% of its norm), and backward adds into the gradients rather than
+    /// overwriting them. (Not
     /// DenseNet-121 here: through 120 training-mode batch norms float32 rounding grows to ~1e-1 in
     /// the first layers' gradients, in either path and in PyTorch's float32 alike (checked against
     /// PyTorch in float64); its dense block's forward and backward are checked against PyTorch in
@@ -140,8 +141,19 @@ struct OneDNNConvolutionTests {
             #expect(conv.plans.failure == nil && conv.plans.planCount.training == 1, "\(conv.weight.name): \(conv.plans.failure ?? "not run")")
         }
         expectClose(fast.logits, reference.logits, absolute: 1e-4, "\(architecture.rawValue) training logits")
+        // Every gradient within 2% of the im2col path's (relative L2 norm of the difference).
+        // Not element by element: where the two paths' float32 rounding puts a pre-ReLU value on
+        // the other side of 0, or makes another element of a 2x2 window the maximum, that
+        // position's whole gradient moves, and the weights below it change in every element of
+        // its output channel. On an AVX2 machine that puts thousands of elements outside
+        // 1e-4 + 1e-3·|ref| while the norms differ by at most 0.93% (the AVX-512 machine's
+        // kernels round closer to OpenBLAS, and element-wise passed there). A gradient missing,
+        // overwritten or doubled is 100% off; the two-backwards check below is element-wise.
         for (p, (a, b)) in zip(network.parameters, zip(fast.gradients, reference.gradients)) {
-            expectClose(a, b, absolute: 1e-4, relative: 1e-3, "\(architecture.rawValue) ∂\(p.name)")
+            let difference = zip(a, b).reduce(0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+            let size = b.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+            #expect(size > 0 && difference <= 0.02 * size,
+                    "\(architecture.rawValue) ∂\(p.name): the paths differ by \(difference / size) of the gradient's norm")
         }
         #expect(fast.gradients.contains { $0.contains { $0 != 0 } })
         let twice = step(oneDNN: true, times: 2)
@@ -152,7 +164,7 @@ struct OneDNNConvolutionTests {
 
     /// Training convolutions of DenseNet's and ResNet's widths (where oneDNN picks other
     /// kernels than for a few channels) against direct loops: output, ∂input, ∂weight.
-    @Test(arguments: [(96, 128, 1, 1, 0), (128, 32, 3, 1, 1), (256, 128, 1, 1, 0), (896, 128, 1, 1, 0), (864, 128, 1, 1, 0), (64, 128, 1, 2, 0), (64, 64, 3, 1, 1)], [8, 4])
+    @Test(arguments: [(96, 128, 1, 1, 0), (128, 32, 3, 1, 1), (256, 128, 1, 1, 0), (896, 128, 1, 1, 0), (864, 128, 1, 1, 0), (64, 128, 1, 2, 0), (64, 64, 3, 1, 1), (128, 256, 3, 1, 1), (3, 32, 3, 1, 1)], [8, 4])
     func wideTrainingConvolutions(shape: (Int, Int, Int, Int, Int), side: Int) throws {
         try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
         let (c, oc, k, stride, padding) = shape

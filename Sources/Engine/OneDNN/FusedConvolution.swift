@@ -29,20 +29,19 @@ final class FusedConvolution {
         let anyDestination = try MemoryDescriptor(outputDims, dnnl_format_tag_any)
         let biasDescriptor = try MemoryDescriptor([oc], dnnl_x)
 
-        var attributes: dnnl_primitive_attr_t?, postOps: dnnl_post_ops_t?
-        try OneDNN.check(dnnl_primitive_attr_create(&attributes), "convolution attributes")
-        defer { dnnl_primitive_attr_destroy(attributes) }
+        let attributes = try PrimitiveAttributes()
         if relu {
+            var postOps: dnnl_post_ops_t?
             try OneDNN.check(dnnl_post_ops_create(&postOps), "post-ops")
             defer { dnnl_post_ops_destroy(postOps) }
             try OneDNN.check(dnnl_post_ops_append_eltwise(postOps, dnnl_eltwise_relu, 0, 0), "a ReLU post-op")
-            try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes, postOps), "setting post-ops")
+            try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes.handle, postOps), "setting post-ops")
         }
         var pd: dnnl_primitive_desc_t?
         let strides = [Int64(g.stride), Int64(g.stride)], padding = [Int64(g.padding), Int64(g.padding)]
         try OneDNN.check(dnnl_convolution_forward_primitive_desc_create(
             &pd, engine, dnnl_forward_inference, dnnl_convolution_direct, anySource.handle, anyWeights.handle,
-            biasDescriptor.handle, anyDestination.handle, strides, nil, padding, padding, attributes),
+            biasDescriptor.handle, anyDestination.handle, strides, nil, padding, padding, attributes.handle),
             "a convolution of \(sourceDims) by \([oc, g.channels, g.kernelH, g.kernelW])")
         guard let pd else { throw OneDNNError(operation: "a convolution", status: -1) }
         let source = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))

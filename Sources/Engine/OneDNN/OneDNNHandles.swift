@@ -53,13 +53,42 @@ final class Memory {
     }
 }
 
-/// A created oneDNN primitive (a convolution, a reorder), destroyed with this object.
+/// Primitive attributes, destroyed with this object. Every primitive here is made with
+/// `scratchpad_mode_user`: by default oneDNN's scratchpad (the temporary buffer some kernels
+/// need, for example the AVX2 weight-gradient kernels' per-thread partial sums) is one buffer
+/// shared by every primitive in the process, and a primitive may then only run on the thread
+/// that made it. The engine's layers run on whichever thread their network is on, and several
+/// networks run at once (a test process, a trainer beside its model checks); with the shared
+/// buffer their results corrupted each other (weight gradients off by up to 4x on an AVX2
+/// machine). Each `Primitive` now owns its scratchpad.
+final class PrimitiveAttributes {
+    let handle: dnnl_primitive_attr_t
+
+    init() throws(OneDNNError) {
+        var attributes: dnnl_primitive_attr_t?
+        try OneDNN.check(dnnl_primitive_attr_create(&attributes), "primitive attributes")
+        guard let attributes else { throw OneDNNError(operation: "primitive attributes", status: -1) }
+        handle = attributes
+        try OneDNN.check(dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "a scratchpad mode")
+    }
+
+    deinit { dnnl_primitive_attr_destroy(handle) }
+}
+
+/// A created oneDNN primitive (a convolution, a reorder) with its own scratchpad, destroyed
+/// with this object.
 final class Primitive {
     let handle: dnnl_primitive_t
+    /// The primitive's temporary buffer, when its kernel needs one (see `PrimitiveAttributes`).
+    private let scratchpad: Memory?
 
-    /// Creates the primitive from `descriptor`, and destroys the descriptor.
+    /// Creates the primitive from `descriptor` (made with `PrimitiveAttributes`), and destroys
+    /// the descriptor.
     init(consuming descriptor: dnnl_primitive_desc_t, _ what: String) throws(OneDNNError) {
         defer { dnnl_primitive_desc_destroy(descriptor) }
+        let engine = try OneDNN.requireEngine()
+        let scratch = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(descriptor, dnnl_query_scratchpad_md, 0))
+        scratchpad = scratch.floatCount > 0 ? try Memory(scratch, engine: engine, owned: true) : nil
         var primitive: dnnl_primitive_t?
         try OneDNN.check(dnnl_primitive_create(&primitive, descriptor), what)
         guard let primitive else { throw OneDNNError(operation: what, status: -1) }
@@ -70,8 +99,9 @@ final class Primitive {
     convenience init(reorderFrom source: MemoryDescriptor, to destination: MemoryDescriptor,
                      engine: dnnl_engine_t) throws(OneDNNError) {
         var pd: dnnl_primitive_desc_t?
-        try OneDNN.check(dnnl_reorder_primitive_desc_create(&pd, source.handle, engine, destination.handle, engine, nil),
-                         "a reorder")
+        let attributes = try PrimitiveAttributes()
+        try OneDNN.check(dnnl_reorder_primitive_desc_create(&pd, source.handle, engine, destination.handle, engine,
+                                                            attributes.handle), "a reorder")
         guard let pd else { throw OneDNNError(operation: "a reorder", status: -1) }
         try self.init(consuming: pd, "a reorder")
     }
@@ -80,7 +110,8 @@ final class Primitive {
 
     /// Runs the primitive on `stream` with `arguments` (DNNL_ARG_* → memory) and waits for it.
     func execute(_ stream: Stream, _ arguments: [(Int32, Memory)]) throws(OneDNNError) {
-        let args = arguments.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        var args = arguments.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        if let scratchpad { args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: scratchpad.handle)) }
         OneDNN.useWorkers()
         try OneDNN.check(dnnl_primitive_execute(handle, stream.handle, Int32(args.count), args), "executing a primitive")
         try OneDNN.check(dnnl_stream_wait(stream.handle), "waiting for a primitive")
