@@ -36,9 +36,11 @@ enum PNGRowFilters {
 
     // Each filter: raw (n), prior (n) → out (n); the first bpp bytes have no left neighbour.
     // Sub, Average and Paeth depend on the byte just written; for gray 8-bit (bpp 1, every
-    // radiograph) that byte is carried in a register, not reloaded from `out`, which would wait
-    // on the store each time and made these loops three times slower. For 2 to 4 bytes per
-    // pixel (gray + alpha, RGB, RGBA) the pixel is carried as one vector of bpp lanes.
+    // radiograph) that byte is carried in a register, not reloaded from `out`, which waits on
+    // the store each time (in perf, that reload was the loops' hottest instruction; with it gone,
+    // and the buffers no longer zeroed first, decoding an NIH PNG went from 9.5–9.75 to 7.1–7.2
+    // ms). For 2 to 4 bytes per pixel (gray + alpha, RGB, RGBA) the pixel is carried as one
+    // vector of bpp lanes.
 
     private static func sub(_ raw: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>, _ n: Int, _ bpp: Int) {
         if bpp == 1 {
