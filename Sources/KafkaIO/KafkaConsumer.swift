@@ -129,14 +129,20 @@ public final class KafkaConsumer: Sendable {
     /// for "to its end"), outside any group, handing each to `body`, and closes the consumer.
     /// Returns the offset after the last record read (`first` if none). A range to the end
     /// (`last` = `.max`) stops where the partition ends (nothing more for `quiet` once past
-    /// the high watermark); a bounded one waits for its last offset up to 30 s. Throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when `first` is
-    /// below the partition's start (retention removed it) or past its end (never written).
+    /// the high watermark); a bounded one waits for its last offset up to `wait`.
+    /// Throws `KafkaError` code `OFFSET_OUT_OF_RANGE` when `first` is below the partition's
+    /// start (retention removed it) or past its end (never written), and a retriable
+    /// `_TIMED_OUT` when a bounded range's records did not all come within the wait while the
+    /// partition had more to serve (a broker too slow, not records that are gone).
     ///
     /// The fetches decide where the partition ends, not a ListOffsets answer: Tansu's S3
     /// engine was seen to report a high watermark one short of the records it serves.
+    /// How long `readRange` waits for the rest of a bounded range.
+    public static let boundedRangeWait: Duration = .seconds(30)
+
     @discardableResult
     public static func readRange(_ partition: TopicPartition, first: Int64, last: Int64, configuration: ConsumerConfiguration,
-                                 logger: Logger, quiet: Duration = .milliseconds(300),
+                                 logger: Logger, quiet: Duration = .milliseconds(300), wait: Duration = boundedRangeWait,
                                  _ body: (KafkaRecord) throws -> Void) async throws -> Int64 {
         let consumer = try KafkaConsumer(configuration: configuration, subscription: .partitions([partition: first]), logger: logger)
         do {
@@ -149,7 +155,7 @@ public final class KafkaConsumer: Sendable {
                 throw KafkaError.local("OFFSET_OUT_OF_RANGE", "\(partition) ends at offset \(high), before \(first) (never written)")
             }
             var next = first
-            let giveUp = ContinuousClock.now + .seconds(30)
+            let giveUp = ContinuousClock.now + wait
             while next <= last {
                 try Task.checkCancellation()
                 guard let record = await consumer.next(timeout: quiet) else {
@@ -157,9 +163,16 @@ public final class KafkaConsumer: Sendable {
                     // position is there or it has passed the high watermark asked at the
                     // start. A bounded range names records that were written: they are
                     // waited for (a slow broker serves a large record alone, later), up to
-                    // 30 s (compaction may have removed its last offsets).
+                    // `wait`. Its last offsets may be gone (compaction), which
+                    // the fetches show as the partition's end reached; if they do not, the
+                    // broker was too slow, and trying again may get the records.
                     let atEnd = consumer.lag[partition] == 0 || next >= high
-                    if (last == .max && atEnd) || ContinuousClock.now >= giveUp { break }
+                    if last == .max && atEnd { break }
+                    if ContinuousClock.now >= giveUp {
+                        if last == .max || consumer.lag[partition] == 0 { break }
+                        throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "\(partition): of offsets \(first)...\(last), the broker served "
+                                         + "those before \(next) within \(wait), with more records to serve")
+                    }
                     continue
                 }
                 guard record.offset <= last else { break }

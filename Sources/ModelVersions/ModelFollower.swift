@@ -137,6 +137,9 @@ public final class ModelFollower: Service, Sendable {
             // The next offset expected per heads partition: a record before it was handled
             // already (by the check below), one after it means the check missed nothing.
             var expected = started.resume
+            // Heads partitions whose next head is to be read again at the next check (the
+            // broker did not serve its version in time); their live records wait until then.
+            var retrying: Set<TopicPartition> = []
             var lastCheck = ContinuousClock.now
             while !Task.isCancelled {
                 var batch: [KafkaRecord] = []
@@ -148,16 +151,23 @@ public final class ModelFollower: Service, Sendable {
                 // fetching (seen under heavy load) would otherwise leave a new version unseen.
                 if ContinuousClock.now - lastCheck >= Self.headsCheckInterval {
                     lastCheck = .now
-                    batch += (try? await self.missed(index, expected: expected)) ?? []
+                    if let records = try? await self.missed(index, expected: expected) {
+                        batch += records
+                        retrying.removeAll()
+                    }
                 }
                 for record in batch.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
                     let tp = TopicPartition(record.topic, record.partition)
-                    guard record.offset >= expected[tp] ?? 0 else { continue }
+                    guard !retrying.contains(tp), record.offset >= expected[tp] ?? 0 else { continue }
                     expected[tp] = record.offset + 1
                     do {
                         try await self.follow(record, index, &assembler, &pending)
                     } catch is CancellationError {
                         return
+                    } catch let error as KafkaError where error.isRetriable {
+                        self.logger.warning("could not read the version the head at \(record.topic)[\(record.partition)]@\(record.offset) names yet (\(error)); reading it again in \(Self.headsCheckInterval)")
+                        expected[tp] = record.offset
+                        retrying.insert(tp)
                     } catch {
                         self.logger.error("could not read the version the head at \(record.topic)[\(record.partition)]@\(record.offset) names: \(error)")
                     }
@@ -264,8 +274,15 @@ public final class ModelFollower: Service, Sendable {
                 pending[oldest] = nil
             }
             guard let heads = pending[head.version], heads.count == shards else { return }
-            pending[head.version] = nil
-            _ = try await load(heads.keys.sorted().compactMap { heads[$0] }, index, &assembler)
+            do {
+                _ = try await load(heads.keys.sorted().compactMap { heads[$0] }, index, &assembler)
+                pending[head.version] = nil
+            } catch let error as KafkaError where error.isRetriable {
+                throw error  // the heads stay pending: this one comes again
+            } catch {
+                pending[head.version] = nil
+                throw error
+            }
         default:
             return
         }
@@ -332,13 +349,6 @@ public final class ModelFollower: Service, Sendable {
 
     /// True once start-up has read the versions to start with.
     public var hasCaughtUp: Bool { caughtUp.withLock { $0 } }
-
-    /// Waits until start-up has read the versions to start with, whether or not one is in
-    /// force (a stage that can work without a model, like the preprocessor, then starts with
-    /// the newest one's settings rather than its defaults).
-    public func startedUp() async throws {
-        while !hasCaughtUp { try await Task.sleep(for: .milliseconds(100)) }
-    }
 
     /// Waits until start-up has read the versions to start with and a version serves.
     public func ready() async throws {

@@ -8,10 +8,11 @@ struct PreprocessorCommand: AsyncParsableCommand {
         commandName: "preprocessor",
         abstract: "Resize, centre-crop and normalise xray.decoded images into xray.tensors.",
         discussion: """
-            The preprocessing options apply until a model version is in force on xray.models \
-            (the preprocessor reads the serving version's head before its first image); from then on the preprocessor follows the preprocessing in the serving version's \
-            manifest, so tensors fit the model the scorers serve. --no-follow-models keeps the \
-            options for good.
+            Follows the preprocessing in the manifest of the serving model version on \
+            xray.models, so tensors fit the model the scorers serve: like the scorer, it waits \
+            for a first version in force before reading any image (a tensor made before the \
+            model's preprocessing is known could fit no scorer). The options apply only with \
+            --no-follow-models.
             """)
 
     @OptionGroup var kafka: KafkaOptions
@@ -26,7 +27,7 @@ struct PreprocessorCommand: AsyncParsableCommand {
     @Option(help: "Per-channel standard deviations, comma-separated.")
     var std: String = PreprocessSpec.imagenet224.std.map { "\($0)" }.joined(separator: ",")
 
-    @Flag(inversion: .prefixedNo, help: "Take the preprocessing from the model version in force on xray.models.")
+    @Flag(inversion: .prefixedNo, help: "Take the preprocessing from the model version in force on xray.models (waiting for one); without, the options above.")
     var followModels = true
 
     func run() async throws {
@@ -42,6 +43,6 @@ struct PreprocessorCommand: AsyncParsableCommand {
                                                logger: kafka.logger("xray.preprocessor.models")) { manifest in
             try preprocessor.use(manifest)
         }
-        try await stage.run(preprocessor, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.startedUp() })
+        try await stage.run(preprocessor, kafka: kafka, companions: [follower], beforeConsuming: { try await follower.ready() })
     }
 }

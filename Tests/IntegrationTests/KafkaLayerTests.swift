@@ -94,4 +94,41 @@ struct KafkaLayerTests {
         }
         await producer.close(timeout: .seconds(1))
     }
+
+    @Test("a bounded range the broker does not serve in time fails retriably; one whose last offsets were never written ends where the partition does")
+    func boundedRangeReads() async throws {
+        let topics = try await TestBroker.freshTopics("range")
+        let partition = TopicPartition(topics.models, 0)  // one partition: offsets 0, 1, 2 in order
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        for value in [[UInt8](repeating: 1, count: 10), [UInt8](repeating: 2, count: 200_000), [UInt8](repeating: 3, count: 10)] {
+            try await producer.send(OutgoingRecord(topic: partition.topic, key: "k", value: value))
+        }
+        await producer.close()
+        let whole = ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "unused")
+        var offsets: [Int64] = []
+        let end = try await KafkaConsumer.readRange(partition, first: 0, last: 2, configuration: whole, logger: TestBroker.logger,
+                                                    wait: .seconds(30)) { offsets.append($0.offset) }
+        #expect(offsets == [0, 1, 2] && end == 3)
+
+        // Offsets 3...9 were never written: the fetches reach the end, so the range ends there
+        // after the wait (as when compaction removed them), without an error.
+        offsets = []
+        let short = try await KafkaConsumer.readRange(partition, first: 0, last: 9, configuration: whole, logger: TestBroker.logger,
+                                                      wait: .seconds(3)) { offsets.append($0.offset) }
+        #expect(offsets == [0, 1, 2] && short == 3)
+
+        // A client that cannot take the 200 kB record (its responses fail, so the fetches
+        // never reach the end) sees a broker that does not serve the range: retriable.
+        var quiet = TestBroker.logger
+        quiet.logLevel = .critical  // librdkafka reports every oversized response
+        let small = ConsumerConfiguration(kafka: KafkaConfiguration(brokers: TestBroker.brokers ?? "", clientID: "xray-test", properties: [
+            "receive.message.max.bytes": "66000", "fetch.max.bytes": "65000", "message.max.bytes": "65000", "fetch.message.max.bytes": "65000",
+        ]), groupID: "unused")
+        await #expect {
+            try await KafkaConsumer.readRange(partition, first: 1, last: 2, configuration: small, logger: quiet, wait: .seconds(3)) { _ in }
+        } throws: { error in
+            guard let error = error as? KafkaError else { return false }
+            return error.isRetriable && error.name == "_TIMED_OUT" && error.message.contains("served those before 1")
+        }
+    }
 }

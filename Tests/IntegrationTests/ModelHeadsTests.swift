@@ -154,7 +154,33 @@ struct ModelHeadsTests {
         let follower = Self.follower(topics, "scorer-models", kinds: [.published, .promoted])
         let following = try await Self.started(follower)
         defer { following.cancel() }
-        #expect(follower.version == "v1")
+        #expect(follower.version == "v1", "the follower's decisions: \(follower.decisions)")
         await producer.close()
+    }
+
+    @Test("a preprocessor started before any model version makes no tensor until one is in force, then makes them as its manifest says")
+    func preprocessorWaitsForAModel() async throws {
+        let topics = try await TestBroker.freshTopics("prewait")
+        let logs = ["decoder", "preprocessor"].map { TestBroker.logFile(prefix: topics.prefix, $0) }
+        let processes = try zip(["decoder", "preprocessor"], logs).map { try TestBroker.spawnXray([$0], prefix: topics.prefix, log: $1) }
+        defer { for p in processes where p.isRunning { p.terminate(); p.waitUntilExit() } }
+        let producer = try KafkaProducer(configuration: ProducerConfiguration(kafka: TestBroker.kafka), logger: TestBroker.logger)
+        let images = try Dataset.kermany(4)
+        _ = try await ModalityPublisher(topic: topics.raw, source: "prewait-test").publish(images, with: producer)
+        let decoded = try await TestBroker.collect(topics.decoded, timeout: .seconds(90)) { $0.count >= images.count }
+        #expect(decoded.count == images.count)
+        // Decoded, and no model yet: the preprocessor waits (its default options would make
+        // 3x224x224 tensors that no scorer of this model could use).
+        let early = try await TestBroker.collect(topics.tensors, timeout: .seconds(5)) { !$0.isEmpty }
+        #expect(early.isEmpty, "tensors before any model: \(early.count)")
+
+        let model = try S.model()
+        try await S.publish(model, version: "v1", topics: topics, producer)
+        await producer.close()
+        let tensors = try await TestBroker.collect(topics.tensors, timeout: .seconds(90)) { $0.count >= images.count }
+        let shapes = try tensors.map { try Tensor(decoding: $0.value).shape }
+        #expect(Set(tensors.compactMap(\.keyText)) == Set(images.map(\.metadata.imageID)),
+                "the preprocessor's log: \(((try? String(contentsOf: logs[1], encoding: .utf8)) ?? "").suffix(3000))")
+        #expect(shapes.allSatisfy { $0 == model.manifest.preprocess.outputShape }, "shapes \(shapes), the model's \(model.manifest.preprocess.outputShape)")
     }
 }
