@@ -131,6 +131,8 @@ let package = Package(
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "XRayFuzz", dependencies: ["FuzzTargets", "CFuzzDriver"], swiftSettings: strict, linkerSettings: rpath),
 
+        // What several test targets share: running programs without holding the cooperative pool.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "KafkaIOTests", dependencies: ["KafkaIO"], linkerSettings: rpath),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CheckedArithmetic"], linkerSettings: rpath),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"],
@@ -138,10 +140,10 @@ let package = Package(
         .testTarget(name: "DicomTests", dependencies: ["Dicom", "Imaging"], exclude: ["Fixtures"], linkerSettings: rpath),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], exclude: ["Reference"], linkerSettings: rpath),
         .testTarget(name: "StagesTests", dependencies: ["Stages", "ModelVersions", "Wire", "Imaging", "Engine"], linkerSettings: rpath),
-        .testTarget(name: "ConsoleTests", dependencies: ["Console", "KafkaIO", "Wire"], linkerSettings: rpath),
+        .testTarget(name: "ConsoleTests", dependencies: ["Console", "KafkaIO", "Wire", "TestSupport"], linkerSettings: rpath),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets"], linkerSettings: rpath),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom",
+                    dependencies: ["Stages", "ModelVersions", "Wire", "KafkaIO", "Imaging", "Dicom", "TestSupport",
                                    .product(name: "Logging", package: "swift-log")],
                     linkerSettings: rpath),
     ],

@@ -163,13 +163,14 @@ public final class KafkaConsumer: Sendable {
                     // position is there or it has passed the high watermark asked at the
                     // start. A bounded range names records that were written: they are
                     // waited for (a slow broker serves a large record alone, later), up to
-                    // `wait`. Its last offsets may be gone (compaction), which
-                    // the fetches show as the partition's end reached; if they do not, the
-                    // broker was too slow, and trying again may get the records.
+                    // `wait`. Its last offsets may be gone (compaction, a topic deleted
+                    // and made again), which the fetches or the high watermark show as the
+                    // partition's end reached; if neither does, the broker was too slow,
+                    // and trying again may get the records.
                     let atEnd = consumer.lag[partition] == 0 || next >= high
                     if last == .max && atEnd { break }
                     if ContinuousClock.now >= giveUp {
-                        if last == .max || consumer.lag[partition] == 0 { break }
+                        if last == .max || atEnd { break }
                         throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "\(partition): of offsets \(first)...\(last), the broker served "
                                          + "those before \(next) within \(wait), with more records to serve")
                     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 enum Repository {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -13,17 +14,8 @@ struct ClusterManifestTests {
     static let root = Repository.root
 
     /// Runs the validator on `root` (a repository or an altered copy): exit status and output.
-    func validate(_ root: URL = ClusterManifestTests.root) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Self.root.appendingPathComponent("Ops/k8s/validate").path, root.path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    func validate(_ root: URL = ClusterManifestTests.root) async throws -> (status: Int32, output: String) {
+        try await runProgram("/usr/bin/env", ["python3", Self.root.appendingPathComponent("Ops/k8s/validate").path, root.path])
     }
 
     /// A copy of Sources/ and Ops/k8s with `change` applied to one file.
@@ -40,32 +32,32 @@ struct ClusterManifestTests {
         return copy
     }
 
-    @Test func theManifestsAreValidAndUseOnlyExportedMetrics() throws {
-        let (status, output) = try validate()
+    @Test func theManifestsAreValidAndUseOnlyExportedMetrics() async throws {
+        let (status, output) = try await validate()
         #expect(status == 0, "\(output)")
         #expect(output.contains("5 ScaledObject") && output.contains("8 Deployment") && output.contains("7 PodDisruptionBudget"))
     }
 
-    @Test func aMetricRenamedInTheCodeFailsTheDashboardAndTheRules() throws {
+    @Test func aMetricRenamedInTheCodeFailsTheDashboardAndTheRules() async throws {
         let copy = try alteredCopy("Sources/Stages/StageMetrics.swift") {
             $0.replacingOccurrences(of: "\"xray_records_dead_lettered_total\"", with: "\"xray_records_deadlettered_total\"")
         }
         defer { try? FileManager.default.removeItem(at: copy) }
-        let (status, output) = try validate(copy)
+        let (status, output) = try await validate(copy)
         #expect(status == 1)
         #expect(output.contains("grafana-dashboard.json") && output.contains("prometheus-rules.yaml XRayDeadLetterRate"))
         #expect(output.contains("metric xray_records_dead_lettered_total is not exported"), "\(output)")
     }
 
-    @Test func moreReplicasThanPartitionsAndUnknownFieldsFail() throws {
+    @Test func moreReplicasThanPartitionsAndUnknownFieldsFail() async throws {
         let tooMany = try alteredCopy("Ops/k8s/scorer.yaml") { $0.replacingOccurrences(of: "maxReplicaCount: 6", with: "maxReplicaCount: 12") }
         defer { try? FileManager.default.removeItem(at: tooMany) }
-        let (status, output) = try validate(tooMany)
+        let (status, output) = try await validate(tooMany)
         #expect(status == 1 && output.contains("maxReplicaCount 12 > 6 partitions of xray.tensors"), "\(output)")
 
         let typo = try alteredCopy("Ops/k8s/decoder.yaml") { $0.replacingOccurrences(of: "terminationGracePeriodSeconds", with: "terminationGraceSeconds") }
         defer { try? FileManager.default.removeItem(at: typo) }
-        let second = try validate(typo)
+        let second = try await validate(typo)
         #expect(second.status == 1 && second.output.contains("'terminationGraceSeconds' was unexpected"), "\(second.output)")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `Ops/adapt-site`, short, on the test broker: a model trained on a little of the Kermany
 /// pediatric set arrives at the NIH adult site and gets better there from the stream alone.
@@ -8,7 +9,7 @@ struct AdaptSiteTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// Runs `command` with `arguments` and `environment` added, in the repository; its output.
-    static func run(_ command: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    static func run(_ command: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: command)
         process.arguments = arguments
@@ -20,7 +21,7 @@ struct AdaptSiteTests {
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        process.waitUntilExit()
+        await process.exited()
         try handle.close()
         return (process.terminationStatus, try String(contentsOf: log, encoding: .utf8))
     }
@@ -39,11 +40,11 @@ struct AdaptSiteTests {
         defer { try? FileManager.default.removeItem(at: work) }
         let start = work.appendingPathComponent("kermany.safetensors").path
         // A starting model in seconds: 400 Kermany images at 32 px, 2 epochs.
-        let trained = try Self.run(TestBroker.xrayBinary, ["train", "--arch", "small-cnn", "--labels", "Pneumonia", "--resize", "36", "--crop", "32",
+        let trained = try await Self.run(TestBroker.xrayBinary, ["train", "--arch", "small-cnn", "--labels", "Pneumonia", "--resize", "36", "--crop", "32",
                                                            "--limit", "400", "--epochs", "2", "--lr", "0.002", "--warmup", "10", "--out", start,
                                                            Dataset.root.appendingPathComponent("kermany_pneumonia_224/train").path])
         #expect(trained.status == 0, "xray train: \(trained.output.suffix(2000))")
-        let adapted = try Self.run("/bin/bash", ["Ops/adapt-site", start], environment: [
+        let adapted = try await Self.run("/bin/bash", ["Ops/adapt-site", start], environment: [
             "XRAY_BIN": TestBroker.xrayBinary, "XRAY_BROKERS": TestBroker.brokers ?? "", "XRAY_TOPIC_PREFIX": "adapt-\(UInt32.random(in: 0...UInt32.max)).",
             "EPOCHS": "2", "OLD_WINDOW": "60", "LR": "0.002", "OUT": work.path,
             // Faster learning than the script's defaults (which guard the old site harder), so

@@ -4,6 +4,7 @@ import Logging
 import Stages
 import Synchronization
 import Testing
+import TestSupport
 import Wire
 
 /// The broker goes away and comes back (Tansu on its S3 storage, so topics survive): every
@@ -28,11 +29,11 @@ struct BrokerRestartTests {
     }
 
     /// Expects every process still running, stops them with SIGTERM and expects each to exit 0.
-    static func expectRunningThenStopCleanly(_ names: [String], _ processes: [Process]) {
+    static func expectRunningThenStopCleanly(_ names: [String], _ processes: [Process]) async {
         for (name, p) in zip(names, processes) { #expect(p.isRunning, "\(name) exited") }
         for p in processes { p.terminate() }
         for p in processes {
-            p.waitUntilExit()
+            await p.exited()
             #expect(p.terminationStatus == 0, TestBroker.exitReport(p))
         }
     }
@@ -125,7 +126,7 @@ struct BrokerRestartTests {
         }
         #expect(raw.isSubset(of: scored), "not scored: \(raw.subtracting(scored).sorted())")
         #expect(finalStep > stepAfterOutages, "training did not go on after the outages")
-        Self.expectRunningThenStopCleanly(kinds.map(\.0), processes)
+        await Self.expectRunningThenStopCleanly(kinds.map(\.0), processes)
     }
 
     @Test("stages started while the broker is away wait for it, then score and train")
@@ -156,7 +157,7 @@ struct BrokerRestartTests {
         #expect(early.isEmpty, "exited while the broker was away: \(early)")
         #expect(wanted.isSubset(of: scored))
         #expect(step >= 1, "training did not start")
-        Self.expectRunningThenStopCleanly(kinds.map(\.0), processes)
+        await Self.expectRunningThenStopCleanly(kinds.map(\.0), processes)
     }
 
     @Test("a consumer paused for backpressure when the broker dies resumes once its stage takes records again")
@@ -238,7 +239,7 @@ struct BrokerRestartTests {
         #expect(wanted.isSubset(of: Set(decoded.compactMap(\.keyText))), "recovered: everything decoded with a longer wait")
         #expect(decoder.isRunning)
         decoder.terminate()
-        decoder.waitUntilExit()
+        await decoder.exited()
 
         // Not stalled: a decoder on the in-memory test broker with the same threshold, busy and
         // then idle past the threshold.
@@ -253,7 +254,7 @@ struct BrokerRestartTests {
         _ = try await TestBroker.collect(healthy.decoded, timeout: .seconds(60)) { wanted.isSubset(of: Set($0.compactMap(\.keyText))) }
         try await Task.sleep(for: .seconds(5))
         calm.terminate()
-        calm.waitUntilExit()
+        await calm.exited()
         #expect(try !String(contentsOf: calmLog, encoding: .utf8).contains("stalled"), "a healthy decoder reported a stall")
     }
 }

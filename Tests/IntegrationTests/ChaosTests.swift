@@ -6,6 +6,7 @@ import ModelVersions
 import Stages
 import Synchronization
 import Testing
+import TestSupport
 import Wire
 
 /// Every stage kind killed and restarted while labelled images stream in with hostile records
@@ -33,9 +34,9 @@ struct ChaosTests {
             process = try TestBroker.spawnXray(arguments, prefix: prefix, log: TestBroker.logFile(prefix: prefix, "\(kind)-1"))
         }
 
-        func killAndRestart() throws {
+        func killAndRestart() async throws {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await process.exited()
             incarnations += 1
             process = try TestBroker.spawnXray(arguments, prefix: prefix, log: TestBroker.logFile(prefix: prefix, "\(kind)-\(incarnations)"))
         }
@@ -125,7 +126,7 @@ struct ChaosTests {
             try await Task.sleep(for: .seconds(3))
             let victim = kinds.removeFirst()
             kinds.append(victim)
-            try victim.killAndRestart()
+            try await victim.killAndRestart()
             kills.append(victim.kind)
         }
         try await publishing.value
@@ -178,7 +179,7 @@ struct ChaosTests {
         for s in stages { #expect(s.process.isRunning, "\(s.kind) exited with \(s.process.terminationStatus)") }
         for s in stages { s.process.terminate() }
         for s in stages {
-            s.process.waitUntilExit()
+            await s.process.exited()
             #expect(s.process.terminationStatus == 0, TestBroker.exitReport(s.process))
         }
     }

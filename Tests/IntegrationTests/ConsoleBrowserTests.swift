@@ -2,6 +2,7 @@ import Foundation
 import KafkaIO
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 /// Headless Chromium (Debian's `chromium`; `Ops/setup --references` installs it).
@@ -9,10 +10,10 @@ enum Chromium {
     static let path = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// The page's DOM after its script has run for `budget` milliseconds of virtual time.
-    static func dom(_ url: String, budget: Int = 5000) throws -> String {
+    static func dom(_ url: String, budget: Int = 5000) async throws -> String {
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
-        return try runProgram(path ?? "/usr/bin/chromium",
+        return try await runProgram(path ?? "/usr/bin/chromium",
                               ["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile.path)",
                                "--virtual-time-budget=\(budget)", "--dump-dom", url], errors: false).output
     }
@@ -37,7 +38,7 @@ struct ConsoleBrowserTests {
     func consoleInChromium() async throws {
         let topics = try await TestBroker.freshTopics("console")
         let publish = try TestBroker.spawnXray(["model", "publish", Self.model.path, "--version", "kermany-pneumonia-64"], prefix: topics.prefix)
-        publish.waitUntilExit()
+        await publish.exited()
         #expect(publish.terminationStatus == 0, TestBroker.exitReport(publish))
         let port = TestBroker.freePort()
         let processes = try [["decoder"], ["preprocessor"], ["scorer"], ["console", "--port", String(port)]].map {
@@ -58,7 +59,7 @@ struct ConsoleBrowserTests {
         try await Task.sleep(for: .seconds(5))  // the console reads them and looks at the offsets twice
 
         let url = "http://127.0.0.1:\(port)/"
-        let first = try Chromium.dom(url)
+        let first = try await Chromium.dom(url)
         #expect(first.contains("XRayStream console"))
         #expect(number(first, "data-predictions") == 4, "\(first.prefix(2000))")
         #expect((number(first, "data-refreshes") ?? 0) >= 1, "the page's script reloads the panel")
@@ -78,14 +79,14 @@ struct ConsoleBrowserTests {
         await producer.close()
         _ = try await TestBroker.collect(topics.predictions, timeout: .seconds(90)) { $0.count >= 8 }
         try await Task.sleep(for: .seconds(5))
-        let second = try Chromium.dom(url)
+        let second = try await Chromium.dom(url)
         #expect(number(second, "data-predictions") == 8)
         #expect(count(second, "<tr class=\"case\">") > firstCases)
         #expect(count(second, "<circle") > count(first, "<circle"))
 
         for p in processes { p.terminate() }
         for p in processes {
-            p.waitUntilExit()
+            await p.exited()
             #expect(p.terminationStatus == 0, TestBroker.exitReport(p))
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `Ops/dev`, the README's first command, end to end on the test broker (with the test build of
 /// xray instead of a release build): every stage, the console, the trained model, the feed of
@@ -7,7 +8,7 @@ import Testing
 @Suite("Ops/dev", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
 struct DevDemoTests {
     @Test("the demo triages held-out Kermany patients with the shipped model and its summary adds up")
-    func devDemo() throws {
+    func devDemo() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let logs = FileManager.default.temporaryDirectory.appendingPathComponent("dev-\(UUID().uuidString)")
         var environment = ProcessInfo.processInfo.environment
@@ -18,7 +19,7 @@ struct DevDemoTests {
         environment["DEV_IMAGES"] = "12"
         environment["DEV_NIH_IMAGES"] = "4"
         environment["DEV_RATE"] = "20"
-        let (status, output) = try runProgram("/bin/bash", [root.appendingPathComponent("Ops/dev").path], environment: environment)
+        let (status, output) = try await runProgram("/bin/bash", [root.appendingPathComponent("Ops/dev").path], environment: environment)
         #expect(status == 0, "\(output.suffix(4000))")
 
         // 12 Kermany + 4 NIH + 1 DICOM predicted; 3 corrupt records dead-lettered.

@@ -5,6 +5,7 @@ import KafkaIO
 import ModelVersions
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 /// The DICOM objects Ops/test makes (Tests/DicomTests/Fixtures/make_dicom.py).
@@ -51,8 +52,8 @@ struct GatewayTests {
 
     /// Runs `storescu` (proposing `proposal`, else uncompressed syntaxes) and returns its exit
     /// status and the DIMSE statuses it received, in order.
-    static func storescu(port: Int, callingAE: String, files: [String], proposal: String = "-xe") throws -> (status: Int32, responses: [String], output: String) {
-        let (status, output) = try runProgram("/usr/bin/storescu",
+    static func storescu(port: Int, callingAE: String, files: [String], proposal: String = "-xe") async throws -> (status: Int32, responses: [String], output: String) {
+        let (status, output) = try await runProgram("/usr/bin/storescu",
                                               ["-v", proposal, "-aet", callingAE, "-aec", "XRAYSTREAM", "127.0.0.1", String(port)] + files)
         let responses = output.split(separator: "\n").filter { $0.contains("Received Store Response") }
             .map { line in String(line.split(separator: "(").last?.dropLast() ?? "") }
@@ -112,7 +113,7 @@ struct GatewayTests {
         syntaxes["1.2.840.10008.1.2.1", default: []] += others
         var responses: [String] = []
         for (syntax, files) in syntaxes.sorted(by: { $0.key < $1.key }) {
-            let sent = try Self.storescu(port: port, callingAE: Self.caller, files: files, proposal: Self.proposals[syntax] ?? "-xe")
+            let sent = try await Self.storescu(port: port, callingAE: Self.caller, files: files, proposal: Self.proposals[syntax] ?? "-xe")
             #expect(sent.status == 0 && sent.responses.count == files.count, "\(syntax): \(sent.output.suffix(2000))")
             responses += sent.responses
         }
@@ -181,11 +182,11 @@ struct GatewayTests {
         echo.executableURL = URL(fileURLWithPath: "/usr/bin/echoscu")
         echo.arguments = ["-aet", Self.caller, "-aec", "XRAYSTREAM", "127.0.0.1", String(port)]
         try echo.run()
-        echo.waitUntilExit()
+        await echo.exited()
         #expect(echo.terminationStatus == 0, "C-ECHO succeeds")
 
         // An unknown calling AE title is refused at association; nothing more is published.
-        let stranger = try Self.storescu(port: port, callingAE: "UNKNOWN_AE", files: [frontal[0]])
+        let stranger = try await Self.storescu(port: port, callingAE: "UNKNOWN_AE", files: [frontal[0]])
         #expect(stranger.status != 0 && stranger.responses.isEmpty, "\(stranger.output.suffix(800))")
         #expect(stranger.output.contains("Rejected") || stranger.output.contains("rejected"))
         let after = try await TestBroker.collect(topics.raw, timeout: .seconds(60)) { $0.count >= raw.count }
@@ -237,17 +238,17 @@ struct GatewayTests {
         let topics = try await TestBroker.freshTopics("dcmpub")
         let manifest = try Self.manifest()
         let folder = try #require(Self.fixtures).path
-        func publish(_ extra: [String]) throws -> (Int32, String) {
+        func publish(_ extra: [String]) async throws -> (Int32, String) {
             let log = TestBroker.logFile(prefix: topics.prefix, "publish")
             let process = try TestBroker.spawnXray(["publish", folder] + extra, prefix: topics.prefix, log: log)
-            process.waitUntilExit()
+            await process.exited()
             return (process.terminationStatus, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
         }
-        let (refusedStatus, refusedOutput) = try publish([])
+        let (refusedStatus, refusedOutput) = try await publish([])
         #expect(refusedStatus != 0 && refusedOutput.contains("--key-file"), "\(refusedOutput.suffix(500))")
         #expect(try await TestBroker.collect(topics.raw, timeout: .seconds(3)) { _ in false }.isEmpty, "nothing published without the key")
 
-        let (status, output) = try publish(["--key-file", try Self.keyFile()])
+        let (status, output) = try await publish(["--key-file", try Self.keyFile()])
         // The truncated object and the one whose length lies cannot be read, so cannot be de-identified: they fail.
         #expect(status == 1 && output.contains("failed: \(folder)/refuse-truncated.dcm") && output.contains("failed: \(folder)/refuse-length-lies.dcm"))
         for skipped in manifest.skipped { #expect(output.contains("not published: \(folder)/\(skipped.file): "), "\(skipped.file)") }
@@ -279,12 +280,12 @@ struct GatewayTests {
         let files = try Self.manifest().images.prefix(2).map { try Self.path($0.file) }
 
         try await broker.kill()
-        let refused = try Self.storescu(port: port, callingAE: "ANY", files: [files[0]])
+        let refused = try await Self.storescu(port: port, callingAE: "ANY", files: [files[0]])
         print("broker down: \(refused.responses)")
         #expect(refused.responses == ["Refused: OutOfResources"] || refused.responses.allSatisfy { $0.contains("OutOfResources") }, "\(refused.output.suffix(1500))")
 
         try await broker.restart()
-        let stored = try Self.storescu(port: port, callingAE: "ANY", files: files)
+        let stored = try await Self.storescu(port: port, callingAE: "ANY", files: files)
         #expect(stored.responses == ["Success", "Success"], "\(stored.output.suffix(1500))")
         let raw = try await broker.collect(topics.raw, timeout: .seconds(30)) { $0.count >= 2 }
         #expect(raw.count == 2, "exactly the acknowledged objects are on xray.raw")

@@ -2,6 +2,7 @@ import Foundation
 import KafkaIO
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Faults", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
@@ -25,7 +26,7 @@ struct KillTests {
         // Kill one instance once output is flowing.
         _ = try await TestBroker.collect(topics.decoded, timeout: .seconds(60)) { $0.count >= 10 }
         kill(a.processIdentifier, SIGKILL)
-        a.waitUntilExit()
+        await a.exited()
         #expect(a.terminationReason == .uncaughtSignal)
         _ = try await publishing.value
         await producer.close()
@@ -38,7 +39,7 @@ struct KillTests {
         #expect(wanted.subtracting(seen).isEmpty, "lost: \(wanted.subtracting(seen).sorted())")
         #expect(b.isRunning)
         b.terminate()  // SIGTERM: graceful
-        b.waitUntilExit()
+        await b.exited()
         #expect(b.terminationStatus == 0, TestBroker.exitReport(b))
     }
 }

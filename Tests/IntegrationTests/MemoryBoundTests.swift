@@ -2,6 +2,7 @@ import Foundation
 import KafkaIO
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 /// Resident memory of a process, from /proc (Linux).
@@ -68,7 +69,7 @@ struct MemoryBoundTests {
         #expect(wanted.isSubset(of: Set(predictions.compactMap(\.keyText))), "every image scored after SIGCONT")
         #expect(processes.allSatisfy { $0.isRunning })
         for p in processes { p.terminate() }
-        for p in processes { p.waitUntilExit() }
+        for p in processes { await p.exited() }
         for p in processes { #expect(p.terminationStatus == 0, TestBroker.exitReport(p)) }
     }
 }

@@ -5,6 +5,7 @@ import FoundationNetworking
 import KafkaIO
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Prometheus metrics", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
@@ -36,7 +37,7 @@ struct MetricsTests {
         let missing = try await URLSession.shared.data(from: URL(string: "http://127.0.0.1:\(port)/other")!).1
         #expect((missing as? HTTPURLResponse)?.statusCode == 404)
         decoder.terminate()
-        decoder.waitUntilExit()
+        await decoder.exited()
         #expect(decoder.terminationStatus == 0, TestBroker.exitReport(decoder))
     }
 }

@@ -3,6 +3,7 @@ import KafkaIO
 import ModelVersions
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 /// Start-up through xray.models.heads: however many versions were written, a starting reader
@@ -104,7 +105,7 @@ struct ModelHeadsTests {
 
         // A rollback by an operator reaches the running scorer.
         let rollback = try TestBroker.spawnXray(["model", "rollback", promoted[0], "--reason", "the test says so"], prefix: topics.prefix)
-        rollback.waitUntilExit()
+        await rollback.exited()
         #expect(rollback.terminationStatus == 0)
         let deadline = ContinuousClock.now + .seconds(30)
         while scorer.version != promoted[0], ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(100)) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The offline model commands as a user runs them: `xray model import` on models this project
 /// did not write (PyTorch's ONNX export, a torchvision state dict), then `xray predict`.
@@ -7,35 +8,27 @@ import Testing
 struct OfflineCommandTests {
 
     /// Runs `xray ARGS`; returns (exit status, stdout).
-    func xray(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process(), output = Pipe()
-        process.executableURL = URL(fileURLWithPath: TestBroker.xrayBinary)
-        process.arguments = arguments
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    func xray(_ arguments: [String]) async throws -> (Int32, String) {
+        try await runProgram(TestBroker.xrayBinary, arguments, errors: false)
     }
 
     func lines(_ text: String) throws -> [[String: Any]] {
         try text.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
     }
 
-    @Test func importAnONNXCheXNetAndPredict() throws {
+    @Test func importAnONNXCheXNetAndPredict() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xray-offline-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("chexnet.safetensors").path
-        let (status, said) = try xray(["model", "import", EngineReference.directory! + "/chexnet_densenet121.onnx", "--out", model])
+        let (status, said) = try await xray(["model", "import", EngineReference.directory! + "/chexnet_densenet121.onnx", "--out", model])
         #expect(status == 0, "\(said)")
         #expect(said.contains("densenet121"))
 
         let png = Dataset.root.appendingPathComponent("nih_cxr14_fullres_starter_subset/images/00000075_000.png").path
         let jpeg = Dataset.root.appendingPathComponent("kermany_pneumonia_224/train/PNEUMONIA/person1000_bacteria_2931.jpeg").path
         let missing = dir.appendingPathComponent("missing.png").path
-        let (predictStatus, out) = try xray(["predict", "--model", model, png, jpeg, missing])
+        let (predictStatus, out) = try await xray(["predict", "--model", model, png, jpeg, missing])
         #expect(predictStatus == 1) // one input failed
         let results = try lines(out)
         #expect(results.map { $0["input"] as? String } == [png, jpeg, missing])
@@ -46,22 +39,22 @@ struct OfflineCommandTests {
         #expect((results[2]["error"] as? String)?.contains("cannot read") == true)
     }
 
-    @Test func torchvisionWeightsWithANewHeadAndAFreshModel() throws {
+    @Test func torchvisionWeightsWithANewHeadAndAFreshModel() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("xray-offline-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let imported = dir.appendingPathComponent("resnet18.safetensors").path
-        let (status, said) = try xray(["model", "import", EngineReference.directory! + "/resnet18.safetensors", "--arch", "resnet18",
+        let (status, said) = try await xray(["model", "import", EngineReference.directory! + "/resnet18.safetensors", "--arch", "resnet18",
                                        "--labels", "Pneumonia", "--out", imported])
         #expect(status == 0, "\(said)")
         #expect(said.contains("head replaced"))
         let fresh = dir.appendingPathComponent("small.safetensors").path
-        #expect(try xray(["model", "init", "--arch", "small-cnn", "--labels", "Normal,Pneumonia", "--out", fresh]).0 == 0)
-        #expect(try xray(["model", "init", "--arch", "vgg16", "--out", fresh]).0 != 0)
+        #expect(try await xray(["model", "init", "--arch", "small-cnn", "--labels", "Normal,Pneumonia", "--out", fresh]).0 == 0)
+        #expect(try await xray(["model", "init", "--arch", "vgg16", "--out", fresh]).0 != 0)
 
         let jpeg = Dataset.root.appendingPathComponent("kermany_pneumonia_224/train/NORMAL/IM-0115-0001.jpeg").path
         for (model, labels) in [(imported, ["Pneumonia"]), (fresh, ["Normal", "Pneumonia"])] {
-            let (code, out) = try xray(["predict", "--model", model, jpeg])
+            let (code, out) = try await xray(["predict", "--model", model, jpeg])
             #expect(code == 0)
             let p = try #require(try lines(out).first?["probabilities"] as? [String: Double])
             #expect(Set(p.keys) == Set(labels))

@@ -4,6 +4,7 @@ import KafkaIO
 import ModelVersions
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 /// Training through the pipeline: `xray trainer` and `xray aggregator` processes on a real
@@ -92,9 +93,17 @@ struct StreamingTrainingTests {
     /// uncommitted images again (at-least-once, as designed, but not the offline loop's batches).
     static let patientGroup = ["-X", "session.timeout.ms=30000"]
 
+    /// SIGTERMs the processes and waits for them to end (from a `defer`, where nothing can be
+    /// awaited; elsewhere `stopped`).
     static func stop(_ processes: [Process]) {
         for p in processes where p.isRunning { p.terminate() }
         for p in processes { p.waitUntilExit() }
+    }
+
+    /// SIGTERMs the processes and waits for them to end, off the cooperative pool.
+    static func stopped(_ processes: [Process]) async {
+        for p in processes where p.isRunning { p.terminate() }
+        for p in processes { await p.exited() }
     }
 
     /// The offline loop on the same batches: each trainer's images of a step, augmented as
@@ -152,14 +161,14 @@ struct StreamingTrainingTests {
         defer { Self.stop([aggregator, trainer]) }
         try await Self.waitForStep(2, run: "v0-ft", topics: topics)
         kill(aggregator.processIdentifier, SIGKILL)
-        aggregator.waitUntilExit()
+        await aggregator.exited()
         aggregator = try TestBroker.spawnXray(aggregatorArguments, prefix: prefix)
         try await Self.waitForStep(4, run: "v0-ft", topics: topics)
         kill(trainer.processIdentifier, SIGKILL)
-        trainer.waitUntilExit()
+        await trainer.exited()
         trainer = try TestBroker.spawnXray(trainerArguments, prefix: prefix)
         try await Self.waitForStep(6, run: "v0-ft", topics: topics)
-        Self.stop([aggregator, trainer])
+        await Self.stopped([aggregator, trainer])
         #expect(aggregator.terminationStatus == 0, TestBroker.exitReport(aggregator))
         #expect(trainer.terminationStatus == 0, TestBroker.exitReport(trainer))
 
@@ -187,7 +196,7 @@ struct StreamingTrainingTests {
         defer { Self.stop([aggregator, trainer]) }
         try await Self.publish(Array(examples[0..<16]), partition: 0, topics: topics, producer)
         try await Self.waitForStep(2, run: "v0-ft", topics: topics)
-        Self.stop([aggregator])
+        await Self.stopped([aggregator])
 
         // What a broker that loses acknowledged writes leaves: versions up to step 2 on
         // xray.models, no checkpoint behind them. Before the fix each shard restarted at step
@@ -213,7 +222,7 @@ struct StreamingTrainingTests {
             print("aggregator after the loss:\n" + ((try? String(contentsOf: log, encoding: .utf8)) ?? "(unreadable)").suffix(4000))
             throw error
         }
-        Self.stop([aggregator, trainer])
+        await Self.stopped([aggregator, trainer])
 
         let text = try String(contentsOf: log, encoding: .utf8)
         let reported = (0..<4).filter { text.contains("shard \($0): its newest checkpoint is at step 0, but \(topics.models) holds its step 2") }
@@ -254,7 +263,7 @@ struct StreamingTrainingTests {
         try await Self.publish(second, partition: 3, topics: topics, producer)
         await producer.close()
         try await Self.waitForStep(6, run: "v0-ft", topics: topics)
-        Self.stop([aggregator] + trainers)
+        await Self.stopped([aggregator] + trainers)
 
         let streamed = try await Self.fetch("v0-ft-000006", topics: topics)
         let batches = (0..<6).map { k in Array(first[(4 * k)..<(4 * k + 4)] + second[(4 * k)..<(4 * k + 4)]) }
@@ -287,7 +296,7 @@ struct StreamingTrainingTests {
         try await Self.publish(examples, partition: 0, topics: topics, producer)
         await producer.close()
         try await Self.waitForStep(6, run: "v0-ft", topics: topics)
-        Self.stop(processes)
+        await Self.stopped(processes)
 
         let streamed = try await Self.fetch("v0-ft-000006", topics: topics)
         let batches = stride(from: 0, to: examples.count, by: 8).map { Array(examples[$0..<($0 + 8)]) }
@@ -400,10 +409,10 @@ struct StreamingTrainingTests {
                 "no decision compared with a promoted version: \(history.decisions.map { "\($0.version) vs \($0.serving ?? "-")" })")
 
         // An operator forces the first trained version into triage; it can be fetched and evaluated offline.
-        Self.stop(processes)
+        await Self.stopped(processes)
         let forced = ShardAggregator.versionName(run: "v0-ft", step: 1)
         let promote = try TestBroker.spawnXray(["model", "promote", forced, "--reason", "test"], prefix: prefix)
-        promote.waitUntilExit()
+        await promote.exited()
         #expect(promote.terminationStatus == 0)
         let after = try await Self.history(topics)
         #expect(after.serving?.announcement.version == forced)

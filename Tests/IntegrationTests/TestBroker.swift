@@ -129,23 +129,6 @@ enum Scrape {
     }
 }
 
-/// Runs a program to its end and returns its exit status and its output (standard error too,
-/// unless `errors` is false, when it is discarded).
-func runProgram(_ path: String, _ arguments: [String], environment: [String: String]? = nil,
-                errors: Bool = true) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = errors ? pipe : FileHandle.nullDevice
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-
 /// Real images from ../shared/datasets.
 enum Dataset {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

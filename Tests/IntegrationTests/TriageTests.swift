@@ -4,6 +4,7 @@ import KafkaIO
 import ModelVersions
 import Stages
 import Testing
+import TestSupport
 import Wire
 
 @Suite("Triage on a real broker", .enabled(if: TestBroker.available, "needs XRAY_TEST_BROKERS (Ops/test sets it)"))
@@ -118,7 +119,7 @@ struct TriageTests {
         }
         _ = try await TestBroker.collect(topics.predictions, timeout: .seconds(60)) { $0.count >= 10 }
         kill(a.processIdentifier, SIGKILL)
-        a.waitUntilExit()
+        await a.exited()
         try await feeding.value
         await producer.close()
 
@@ -128,7 +129,7 @@ struct TriageTests {
         #expect(wanted.subtracting(seen).isEmpty, "lost: \(wanted.subtracting(seen).sorted())")
         #expect(b.isRunning)
         b.terminate()
-        b.waitUntilExit()
+        await b.exited()
         #expect(b.terminationStatus == 0, TestBroker.exitReport(b))
     }
 }
