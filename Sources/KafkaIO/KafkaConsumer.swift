@@ -125,6 +125,9 @@ public final class KafkaConsumer: Sendable {
         await consumer.close()
     }
 
+    /// How long `readRange` waits for the rest of a bounded range.
+    public static let boundedRangeWait: Duration = .seconds(30)
+
     /// Reads the records of one partition from offset `first` through `last` (inclusive; `.max`
     /// for "to its end"), outside any group, handing each to `body`, and closes the consumer.
     /// Returns the offset after the last record read (`first` if none). A range to the end
@@ -137,9 +140,6 @@ public final class KafkaConsumer: Sendable {
     ///
     /// The fetches decide where the partition ends, not a ListOffsets answer: Tansu's S3
     /// engine was seen to report a high watermark one short of the records it serves.
-    /// How long `readRange` waits for the rest of a bounded range.
-    public static let boundedRangeWait: Duration = .seconds(30)
-
     @discardableResult
     public static func readRange(_ partition: TopicPartition, first: Int64, last: Int64, configuration: ConsumerConfiguration,
                                  logger: Logger, quiet: Duration = .milliseconds(300), wait: Duration = boundedRangeWait,
