@@ -20,7 +20,15 @@ struct GateTests {
         let layout = ShardLayout(parameterCount: flat.count, shards: TopicCatalog.gradients.partitions)
         let index = ModelHeadIndex(modelsTopic: topics.models, configuration: ConsumerConfiguration(kafka: TestBroker.kafka, groupID: "\(topics.prefix)gate-heads"),
                                    logger: TestBroker.logger)
-        let base = try #require(try await index.newestHead(named: "v0"), "v0 has no head")
+        // Read again for up to 60 s: once, during the full suite, a read right after v0 was
+        // published found no head (the heads partition read as ending before it).
+        var found = try await index.newestHead(named: "v0")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while found == nil, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .seconds(1))
+            found = try await index.newestHead(named: "v0")
+        }
+        let base = try #require(found, "v0 has no head")
         for shard in 0..<layout.shards {
             let range = layout.range(shard)
             let announcement = ShardAnnouncement(version: ShardAggregator.versionName(run: "v0-ft", step: step), run: "v0-ft", step: step,
