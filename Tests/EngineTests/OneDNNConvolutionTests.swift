@@ -42,8 +42,10 @@ struct OneDNNConvolutionTests {
         }
     }
 
-    /// Whole networks: logits through oneDNN equal the im2col path's within 1e-4.
-    @Test(arguments: [Architecture.smallCNN, .resnet18, .densenet121])
+    /// Whole networks: logits through oneDNN equal the im2col path's within 1e-4. The small CNN
+    /// and the ResNets run as one graph (`InferenceGraph`) to their pooled features; DenseNet's
+    /// graph ends before its first dense block, whose convolutions run layer by layer.
+    @Test(arguments: [Architecture.smallCNN, .resnet18, .resnet50, .densenet121])
     func networksAgreeWithTheIm2colPath(architecture: Architecture) throws {
         try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
         let network = Network(architecture: architecture, labels: 14, seed: 3)
@@ -53,7 +55,11 @@ struct OneDNNConvolutionTests {
         let shape = Shape(n: 2, c: 3, h: 64, w: 64)
         let x = Batch(randomValues(shape.count, seed: 8), shape)
         let fast = x.with { network.forward($0, mode: .inference).values }
-        for conv in network.convolutions {
+        let graphed = network.inferenceGraphs.convolutionCount(for: shape)
+        #expect(network.inferenceGraphs.refusal == nil, "\(network.inferenceGraphs.refusal ?? "")")
+        #expect(graphed == (architecture == .densenet121 ? 1 : network.convolutions.count))
+        // The graph covers the convolutions in order; the rest ran layer by layer through oneDNN.
+        for conv in network.convolutions.dropFirst(graphed) {
             #expect(conv.plans.failure == nil && conv.plans.planCount.inference == 1, "\(conv.weight.name): \(conv.plans.failure ?? "not run")")
         }
         for conv in network.convolutions { conv.usesOneDNN = false }
@@ -72,6 +78,32 @@ struct OneDNNConvolutionTests {
         func logits() -> [Float] {
             Batch(input, Shape(n: 1, c: 3, h: 32, w: 32)).with { network.forward($0, mode: .inference).values }
         }
+        /// The logits by im2col and OpenBLAS.
+        func referenceLogits() -> [Float] {
+            for conv in network.convolutions { conv.usesOneDNN = false }
+            defer { for conv in network.convolutions { conv.usesOneDNN = true } }
+            return logits()
+        }
+    }
+
+    /// One network scoring batches of different sizes in turn (as a scorer's adaptive batches
+    /// do): each size has its graph, they share the packed weights and the activation buffers,
+    /// and each gives the im2col path's logits.
+    @Test func graphsPerBatchSize() throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let network = Network(architecture: .resnet18, labels: 4, seed: 5)
+        func logits(_ n: Int, oneDNN: Bool) -> [Float] {
+            for conv in network.convolutions { conv.usesOneDNN = oneDNN }
+            let shape = Shape(n: n, c: 3, h: 40, w: 40)
+            return Batch(randomValues(shape.count, seed: UInt64(n)), shape).with { network.forward($0, mode: .inference).values }
+        }
+        for n in [3, 1, 5, 1, 3] {
+            let fast = logits(n, oneDNN: true)
+            expectClose(fast, logits(n, oneDNN: false), absolute: 1e-4, relative: 1e-4, "batch of \(n)")
+            #expect(fast.count == n * 4 && Set(fast).count > 1)
+        }
+        #expect(network.inferenceGraphs.count == 3 && network.inferenceGraphs.refusal == nil)
+        for conv in network.convolutions { #expect(conv.plans.planCount.inference == 0, "\(conv.weight.name) ran layer by layer") }
     }
 
     /// New weights, new running statistics: the next inference uses them, not the packed copy.
@@ -79,13 +111,10 @@ struct OneDNNConvolutionTests {
         try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
         let probe = Probe(labels: 3), network = probe.network
         func logits() -> [Float] { probe.logits() }
-        func reference() -> [Float] {
-            for conv in network.convolutions { conv.usesOneDNN = false }
-            defer { for conv in network.convolutions { conv.usesOneDNN = true } }
-            return logits()
-        }
+        func reference() -> [Float] { probe.referenceLogits() }
         let before = logits()
-        for conv in network.convolutions { #expect(conv.plans.planCount.inference == 1, "\(conv.weight.name) did not go through oneDNN") }
+        #expect(network.inferenceGraphs.convolutionCount(for: Shape(n: 1, c: 3, h: 32, w: 32)) == network.convolutions.count,
+                "the small CNN did not go through oneDNN as one graph")
         expectClose(before, reference(), absolute: 1e-4, "fresh weights")
         // Weights written through Parameter.value (as loading a version does).
         network.initialize(seed: 9)
@@ -201,6 +230,8 @@ struct OneDNNConvolutionTests {
         network.initialize(seed: 3)
         let fine = probe.logits()
         #expect(fine.allSatisfy { $0.isFinite })
-        for conv in network.convolutions { #expect(conv.plans.failure == nil && conv.plans.planCount.inference == 1) }
+        expectClose(fine, probe.referenceLogits(), absolute: 1e-4, "finite weights again")
+        #expect(network.inferenceGraphs.convolutionCount(for: Shape(n: 1, c: 3, h: 32, w: 32)) == network.convolutions.count)
+        for conv in network.convolutions { #expect(conv.plans.failure == nil) }
     }
 }

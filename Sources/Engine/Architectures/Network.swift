@@ -16,6 +16,10 @@ public final class Network {
     let headDropout: Dropout
     private var firstTrainableStage = 0
     private let inputCopy = FloatBuffer()
+    /// The stages' layers in order, with `Sequential`s opened (what an inference graph covers).
+    private let flatLayers: [Layer]
+    /// Whole-network inference through oneDNN, per batch shape.
+    let inferenceGraphs = InferenceGraphs()
 
     /// The most outputs a head may have (ImageNet's 1000 with room to spare).
     public static let maxLabels = 10_000
@@ -37,6 +41,8 @@ public final class Network {
         stages = layout.stages
         head = layout.head
         headDropout = layout.headDropout
+        func open(_ layer: Layer) -> [Layer] { (layer as? Sequential)?.layers.flatMap(open) ?? [layer] }
+        flatLayers = stages.flatMap(open)
         store.allocate()
         initialize(seed: seed)
     }
@@ -115,9 +121,15 @@ public final class Network {
         stages.reduce(s) { $1.outputShape(for: $0) }
     }
 
-    /// Logits for a batch. The returned view is valid until the next forward.
+    /// Logits for a batch. The returned view is valid until the next forward. Inference runs
+    /// through oneDNN as one graph where it can (`InferenceGraph`), unless a convolution is
+    /// set to compute itself (`Conv2D.usesOneDNN`, for tests).
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         precondition(x.shape.c == inputChannels, "the network takes \(inputChannels) channels, got \(x.shape.c)")
+        if mode == .inference, convolutions.allSatisfy(\.usesOneDNN),
+           let y = inferenceGraphs.forward(x, layers: flatLayers) {
+            return y
+        }
         var a = x
         for (index, stage) in stages.enumerated() {
             a = stage.forward(a, mode: mode == .training && index >= firstTrainableStage ? .training : .inference)

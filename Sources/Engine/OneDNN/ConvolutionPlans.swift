@@ -28,10 +28,7 @@ final class ConvolutionPlans {
     func plan(for shape: Shape, geometry: ConvGeometry, weight: Parameter, bias: Parameter?,
               scale: [Float], shift: [Float], relu: Bool) -> FusedConvolution? {
         guard failure == nil else { return nil }
-        let current = Source(generation: weight.generation, scale: scale, shift: shift, relu: relu)
-        if current != source {
-            plans = [:]; packed = []; source = current; sourceNotFinite = false
-        }
+        follow(Source(generation: weight.generation, scale: scale, shift: shift, relu: relu))
         guard !sourceNotFinite else { return nil }
         if let plan = plans[shape] { return plan }
         if plans.count >= Self.maxPlans { plans = [:] }
@@ -39,11 +36,7 @@ final class ConvolutionPlans {
             let plan = try FusedConvolution(geometry: geometry, batch: shape.n, outChannels: weight.shape[0], relu: relu,
                                           staging: staging) {
                 (layout) throws(OneDNNError) -> PackedWeights in
-                if let found = packed.first(where: { $0.weights.descriptor.isEqual(to: layout) }) { return found }
-                let made = try PackedWeights(layout: layout, shape: weight.shape, weights: weight.storage,
-                                             bias: bias?.storage, scale: scale, shift: shift)
-                packed.append(made)
-                return made
+                try packedWeights(layout: layout, weight: weight, bias: bias, scale: scale, shift: shift)
             }
             plans[shape] = plan
             return plan
@@ -54,6 +47,37 @@ final class ConvolutionPlans {
             refuse(error)
             return nil
         }
+    }
+
+    /// The weights folded with `scale` and `shift` and packed into `layout`, for a whole-network
+    /// plan (`InferenceGraph`): made once per layout and kept until the weights or the folded
+    /// batch norm change. Throws `OneDNNError.nonFiniteWeights` when they fold to values that
+    /// are not finite.
+    func packedWeights(for layout: MemoryDescriptor, weight: Parameter, bias: Parameter?,
+                       scale: [Float], shift: [Float], relu: Bool) throws(OneDNNError) -> PackedWeights {
+        follow(Source(generation: weight.generation, scale: scale, shift: shift, relu: relu))
+        guard !sourceNotFinite else { throw OneDNNError.nonFiniteWeights }
+        do {
+            return try packedWeights(layout: layout, weight: weight, bias: bias, scale: scale, shift: shift)
+        } catch where error.isNonFiniteWeights {
+            sourceNotFinite = true
+            throw error
+        }
+    }
+
+    /// Forgets every plan and packed weight when what they were made from changed.
+    private func follow(_ current: Source) {
+        guard current != source else { return }
+        plans = [:]; packed = []; source = current; sourceNotFinite = false
+    }
+
+    private func packedWeights(layout: MemoryDescriptor, weight: Parameter, bias: Parameter?,
+                               scale: [Float], shift: [Float]) throws(OneDNNError) -> PackedWeights {
+        if let found = packed.first(where: { $0.weights.descriptor.isEqual(to: layout) }) { return found }
+        let made = try PackedWeights(layout: layout, shape: weight.shape, weights: weight.storage,
+                                     bias: bias?.storage, scale: scale, shift: shift)
+        packed.append(made)
+        return made
     }
 
     /// Training batch shapes kept at once (the full batch and a last partial one, with room).

@@ -22,39 +22,15 @@ final class FusedConvolution {
     init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, relu: Bool, staging: ConvolutionStaging,
          pack: (MemoryDescriptor) throws(OneDNNError) -> PackedWeights) throws(OneDNNError) {
         let engine = try OneDNN.requireEngine()
-        let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
-        let userSource = try MemoryDescriptor(sourceDims, dnnl_nchw), userDestination = try MemoryDescriptor(outputDims, dnnl_nchw)
-        let anySource = try MemoryDescriptor(sourceDims, dnnl_format_tag_any)
-        let anyWeights = try MemoryDescriptor([oc, g.channels, g.kernelH, g.kernelW], dnnl_format_tag_any)
-        let anyDestination = try MemoryDescriptor(outputDims, dnnl_format_tag_any)
-        let biasDescriptor = try MemoryDescriptor([oc], dnnl_x)
-
-        let attributes = try PrimitiveAttributes()
-        if relu {
-            var postOps: dnnl_post_ops_t?
-            try OneDNN.check(dnnl_post_ops_create(&postOps), "post-ops")
-            defer { dnnl_post_ops_destroy(postOps) }
-            try OneDNN.check(dnnl_post_ops_append_eltwise(postOps, dnnl_eltwise_relu, 0, 0), "a ReLU post-op")
-            try OneDNN.check(dnnl_primitive_attr_set_post_ops(attributes.handle, postOps), "setting post-ops")
-        }
-        var pd: dnnl_primitive_desc_t?
-        let strides = [Int64(g.stride), Int64(g.stride)], padding = [Int64(g.padding), Int64(g.padding)]
-        try OneDNN.check(dnnl_convolution_forward_primitive_desc_create(
-            &pd, engine, dnnl_forward_inference, dnnl_convolution_direct, anySource.handle, anyWeights.handle,
-            biasDescriptor.handle, anyDestination.handle, strides, nil, padding, padding, attributes.handle),
-            "a convolution of \(sourceDims) by \([oc, g.channels, g.kernelH, g.kernelW])")
-        guard let pd else { throw OneDNNError(operation: "a convolution", status: -1) }
-        let source = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0))
-        let weightsDescriptor = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0))
-        let destination = try MemoryDescriptor(copying: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0))
-        convolution = try Primitive(consuming: pd, "a convolution")
-
+        let made = try InferenceConvolution(geometry: g, batch: batch, outChannels: oc, activationLayout: dnnl_format_tag_any,
+                                            postOps: relu ? [.relu] : [])
+        convolution = made.primitive
         stream = try Stream(engine: engine)
-        userInput = try Memory(userSource, engine: engine, owned: false)
-        userOutput = try Memory(userDestination, engine: engine, owned: false)
-        input = try StagedArgument(user: userInput, layout: source, into: true, engine: engine, storage: staging.input)
-        output = try StagedArgument(user: userOutput, layout: destination, into: false, engine: engine, storage: staging.output)
-        weights = try pack(weightsDescriptor)
+        userInput = try Memory(MemoryDescriptor([batch, g.channels, g.height, g.width], dnnl_nchw), engine: engine, owned: false)
+        userOutput = try Memory(MemoryDescriptor([batch, oc, g.outHeight, g.outWidth], dnnl_nchw), engine: engine, owned: false)
+        input = try StagedArgument(user: userInput, layout: made.source, into: true, engine: engine, storage: staging.input)
+        output = try StagedArgument(user: userOutput, layout: made.destination, into: false, engine: engine, storage: staging.output)
+        weights = try pack(made.weights)
     }
 
     /// output = relu?(conv(input) · scale + shift), both NCHW of this plan's shapes.
