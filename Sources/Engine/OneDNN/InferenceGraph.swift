@@ -61,10 +61,11 @@ final class InferenceGraph {
         }
     }
 
-    private struct Step {
-        let primitive: Primitive
-        let arguments: [Argument]
-        let convolution: ConvolutionSource?
+    private enum Step {
+        /// A oneDNN primitive; a convolution's weights are asked of its layers at each run.
+        case primitive(Primitive, [Argument], convolution: ConvolutionSource?)
+        /// A batch norm before a convolution, computed here.
+        case affine(ChannelAffine, from: Operand, to: Operand)
     }
 
     /// A graph for inputs of `shape` over `layers`, or nil when it would cover no convolution.
@@ -95,16 +96,21 @@ final class InferenceGraph {
             }
         }
         for step in steps {
-            var arguments: [(Int32, Memory)] = []
-            for argument in step.arguments {
-                try argument.memory.bind(pointer(argument.operand))
-                arguments.append((argument.kind, argument.memory))
+            switch step {
+            case .primitive(let primitive, let bound, let convolution):
+                var arguments: [(Int32, Memory)] = []
+                for argument in bound {
+                    try argument.memory.bind(pointer(argument.operand))
+                    arguments.append((argument.kind, argument.memory))
+                }
+                if let source = convolution {
+                    let packed = try source.weights()
+                    arguments += [(DNNL_ARG_WEIGHTS, packed.weights), (DNNL_ARG_BIAS, packed.bias)]
+                }
+                try primitive.execute(stream, arguments)
+            case .affine(let affine, let from, let to):
+                affine.run(source: pointer(from), destination: pointer(to))
             }
-            if let source = step.convolution {
-                let packed = try source.weights()
-                arguments += [(DNNL_ARG_WEIGHTS, packed.weights), (DNNL_ARG_BIAS, packed.bias)]
-            }
-            try step.primitive.execute(stream, arguments)
         }
         return Activation(data: pointer(output), shape: outputShape)
     }
@@ -150,6 +156,24 @@ final class InferenceGraph {
                     if let path = block.shortcut, shortcut?.length != path.layers.count || shortcut?.links.count != 1 { break }
                     try enterNHWC()
                     try residual(main: main.links, shortcut: shortcut?.links.first)
+                    index += 1
+                } else if let block = layer as? DenseBlock, let parts = DenseLayerParts(block) {
+                    try enterNHWC()
+                    try dense(block, parts)
+                    index += 1
+                } else if let batchNorm = layer as? BatchNorm2D {
+                    try enterNHWC()
+                    let relu = batchNorm.relu || (index + 1 < layers.count && layers[index + 1] is ReLU)
+                    let destination = free(excluding: [current])
+                    affine(batchNorm, relu: relu, from: current, stride: shape.c, to: destination)
+                    current = .buffer(destination)
+                    index += relu && !batchNorm.relu ? 2 : 1
+                } else if let pool = layer as? AvgPool2D {
+                    try enterNHWC()
+                    let out = pool.outputShape(for: shape), destination = free(excluding: [current])
+                    try pooling(dnnl_pooling_avg_exclude_padding, kernel: pool.kernelSize, stride: pool.stride, padding: 0,
+                                out: out, to: .buffer(destination))
+                    current = .buffer(destination); shape = out
                     index += 1
                 } else if layer is Dropout {
                     index += 1 // nothing in inference
@@ -208,6 +232,47 @@ final class InferenceGraph {
             current = sum
         }
 
+        /// A dense block in one NHWC buffer of all its channels: the input copied into the first,
+        /// then for each layer its batch norm and ReLU of the channels so far into a buffer of
+        /// their own, its convolutions (batch norms folded in) through two buffers, and its
+        /// `growth` new channels copied into their place.
+        private mutating func dense(_ block: DenseBlock, _ parts: DenseLayerParts) throws(OneDNNError) {
+            let input = current, inputShape = shape
+            let whole = Shape(n: shape.n, c: block.outputChannels, h: shape.h, w: shape.w)
+            let all = free(excluding: [input])
+            sizes[all] = max(sizes[all], whole.count)
+            let wholeDescriptor = try MemoryDescriptor([whole.n, whole.c, whole.h, whole.w], dnnl_nhwc)
+            func part(_ channels: Range<Int>) throws(OneDNNError) -> MemoryDescriptor {
+                try MemoryDescriptor(part: [whole.n, channels.count, whole.h, whole.w], at: [0, channels.lowerBound, 0, 0],
+                                     of: wholeDescriptor)
+            }
+            try reorder(from: MemoryDescriptor(dims, dnnl_nhwc), input, to: part(0..<inputShape.c), .buffer(all))
+            for (position, layer) in parts.layers.enumerated() {
+                let channels = block.inputChannels + position * block.growth
+                shape = Shape(n: whole.n, c: channels, h: whole.h, w: whole.w)
+                let normalised = free(excluding: [.buffer(all)])
+                affine(layer.batchNorm, relu: true, from: .buffer(all), stride: whole.c, to: normalised)
+                var from = normalised
+                for link in layer.convolutions {
+                    let destination = free(excluding: [.buffer(all), .buffer(from)])
+                    try convolve(link, from: .buffer(from), to: destination, postOps: link.relu ? [.relu] : [])
+                    from = destination
+                }
+                try reorder(from: MemoryDescriptor(dims, dnnl_nhwc), .buffer(from),
+                            to: part(channels..<(channels + block.growth)), .buffer(all))
+            }
+            current = .buffer(all); shape = whole
+        }
+
+        /// A batch norm (and ReLU) of the current shape's channels, read `stride` floats per
+        /// pixel from `source`, into buffer `destination`.
+        private mutating func affine(_ batchNorm: BatchNorm2D, relu: Bool, from source: Operand, stride: Int, to destination: Int) {
+            let pixels = shape.n * shape.h * shape.w
+            sizes[destination] = max(sizes[destination], pixels * shape.c)
+            steps.append(.affine(ChannelAffine(batchNorm: batchNorm, relu: relu, pixels: pixels, channels: shape.c, sourceStride: stride),
+                                 from: source, to: .buffer(destination)))
+        }
+
         /// One convolution from `source` (NHWC, of the current shape) to buffer `destination`.
         private mutating func convolve(_ link: ConvolutionChain.Link, from source: Operand, to destination: Int,
                                        postOps: [ConvolutionPostOp]) throws(OneDNNError) {
@@ -216,9 +281,9 @@ final class InferenceGraph {
                                                 activationLayout: dnnl_nhwc, postOps: postOps)
             let arguments = [try argument(DNNL_ARG_SRC, made.source, source),
                              try argument(DNNL_ARG_DST, made.destination, .buffer(destination))]
-            steps.append(Step(primitive: made.primitive, arguments: arguments,
-                              convolution: ConvolutionSource(conv: link.conv, batchNorm: link.batchNorm, relu: link.relu,
-                                                             layout: made.weights)))
+            steps.append(.primitive(made.primitive, arguments,
+                                    convolution: ConvolutionSource(conv: link.conv, batchNorm: link.batchNorm, relu: link.relu,
+                                                                   layout: made.weights)))
             convolutions += 1
             shape = out
         }
@@ -237,9 +302,8 @@ final class InferenceGraph {
                 pad, pad, attributes.handle), "pooling \(dims) by \(kernel)")
             guard let pd else { throw OneDNNError(operation: "pooling", status: -1) }
             let primitive = try Primitive(consuming: pd, "pooling")
-            steps.append(Step(primitive: primitive,
-                              arguments: [try argument(DNNL_ARG_SRC, source, current), try argument(DNNL_ARG_DST, target, destination)],
-                              convolution: nil))
+            steps.append(.primitive(primitive, [try argument(DNNL_ARG_SRC, source, current), try argument(DNNL_ARG_DST, target, destination)],
+                                    convolution: nil))
         }
 
         private mutating func pooling(_ kind: dnnl_alg_kind_t, kernel: Int, stride: Int, padding: Int,
@@ -250,9 +314,8 @@ final class InferenceGraph {
         private mutating func reorder(from: MemoryDescriptor, _ source: Operand, to: MemoryDescriptor,
                                       _ destination: Operand) throws(OneDNNError) {
             let primitive = try Primitive(reorderFrom: from, to: to, engine: engine)
-            steps.append(Step(primitive: primitive,
-                              arguments: [try argument(DNNL_ARG_FROM, from, source), try argument(DNNL_ARG_TO, to, destination)],
-                              convolution: nil))
+            steps.append(.primitive(primitive, [try argument(DNNL_ARG_FROM, from, source), try argument(DNNL_ARG_TO, to, destination)],
+                                    convolution: nil))
         }
 
         /// A memory for `descriptor` on `operand`, growing the buffer it lives in to fit.
@@ -297,5 +360,29 @@ struct ConvolutionChain {
         guard !links.isEmpty else { return nil }
         self.links = links
         length = index - start
+    }
+}
+
+/// A dense block's layers as the graph runs them: each a batch norm with ReLU, then a chain of
+/// convolutions ending in the block's `growth` channels (DenseNet-BC: 1x1 with the next batch
+/// norm and ReLU folded in, then 3x3).
+struct DenseLayerParts {
+    struct Part {
+        let batchNorm: BatchNorm2D
+        let convolutions: [ConvolutionChain.Link]
+    }
+
+    let layers: [Part]
+
+    /// The parts of `block`'s layers, or nil when a layer is not of that form.
+    init?(_ block: DenseBlock) {
+        var layers: [Part] = []
+        for layer in block.layers {
+            guard let batchNorm = layer.layers.first as? BatchNorm2D, batchNorm.relu,
+                  let chain = ConvolutionChain(layer.layers, from: 1), chain.length == layer.layers.count - 1,
+                  chain.links.last?.conv.outChannels == block.growth else { return nil }
+            layers.append(Part(batchNorm: batchNorm, convolutions: chain.links))
+        }
+        self.layers = layers
     }
 }

@@ -21,6 +21,16 @@ final class MemoryDescriptor {
         handle = copy
     }
 
+    /// The part of `parent` of size `dims` starting at `offsets`, with the parent's strides (a
+    /// channel slice of an NHWC buffer: its pixels lie the parent's channel count apart).
+    init(part dims: [Int], at offsets: [Int], of parent: MemoryDescriptor) throws(OneDNNError) {
+        var md: dnnl_memory_desc_t?
+        try OneDNN.check(dnnl_memory_desc_create_submemory(&md, parent.handle, dims.map(Int64.init), offsets.map(Int64.init)),
+                         "a part \(dims) at \(offsets) of a memory descriptor")
+        guard let md else { throw OneDNNError(operation: "a part of a memory descriptor", status: -1) }
+        handle = md
+    }
+
     deinit { dnnl_memory_desc_destroy(handle) }
 
     func isEqual(to other: MemoryDescriptor) -> Bool { dnnl_memory_desc_equal(handle, other.handle) != 0 }
