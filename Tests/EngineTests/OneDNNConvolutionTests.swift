@@ -131,6 +131,35 @@ struct OneDNNConvolutionTests {
         expectClose(shifted, reference(), absolute: 1e-4, "new running statistics")
     }
 
+    /// Training only the last stages: the frozen stages run as one inference graph, and the
+    /// logits and the trainable parameters' gradients equal those of running every layer in turn.
+    @Test(arguments: [TrainableScope.head, .lastStages(1)])
+    func frozenStagesRunAsAGraph(scope: TrainableScope) throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let network = Network(architecture: .resnet18, labels: 3, seed: 6)
+        network.setTrainable(scope)
+        let shape = Shape(n: 4, c: 3, h: 64, w: 64)
+        let x = Batch(randomValues(shape.count, seed: 12), shape), dy = Batch(randomValues(4 * 3, seed: 13), Shape(n: 4, c: 3))
+        let state = network.floatState
+        func step(graphs: Bool) -> (logits: [Float], gradients: [[Float]]) {
+            network.usesInferenceGraphs = graphs
+            network.floatState = state
+            network.store.zeroGradients()
+            let logits = x.with { network.forward($0, mode: .training).values }
+            dy.with { network.backward($0) }
+            return (logits, network.trainableParameters.map(gradient))
+        }
+        let reference = step(graphs: false), fast = step(graphs: true)
+        #expect(network.frozenGraphs.count == 1 && network.frozenGraphs.refusal == nil)
+        #expect(network.inferenceGraphs.count == 0)
+        expectClose(fast.logits, reference.logits, absolute: 1e-4, relative: 1e-4, "logits")
+        #expect(!fast.gradients.isEmpty && fast.gradients.count < network.parameters.count)
+        for (p, (a, b)) in zip(network.trainableParameters, zip(fast.gradients, reference.gradients)) {
+            expectClose(a, b, absolute: 1e-4, relative: 1e-3, "∂\(p.name)")
+        }
+        withExtendedLifetime(x) {}
+    }
+
     /// A training step through oneDNN computes the im2col path's logits and gradients (every
     /// parameter, to 2% of its norm), and backward adds into the gradients rather than
     /// overwriting them. (Not

@@ -20,6 +20,12 @@ public final class Network {
     private let flatLayers: [Layer]
     /// Whole-network inference through oneDNN, per batch shape.
     let inferenceGraphs = InferenceGraphs()
+    /// The frozen stages' layers, opened, and their graphs: training below `.all` runs them
+    /// as inference.
+    private var frozenLayers: [Layer] = []
+    let frozenGraphs = InferenceGraphs()
+    /// Whether inference and frozen stages may run as graphs (tests compare with layer by layer).
+    var usesInferenceGraphs = true
 
     /// The most outputs a head may have (ImageNet's 1000 with room to spare).
     public static let maxLabels = 10_000
@@ -104,6 +110,9 @@ public final class Network {
         for (index, stage) in stages.enumerated() {
             for p in stage.parameters { p.isTrainable = index >= firstTrainableStage }
         }
+        func open(_ layer: Layer) -> [Layer] { (layer as? Sequential)?.layers.flatMap(open) ?? [layer] }
+        frozenLayers = stages[..<firstTrainableStage].flatMap(open)
+        frozenGraphs.removeAll()
     }
 
     /// Dropout before the head in training: each pooled feature zeroed with `probability`
@@ -122,16 +131,20 @@ public final class Network {
     }
 
     /// Logits for a batch. The returned view is valid until the next forward. Inference runs
-    /// through oneDNN as one graph where it can (`InferenceGraph`), unless a convolution is
-    /// set to compute itself (`Conv2D.usesOneDNN`, for tests).
+    /// through oneDNN as one graph where it can (`InferenceGraph`), and so do the frozen stages
+    /// in training, unless a convolution is set to compute itself (`Conv2D.usesOneDNN`, for tests).
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         precondition(x.shape.c == inputChannels, "the network takes \(inputChannels) channels, got \(x.shape.c)")
-        if mode == .inference, convolutions.allSatisfy(\.usesOneDNN),
-           let y = inferenceGraphs.forward(x, layers: flatLayers) {
+        let graphs = usesInferenceGraphs && convolutions.allSatisfy(\.usesOneDNN)
+        if mode == .inference, graphs, let y = inferenceGraphs.forward(x, layers: flatLayers) {
             return y
         }
-        var a = x
-        for (index, stage) in stages.enumerated() {
+        var a = x, first = 0
+        if mode == .training, graphs, firstTrainableStage > 0, let y = frozenGraphs.forward(x, layers: frozenLayers) {
+            a = y
+            first = firstTrainableStage
+        }
+        for (index, stage) in stages.enumerated() where index >= first {
             a = stage.forward(a, mode: mode == .training && index >= firstTrainableStage ? .training : .inference)
         }
         return a

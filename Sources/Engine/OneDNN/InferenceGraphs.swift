@@ -14,6 +14,11 @@ final class InferenceGraphs {
     /// Graphs held now.
     var count: Int { graphs.count }
 
+    /// Forgets every graph (the layers they covered changed).
+    func removeAll() {
+        graphs = [:]; uncovered = []
+    }
+
     /// Convolutions the graph for `shape` runs (0 when there is none).
     func convolutionCount(for shape: Shape) -> Int { graphs[shape]?.convolutionCount ?? 0 }
 
