@@ -47,8 +47,7 @@ public final class Network {
         stages = layout.stages
         head = layout.head
         headDropout = layout.headDropout
-        func open(_ layer: Layer) -> [Layer] { (layer as? Sequential)?.layers.flatMap(open) ?? [layer] }
-        flatLayers = stages.flatMap(open)
+        flatLayers = stages.flatMap(Self.opened)
         store.allocate()
         initialize(seed: seed)
     }
@@ -110,8 +109,7 @@ public final class Network {
         for (index, stage) in stages.enumerated() {
             for p in stage.parameters { p.isTrainable = index >= firstTrainableStage }
         }
-        func open(_ layer: Layer) -> [Layer] { (layer as? Sequential)?.layers.flatMap(open) ?? [layer] }
-        frozenLayers = stages[..<firstTrainableStage].flatMap(open)
+        frozenLayers = stages[..<firstTrainableStage].flatMap(Self.opened)
         frozenGraphs.removeAll()
     }
 
@@ -121,6 +119,11 @@ public final class Network {
     /// computes the same gradient. Inference never drops.
     public func setHeadDropout(probability: Float, seed: UInt64) {
         headDropout.configure(probability: probability, seed: seed)
+    }
+
+    /// `layer`'s layers in order with every `Sequential` opened.
+    private static func opened(_ layer: Layer) -> [Layer] {
+        (layer as? Sequential)?.layers.flatMap(opened) ?? [layer]
     }
 
     /// Parameters that currently train.

@@ -163,11 +163,11 @@ final class InferenceGraph {
                     index += 1
                 } else if let batchNorm = layer as? BatchNorm2D {
                     try enterNHWC()
-                    let relu = batchNorm.relu || (index + 1 < layers.count && layers[index + 1] is ReLU)
+                    let followedByReLU = index + 1 < layers.count && layers[index + 1] is ReLU
                     let destination = free(excluding: [current])
-                    affine(batchNorm, relu: relu, from: current, stride: shape.c, to: destination)
+                    affine(batchNorm, relu: batchNorm.relu || followedByReLU, from: current, stride: shape.c, to: destination)
                     current = .buffer(destination)
-                    index += relu && !batchNorm.relu ? 2 : 1
+                    index += followedByReLU ? 2 : 1
                 } else if let pool = layer as? AvgPool2D {
                     try enterNHWC()
                     let out = pool.outputShape(for: shape), destination = free(excluding: [current])
