@@ -36,6 +36,12 @@ enum Parallel {
             return
         }
         let chunks = min(count, workers)
+        let split = { (chunk: Int) in
+            let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
+            for i in start..<end { body(i) }
+        }
+        // On oneDNN's threads when libgomp is loaded (OpenMPTeam says why), else Dispatch's.
+        if OpenMPTeam.run(chunks, split) { return }
         withoutActuallyEscaping(body) { body in
             // The closure is only shared for the duration of this call.
             let shared = UncheckedBody(call: body)
