@@ -11,29 +11,39 @@ import Foundation
 ///
 /// The functions are found at run time in the libgomp that libdnnl loads (`GOMP_parallel` is
 /// the entry point GCC emits for `#pragma omp parallel`); without them `Parallel` uses
-/// Dispatch.
+/// Dispatch. This is the one place that reaches into libgomp; `OneDNN.useWorkers` sizes the
+/// primitives' team through `setThreadCount`.
 enum OpenMPTeam {
     private typealias Entry = @convention(c) (UnsafeMutableRawPointer?) -> Void
     private typealias ParallelFunction = @convention(c) (Entry, UnsafeMutableRawPointer?, UInt32, UInt32) -> Void
     private typealias IntFunction = @convention(c) () -> Int32
+    private typealias SetIntFunction = @convention(c) (Int32) -> Void
 
     private struct Functions: @unchecked Sendable {
         let parallel: ParallelFunction
         let threadNumber: IntFunction
         let threadCount: IntFunction
+        let setThreadCount: SetIntFunction
     }
 
     private static let functions: Functions? = {
         let handle = UnsafeMutableRawPointer(bitPattern: 0)
         guard let parallel = dlsym(handle, "GOMP_parallel"), let number = dlsym(handle, "omp_get_thread_num"),
-              let count = dlsym(handle, "omp_get_num_threads") else { return nil }
+              let count = dlsym(handle, "omp_get_num_threads"), let setCount = dlsym(handle, "omp_set_num_threads") else { return nil }
         return Functions(parallel: unsafeBitCast(parallel, to: ParallelFunction.self),
                          threadNumber: unsafeBitCast(number, to: IntFunction.self),
-                         threadCount: unsafeBitCast(count, to: IntFunction.self))
+                         threadCount: unsafeBitCast(count, to: IntFunction.self),
+                         setThreadCount: unsafeBitCast(setCount, to: SetIntFunction.self))
     }()
 
     /// Whether loops can run on the team (libgomp is loaded).
     static var available: Bool { functions != nil }
+
+    /// Sizes the team of the next parallel region started on this thread when it names no size
+    /// (oneDNN's primitives; OpenMP keeps the setting per calling thread). Nothing without libgomp.
+    static func setThreadCount(_ count: Int) {
+        functions?.setThreadCount(Int32(clamping: count))
+    }
 
     /// Calls `body(chunk)` for every chunk in 0..<chunks on a team of up to `chunks` threads
     /// (fewer inside another team, where libgomp gives one), each taking every n-th chunk.

@@ -42,13 +42,10 @@ enum Parallel {
         }
         // On oneDNN's threads when libgomp is loaded (OpenMPTeam says why), else Dispatch's.
         if OpenMPTeam.run(chunks, split) { return }
-        withoutActuallyEscaping(body) { body in
+        withoutActuallyEscaping(split) { split in
             // The closure is only shared for the duration of this call.
-            let shared = UncheckedBody(call: body)
-            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
-                for i in start..<end { shared.call(i) }
-            }
+            let shared = UncheckedBody(call: split)
+            DispatchQueue.concurrentPerform(iterations: chunks) { shared.call($0) }
         }
     }
 }

@@ -24,17 +24,10 @@ enum OneDNN {
     }
 
     /// Sizes the OpenMP team oneDNN's next primitive on this thread uses to the engine's worker
-    /// count (`EngineSettings.threads`). OpenMP keeps the setting per calling thread.
+    /// count (`EngineSettings.threads`).
     static func useWorkers() {
-        guard let setThreads = ompSetNumThreads else { return }
-        setThreads(Int32(clamping: Parallel.workers))
+        OpenMPTeam.setThreadCount(Parallel.workers)
     }
-
-    /// libgomp's omp_set_num_threads, found at run time (libdnnl loads libgomp).
-    private static let ompSetNumThreads: (@convention(c) (Int32) -> Void)? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "omp_set_num_threads") else { return nil }
-        return unsafeBitCast(symbol, to: (@convention(c) (Int32) -> Void).self)
-    }()
 
     /// Throws unless `status` is success, naming what was attempted.
     static func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws(OneDNNError) {
