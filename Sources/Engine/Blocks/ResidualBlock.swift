@@ -23,8 +23,11 @@ public final class ResidualBlock: Layer {
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         let h = main.forward(x, mode: mode)
         let identity = shortcut?.forward(x, mode: mode) ?? x
-        if mode == .inference { return add.forward(h, identity, relu: true) }
-        return relu.forward(add.forward(h, identity), mode: mode)
+        // The ReLU is applied in the add's pass; in training the ReLU layer keeps its output
+        // for backward.
+        let y = add.forward(h, identity, relu: true)
+        if mode == .training { relu.record(output: y) }
+        return y
     }
 
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
@@ -36,8 +39,10 @@ public final class ResidualBlock: Layer {
         }
         let dShortcut = shortcut?.backward(dSum, inputGradient: true) ?? dSum
         // dMain is the first convolution's own input-gradient buffer: add into it in place.
-        let count = dMain.shape.count
-        for j in 0..<count { dMain.data[j] += dShortcut.data[j] }
+        let per = dMain.shape.perImage
+        Parallel.forEach(dMain.shape.n, costPerItem: per) { i in
+            Vectorized.add(dMain.image(i), dShortcut.image(i), count: per)
+        }
         return dMain
     }
 }

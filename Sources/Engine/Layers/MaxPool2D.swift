@@ -71,10 +71,14 @@ public final class MaxPool2D: Layer {
                     let y0 = max(0, oy * stride - padding), y1 = min(s.h, oy * stride - padding + kernelSize)
                     for ox in 0..<os.w {
                         let x0 = max(0, ox * stride - padding), x1 = min(s.w, ox * stride - padding + kernelSize)
+                        // The first maximum in row-major order wins (NaN never does), with
+                        // selects rather than branches: which element wins is data-dependent.
                         var best = -Float.infinity, bestIndex = y0 * s.w + x0
                         for iy in y0..<y1 {
-                            for ix in x0..<x1 where src[iy * s.w + ix] > best {
-                                best = src[iy * s.w + ix]; bestIndex = iy * s.w + ix
+                            for ix in x0..<x1 {
+                                let v = src[iy * s.w + ix], wins = v > best
+                                best = wins ? v : best
+                                bestIndex = wins ? iy * s.w + ix : bestIndex
                             }
                         }
                         dst[oy * os.w + ox] = best

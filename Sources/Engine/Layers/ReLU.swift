@@ -22,6 +22,13 @@ public final class ReLU: Layer {
         return x
     }
 
+    /// Keeps `y`, computed elsewhere as max(x, 0) in the same pass as what produced x (the
+    /// residual add), for backward, as a training forward would.
+    func record(output y: Activation) {
+        precondition(y.isContiguous)
+        output = y
+    }
+
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
         guard let y = output else { preconditionFailure("ReLU.backward without a training forward") }
         guard inputGradient else { return .none }

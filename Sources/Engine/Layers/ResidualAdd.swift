@@ -6,7 +6,7 @@ public final class ResidualAdd {
     init() {}
 
     /// a (N, C, H, W) + b (N, C, H, W) → (N, C, H, W); with `relu`, max(a + b, 0) in the
-    /// same pass (inference).
+    /// same pass.
     public func forward(_ a: Activation, _ b: Activation, relu: Bool = false) -> Activation {
         precondition(a.shape == b.shape && a.isContiguous && b.isContiguous,
                      "ResidualAdd: shapes \(a.shape) and \(b.shape) differ")

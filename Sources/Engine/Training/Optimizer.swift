@@ -90,14 +90,24 @@ public final class Optimizer {
         started = true
     }
 
+    /// Parameters per parallel work item of an update.
+    private static let block = 16_384
+
     private func update(_ values: UnsafeMutableBufferPointer<Float>, _ gradients: UnsafeBufferPointer<Float>,
                         _ trainable: [Range<Int>], _ lr: Float) {
         first.withUnsafeMutableBufferPointer { m in
             second.withUnsafeMutableBufferPointer { v in
+                // The rules are element-wise, so blocks of a range update in parallel with the
+                // same result as one loop.
                 for range in trainable {
-                    switch settings.kind {
-                    case .sgd: sgd(values, gradients, m, range, lr)
-                    case .adam, .adamw: adam(values, gradients, m, v, range, lr)
+                    let blocks = (range.count + Self.block - 1) / Self.block
+                    Parallel.forEach(blocks, costPerItem: Self.block) { b in
+                        let start = range.lowerBound + b * Self.block
+                        let part = start..<min(range.upperBound, start + Self.block)
+                        switch settings.kind {
+                        case .sgd: sgd(values, gradients, m, part, lr)
+                        case .adam, .adamw: adam(values, gradients, m, v, part, lr)
+                        }
                     }
                 }
             }
