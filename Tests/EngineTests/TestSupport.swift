@@ -43,7 +43,13 @@ final class Batch {
 }
 
 extension Activation {
-    var values: [Float] { Array(UnsafeBufferPointer(start: data, count: shape.count)) }
+    /// The elements in NCHW order, whatever the layout (a training convolution's output is
+    /// channel-blocked).
+    var values: [Float] {
+        let buffer = FloatBuffer()
+        let plain = plain(using: buffer)
+        return withExtendedLifetime(buffer) { Array(UnsafeBufferPointer(start: plain.data, count: shape.count)) }
+    }
 }
 
 /// How two arrays differ: the largest absolute and relative differences (relative to

@@ -14,6 +14,9 @@ public final class DenseBlock: Layer {
     private let features = FloatBuffer(), dFeatures = FloatBuffer()
     private let slice = FloatBuffer(), dInput = FloatBuffer()
     private var inputShape: Shape?
+    /// The input's channel block, which the input gradient is returned in (the block itself is NCHW).
+    private var inputBlock = 1
+    private let convertedDInput = FloatBuffer()
 
     /// `layers[i]` maps C₀ + i·growth channels to `growth` channels.
     init(layers: [Sequential], inputChannels: Int, growth: Int) {
@@ -34,16 +37,17 @@ public final class DenseBlock: Layer {
         precondition(x.isContiguous)
         let out = features.view(outputShape(for: x.shape))
         let plane = x.shape.plane
-        for i in 0..<x.shape.n { out.image(i).update(from: x.image(i), count: x.shape.perImage) }
+        inputBlock = x.channelBlock
+        ChannelBlocks.copy(x, to: Activation(data: out.data, shape: x.shape, imageStride: out.shape.perImage))
         for (index, layer) in layers.enumerated() {
             let channels = inputChannels + index * growth
             let view = Activation(data: out.data, shape: Shape(n: x.shape.n, c: channels, h: x.shape.h, w: x.shape.w),
                                   imageStride: out.shape.perImage)
             let new = layer.forward(view, mode: mode)
             precondition(new.shape.c == growth && new.isContiguous)
-            for i in 0..<x.shape.n {
-                (out.image(i) + channels * plane).update(from: new.image(i), count: growth * plane)
-            }
+            // Into its channels of the NCHW buffer (from the convolution's blocked layout, often).
+            ChannelBlocks.copy(new, to: Activation(data: out.data + channels * plane, shape: new.shape,
+                                                   imageStride: out.shape.perImage))
         }
         inputShape = mode == .training ? x.shape : nil
         return out
@@ -52,7 +56,7 @@ public final class DenseBlock: Layer {
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
         guard let s = inputShape else { preconditionFailure("DenseBlock.backward without a training forward") }
         let os = outputShape(for: s), plane = s.plane
-        precondition(dy.shape == os && dy.isContiguous)
+        precondition(dy.shape == os && dy.isContiguous && dy.isPlain)
         let dAll = dFeatures.view(os)
         dAll.data.update(from: dy.data, count: os.count)
         for (index, layer) in layers.enumerated().reversed() {
@@ -71,6 +75,6 @@ public final class DenseBlock: Layer {
         guard inputGradient else { return .none }
         let dx = dInput.view(s)
         for i in 0..<s.n { dx.image(i).update(from: dAll.image(i), count: s.perImage) }
-        return dx
+        return dx.laidOut(inputBlock, using: convertedDInput)
     }
 }

@@ -9,6 +9,7 @@ public final class ResidualBlock: Layer {
     let shortcut: Sequential?
     private let add = ResidualAdd()
     private let relu = ReLU()
+    private let converted = FloatBuffer()
 
     init(main: [Layer], shortcut: [Layer]?) {
         self.main = Sequential(main)
@@ -37,7 +38,7 @@ public final class ResidualBlock: Layer {
             _ = shortcut?.backward(dSum, inputGradient: false)
             return .none
         }
-        let dShortcut = shortcut?.backward(dSum, inputGradient: true) ?? dSum
+        let dShortcut = (shortcut?.backward(dSum, inputGradient: true) ?? dSum).laidOut(dMain.channelBlock, using: converted)
         // dMain is the first convolution's own input-gradient buffer: add into it in place.
         let per = dMain.shape.perImage
         Parallel.forEach(dMain.shape.n, costPerItem: per) { i in

@@ -24,18 +24,32 @@ public struct Shape: Hashable, Sendable, CustomStringConvertible {
 /// A non-owning view of a batch of activations. The memory belongs to the layer that
 /// produced it (or to the caller for a network input) and stays valid until that layer's
 /// next forward pass.
+///
+/// The layout is NCHW unless `channelBlock` is above 1: then it is oneDNN's blocked layout
+/// nChw8c or nChw16c, (N, C/b, H, W, b) for b = `channelBlock`, which training convolutions
+/// read and write without reordering (see `ChannelBlocks`). Layers that only know NCHW
+/// convert a blocked input first; a layer's input gradient has its input's layout.
 public struct Activation {
     public var data: UnsafeMutablePointer<Float>
     public var shape: Shape
     /// Elements between the first elements of consecutive images. `shape.perImage` unless the
     /// view is a channel slice of a wider buffer (the shared feature buffer of a dense block).
     public var imageStride: Int
+    /// Channels per block: 1 for NCHW, 8 or 16 for nChw8c / nChw16c (C a multiple of it,
+    /// images contiguous).
+    public var channelBlock: Int
 
-    public init(data: UnsafeMutablePointer<Float>, shape: Shape, imageStride: Int? = nil) {
+    public init(data: UnsafeMutablePointer<Float>, shape: Shape, imageStride: Int? = nil, channelBlock: Int = 1) {
+        precondition(channelBlock == 1 || (shape.c % channelBlock == 0 && (imageStride ?? shape.perImage) == shape.perImage),
+                     "a blocked activation needs whole channel blocks and contiguous images")
         self.data = data
         self.shape = shape
         self.imageStride = imageStride ?? shape.perImage
+        self.channelBlock = channelBlock
     }
+
+    /// True in NCHW order.
+    public var isPlain: Bool { channelBlock == 1 }
 
     /// True when the images are packed one after another with no gap.
     public var isContiguous: Bool { imageStride == shape.perImage }

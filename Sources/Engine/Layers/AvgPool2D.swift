@@ -4,7 +4,8 @@
 public final class AvgPool2D: Layer {
     public let kernelSize: Int, stride: Int
     private var inputShape: Shape?
-    private let output = FloatBuffer(), dInput = FloatBuffer()
+    private let output = FloatBuffer(), dInput = FloatBuffer(), converted = FloatBuffer(), convertedDInput = FloatBuffer()
+    private var inputBlock = 1
 
     init(kernelSize: Int, stride: Int) {
         self.kernelSize = kernelSize; self.stride = stride
@@ -16,7 +17,10 @@ public final class AvgPool2D: Layer {
         return Shape(n: s.n, c: s.c, h: oh, w: ow)
     }
 
+    /// NCHW inside: a channel-blocked input is converted first, and its gradient back.
     public func forward(_ x: Activation, mode: Mode) -> Activation {
+        inputBlock = x.channelBlock
+        let x = x.plain(using: converted)
         precondition(x.isContiguous)
         let s = x.shape, os = outputShape(for: s), k = kernelSize
         let y = output.view(os)
@@ -43,6 +47,7 @@ public final class AvgPool2D: Layer {
         guard inputGradient else { return .none }
         let os = outputShape(for: s), k = kernelSize
         precondition(dy.shape == os)
+        let dy = dy.plain(using: converted)
         let dx = dInput.zeroedView(s)
         let scale = 1 / Float(k * k)
         for planeIndex in 0..<(s.n * s.c) {
@@ -57,6 +62,6 @@ public final class AvgPool2D: Layer {
                 }
             }
         }
-        return dx
+        return dx.laidOut(inputBlock, using: convertedDInput)
     }
 }

@@ -4,7 +4,8 @@
 /// architectures use it; the state dict is the same either way.
 ///
 /// weight γ (C), bias β (C); buffers running_mean (C), running_var (C), num_batches_tracked ().
-/// input (N, C, H, W), which may be a channel slice of a wider buffer → output (N, C, H, W).
+/// input (N, C, H, W), which may be a channel slice of a wider buffer, or channel-blocked
+/// (`ChannelBlocks`) → output (N, C, H, W) in the input's layout.
 public final class BatchNorm2D: Layer {
     public let channels: Int
     public let epsilon: Float
@@ -15,7 +16,7 @@ public final class BatchNorm2D: Layer {
     public let runningMean: StateBuffer, runningVar: StateBuffer, batchesTracked: StateBuffer
 
     private var input: Activation?
-    private let output = FloatBuffer(), dInput = FloatBuffer()
+    private let output = FloatBuffer(), dInput = FloatBuffer(), convertedDOutput = FloatBuffer()
     /// Per channel mean and 1/sqrt(var + ε) of the last training batch.
     private var batchMean: [Float] = [], inverseStd: [Float] = []
 
@@ -49,12 +50,17 @@ public final class BatchNorm2D: Layer {
 
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         let s = outputShape(for: x.shape)
-        let y = output.view(s)
+        let y = Activation(data: output.reserve(s.count), shape: s, channelBlock: x.channelBlock)
         let plane = s.plane, relu = relu
         if mode == .training {
             computeBatchStatistics(x)
         }
         let (scale, shift) = mode == .training ? trainingAffine() : inferenceAffine()
+        input = mode == .training ? x : nil
+        guard x.isPlain else {
+            BlockedChannelKernels.affine(x, y, scale: scale, shift: shift, relu: relu)
+            return y
+        }
         Parallel.forEach(s.n * channels, costPerItem: plane) { index in
             let i = index / channels, c = index % channels
             let src = x.image(i) + c * plane, dst = y.image(i) + c * plane
@@ -62,7 +68,6 @@ public final class BatchNorm2D: Layer {
             if relu { for j in 0..<plane { dst[j] = max(src[j] * a + b, 0) } }
             else { for j in 0..<plane { dst[j] = src[j] * a + b } }
         }
-        input = mode == .training ? x : nil
         return y
     }
 
@@ -70,6 +75,15 @@ public final class BatchNorm2D: Layer {
     private func computeBatchStatistics(_ x: Activation) {
         let s = x.shape, plane = s.plane, m = s.n * plane
         var means = [Float](repeating: 0, count: channels), variances = means
+        if !x.isPlain {
+            var sums = [Double](repeating: 0, count: channels), squares = sums
+            BlockedChannelKernels.sumsAndSquares(x, sums: &sums, squares: &squares)
+            for c in 0..<channels {
+                let mean = sums[c] / Double(m)
+                means[c] = Float(mean)
+                variances[c] = Float(max(0, squares[c] / Double(m) - mean * mean))
+            }
+        } else {
         means.withUnsafeMutableBufferPointer { meanOut in
             variances.withUnsafeMutableBufferPointer { varOut in
                 Parallel.forEach(channels, costPerItem: m) { c in
@@ -83,6 +97,7 @@ public final class BatchNorm2D: Layer {
                     varOut[c] = Float(max(0, squares / Double(m) - mean * mean))
                 }
             }
+        }
         }
         batchMean = means
         inverseStd = variances.map { 1 / ($0 + epsilon).squareRoot() }
@@ -116,10 +131,21 @@ public final class BatchNorm2D: Layer {
         guard let x = input else { preconditionFailure("BatchNorm2D.backward without a training forward") }
         let s = x.shape, plane = s.plane, m = Float(s.n * plane)
         precondition(dy.shape == s && dy.isContiguous)
-        let y = Activation(data: output.pointer, shape: s)
-        let dx = inputGradient ? dInput.view(s) : .none
+        let y = Activation(data: output.pointer, shape: s, channelBlock: x.channelBlock)
+        let dx = inputGradient ? Activation(data: dInput.reserve(s.count), shape: s, channelBlock: x.channelBlock) : .none
         let trains = weight.isTrainable, relu = relu
         let mean = batchMean, inv = inverseStd
+        guard x.isPlain else {
+            var sumG = [Float](repeating: 0, count: channels), sumGX = sumG
+            BlockedChannelKernels.normBackward(dy: dy.laidOut(x.channelBlock, using: convertedDOutput), x: x,
+                                               mask: relu ? y : nil, dx: inputGradient ? dx : nil,
+                                               mean: mean, k: inv, gamma: weight.storage, sumG: &sumG, sumGX: &sumGX)
+            if trains {
+                for c in 0..<channels { weight.gradient[c] += sumGX[c]; bias.gradient[c] += sumG[c] }
+            }
+            return dx
+        }
+        let dy = dy.plain(using: convertedDOutput)
         Parallel.forEach(channels, costPerItem: s.n * plane) { c in
             let mu = mean[c], k = inv[c]
             var sumDy: Float = 0, sumDyXhat: Float = 0

@@ -15,6 +15,7 @@ public final class ChannelConcat {
         precondition(!inputs.isEmpty)
         let first = inputs[0].shape
         for x in inputs {
+            precondition(x.isPlain, "ChannelConcat takes NCHW inputs")
             precondition(x.shape.n == first.n && x.shape.h == first.h && x.shape.w == first.w,
                          "ChannelConcat: \(x.shape) does not match \(first)")
         }

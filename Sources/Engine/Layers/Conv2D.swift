@@ -15,10 +15,15 @@ public final class Conv2D: Layer {
     public let weight: Parameter
     public let bias: Parameter?
 
+    /// The training forward's input as the convolution read it (NCHW or channel-blocked).
     private var input: Activation?
+    /// The channel block of the input the caller passed, which the input gradient is returned in.
+    private var callerBlock = 1
     /// The oneDNN plan the last training forward used, which its backward uses too.
     private var trained: TrainingConvolution?
     private let output = FloatBuffer(), dInput = FloatBuffer()
+    /// Layout conversions when the caller's layout is not one the kernels take.
+    private let converted = FloatBuffer(), convertedDOutput = FloatBuffer(), convertedDInput = FloatBuffer()
     private let columns = FloatBuffer(), product = FloatBuffer()
     /// oneDNN's plans for inference and training, per batch shape.
     let plans = ConvolutionPlans()
@@ -85,15 +90,20 @@ public final class Conv2D: Layer {
     }
 
     func forward(_ x: Activation, mode: Mode, epilogue: Epilogue?) -> Activation {
-        precondition(x.isContiguous)
         let g = geometry(x.shape)
+        callerBlock = x.channelBlock
+        trained = nil
+        input = nil
+        if usesOneDNN, EngineSettings.oneDNN {
+            if mode == .inference, fusedForward(x.plain(using: converted), output.view(outputShape(for: x.shape)), g, epilogue) {
+                return output.view(outputShape(for: x.shape))
+            }
+            if mode == .training, epilogue == nil, let y = trainingForward(x, g) { return y }
+        }
+        let x = x.plain(using: converted)
+        precondition(x.isContiguous)
         let y = output.view(outputShape(for: x.shape))
         input = mode == .training ? x : nil
-        trained = nil
-        if usesOneDNN, EngineSettings.oneDNN {
-            if mode == .inference, fusedForward(x, y, g, epilogue) { return y }
-            if mode == .training, epilogue == nil, trainingForward(x, y, g) { return y }
-        }
         let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
         if batched(x.shape, g) {
             // columns (K, N·P) → product (OC, N·P) → y (N, OC, P)
@@ -140,39 +150,58 @@ public final class Conv2D: Layer {
         }
     }
 
-    /// y = conv(x) + b through oneDNN for training; false (y untouched) when oneDNN cannot run it.
-    private func trainingForward(_ x: Activation, _ y: Activation, _ g: ConvGeometry) -> Bool {
-        guard let plan = plans.trainingPlan(for: x.shape, geometry: g, outChannels: outChannels, bias: bias != nil) else { return false }
+    /// y = conv(x) + b through oneDNN for training, y in the kernel's layout when it is one an
+    /// `Activation` can be in; nil when oneDNN cannot run it.
+    private func trainingForward(_ x: Activation, _ g: ConvGeometry) -> Activation? {
+        guard let plan = plans.trainingPlan(for: x.shape, geometry: g, outChannels: outChannels, bias: bias != nil) else { return nil }
+        let read = plan.accepts(inputBlock: x.channelBlock) && x.isContiguous ? x : x.laidOut(1, using: converted)
+        let contiguous = read.isContiguous ? read : Activation(data: converted.reserve(read.shape.count), shape: read.shape)
+        if !read.isContiguous { ChannelBlocks.copy(read, to: contiguous) }
+        let y = Activation(data: output.reserve(outputShape(for: x.shape).count), shape: outputShape(for: x.shape),
+                           channelBlock: plan.outputBlock)
         do {
-            try plan.forward(input: x.data, weights: weight.storage, bias: bias?.storage, output: y.data)
+            try plan.forward(input: contiguous.data, inputBlock: contiguous.channelBlock, weights: weight.storage,
+                             bias: bias?.storage, output: y.data)
             trained = plan
-            return true
+            input = contiguous
+            return y
         } catch {
             plans.refuse(error)
-            return false
+            return nil
         }
     }
 
+    /// ∂loss/∂x in the layout the forward's input had; `dy` in any layout.
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
-        guard let x = input else { preconditionFailure("Conv2D.backward without a training forward") }
-        let g = geometry(x.shape)
-        let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
-        precondition(dy.shape == outputShape(for: x.shape) && dy.isContiguous)
+        guard let read = input else { preconditionFailure("Conv2D.backward without a training forward") }
+        precondition(dy.shape == outputShape(for: read.shape) && dy.isContiguous)
         // (A frozen weight with a trainable bias, which no architecture builds, takes the im2col path.)
         if let plan = trained, weight.isTrainable || bias?.isTrainable != true {
-            let dx = inputGradient ? dInput.view(x.shape) : .none
+            let g = plan.accepts(dOutputBlock: dy.channelBlock, inputGradient: inputGradient) ? dy : dy.plain(using: convertedDOutput)
+            let block = plan.dInputBlock(wanting: callerBlock)
+            let dx = inputGradient ? Activation(data: dInput.reserve(read.shape.count), shape: read.shape, channelBlock: block) : .none
             do {
-                try plan.backward(input: x.data, weights: weight.storage, dOutput: dy.data,
-                                  dInput: inputGradient ? dx.data : nil,
+                try plan.backward(input: read.data, inputBlock: read.channelBlock, weights: weight.storage,
+                                  dOutput: g.data, dOutputBlock: g.channelBlock,
+                                  dInput: inputGradient ? dx.data : nil, dInputBlock: block,
                                   dWeights: weight.isTrainable ? weight.gradient : nil,
                                   dBias: bias?.isTrainable == true ? bias?.gradient : nil)
-                return dx
+                return inputGradient ? dx.laidOut(callerBlock, using: convertedDInput) : dx
             } catch {
                 // The gradients are added only once every primitive has run, so nothing was added;
                 // the im2col path below computes everything.
                 plans.refuse(error)
             }
         }
+        let x = read.plain(using: converted), dy = dy.plain(using: convertedDOutput)
+        let dx = im2colBackward(x, dy, inputGradient: inputGradient)
+        return inputGradient ? dx.laidOut(callerBlock, using: convertedDInput) : dx
+    }
+
+    /// The backward of the im2col path, all NCHW.
+    private func im2colBackward(_ x: Activation, _ dy: Activation, inputGradient: Bool) -> Activation {
+        let g = geometry(x.shape)
+        let n = x.shape.n, k = g.columnRows, p = g.columnCols, oc = outChannels
         if let bias, bias.isTrainable {
             for i in 0..<n {
                 for o in 0..<oc {

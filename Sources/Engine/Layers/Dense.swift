@@ -7,6 +7,8 @@ public final class Dense: Layer {
     public let weight: Parameter, bias: Parameter
     private var input: Activation?
     private let output = FloatBuffer(), dInput = FloatBuffer()
+    private let converted = FloatBuffer(), convertedDInput = FloatBuffer()
+    private var inputBlock = 1
 
     init(_ name: String, _ store: ParameterStore, inFeatures: Int, outFeatures: Int) {
         self.inFeatures = inFeatures; self.outFeatures = outFeatures
@@ -21,7 +23,11 @@ public final class Dense: Layer {
         return Shape(n: s.n, c: outFeatures)
     }
 
+    /// Reads NCHW: a channel-blocked input (with more than one pixel) is converted first, and
+    /// its gradient back.
     public func forward(_ x: Activation, mode: Mode) -> Activation {
+        inputBlock = x.channelBlock
+        let x = x.plain(using: converted)
         precondition(x.isContiguous)
         let y = output.view(outputShape(for: x.shape))
         let n = x.shape.n
@@ -52,6 +58,6 @@ public final class Dense: Layer {
         let dx = dInput.view(x.shape)
         BLAS.gemm(m: n, n: inFeatures, k: outFeatures, a: dy.data, lda: outFeatures,
                   b: weight.storage, ldb: inFeatures, beta: 0, c: dx.data, ldc: inFeatures)
-        return dx
+        return dx.laidOut(inputBlock, using: convertedDInput)
     }
 }

@@ -9,7 +9,8 @@ public final class Dropout: Layer {
     public private(set) var probability: Float
     private var generator: SeededGenerator
     private var mask: [Float] = []
-    private let output = FloatBuffer(), dInput = FloatBuffer()
+    private let output = FloatBuffer(), dInput = FloatBuffer(), convertedDOutput = FloatBuffer()
+    private var inputBlock = 1
     private var trained = false
 
     /// A probability outside [0, `maxProbability`] (or not a number) is taken as 0.
@@ -32,10 +33,11 @@ public final class Dropout: Layer {
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         precondition(x.isContiguous)
         trained = mode == .training
+        inputBlock = x.channelBlock
         guard trained, probability > 0 else { return x }
         let count = x.shape.count, keep = 1 / (1 - probability)
         mask = (0..<count).map { _ in generator.uniform() < probability ? 0 : keep }
-        let y = output.view(x.shape)
+        let y = Activation(data: output.reserve(x.shape.count), shape: x.shape, channelBlock: x.channelBlock)
         for j in 0..<count { y.data[j] = x.data[j] * mask[j] }
         return y
     }
@@ -43,8 +45,10 @@ public final class Dropout: Layer {
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
         precondition(trained, "Dropout.backward without a training forward")
         guard inputGradient else { return .none }
+        // The mask is per element of the input's layout.
+        let dy = dy.laidOut(inputBlock, using: convertedDOutput)
         guard probability > 0 else { return dy }
-        let dx = dInput.view(dy.shape)
+        let dx = Activation(data: dInput.reserve(dy.shape.count), shape: dy.shape, channelBlock: inputBlock)
         for j in 0..<dy.shape.count { dx.data[j] = dy.data[j] * mask[j] }
         return dx
     }

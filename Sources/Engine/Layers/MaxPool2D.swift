@@ -1,12 +1,14 @@
 /// Max pooling over KxK windows with stride and zero-free padding (padded positions never win),
 /// as PyTorch's MaxPool2d.
 ///
-/// input (N, C, H, W) → output (N, C, OH, OW); the winning input index of each output is kept
-/// for backward.
+/// input (N, C, H, W), NCHW or channel-blocked → output (N, C, OH, OW) in the input's layout;
+/// the winning input index of each output is kept for backward.
 public final class MaxPool2D: Layer {
     public let kernelSize: Int, stride: Int, padding: Int
     private var inputShape: Shape?
-    private let output = FloatBuffer(), dInput = FloatBuffer()
+    private let output = FloatBuffer(), dInput = FloatBuffer(), convertedDOutput = FloatBuffer()
+    /// The training input's channel block (its layout is the output's and the input gradient's).
+    private var inputBlock = 1
     /// Per output element, the index of the winning input within its plane (training only).
     private var argmax = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
     private var argmaxCapacity = 0
@@ -32,7 +34,7 @@ public final class MaxPool2D: Layer {
     public func forward(_ x: Activation, mode: Mode) -> Activation {
         precondition(x.isContiguous)
         let s = x.shape, os = outputShape(for: s)
-        let y = output.view(os)
+        let y = Activation(data: output.reserve(os.count), shape: os, channelBlock: x.channelBlock)
         let training = mode == .training
         if training && os.count > argmaxCapacity {
             argmax.deallocate()
@@ -40,6 +42,12 @@ public final class MaxPool2D: Layer {
             argmaxCapacity = os.count
         }
         let winners = argmax
+        inputBlock = x.channelBlock
+        guard x.isPlain else {
+            BlockedChannelKernels.maxPool(x, y, geometry(s), winners: training ? winners : nil)
+            inputShape = training ? s : nil
+            return y
+        }
         let simple = kernelSize == 2 && stride == 2 && padding == 0
         Parallel.forEach(s.n * s.c, costPerItem: os.plane * kernelSize * kernelSize) { planeIndex in
                 let src = x.data + planeIndex * s.plane, dst = y.data + planeIndex * os.plane
@@ -95,8 +103,14 @@ public final class MaxPool2D: Layer {
         guard inputGradient else { return .none }
         let os = outputShape(for: s)
         precondition(dy.shape == os)
-        let dx = dInput.zeroedView(s)
         let winners = argmax
+        guard inputBlock == 1 else {
+            let dx = Activation(data: dInput.reserve(s.count), shape: s, channelBlock: inputBlock)
+            BlockedChannelKernels.maxPoolBackward(dy.laidOut(inputBlock, using: convertedDOutput), dx, winners: winners)
+            return dx
+        }
+        let dy = dy.plain(using: convertedDOutput)
+        let dx = dInput.zeroedView(s)
         Parallel.forEach(s.n * s.c, costPerItem: s.plane) { planeIndex in
             let g = dy.data + planeIndex * os.plane, d = dx.data + planeIndex * s.plane
             for j in 0..<os.plane { d[Int(winners[planeIndex * os.plane + j])] += g[j] }

@@ -2,10 +2,10 @@
 /// is consumed only by this layer (after a batch norm or a residual add), which is how the
 /// architectures use it; backward needs only the output's sign.
 ///
-/// input (N, C, H, W) → output (N, C, H, W), the same memory.
+/// input (N, C, H, W) → output (N, C, H, W), the same memory (so the same layout).
 public final class ReLU: Layer {
     private var output: Activation?
-    private let dInput = FloatBuffer()
+    private let dInput = FloatBuffer(), convertedDOutput = FloatBuffer()
 
     init() {}
 
@@ -33,7 +33,8 @@ public final class ReLU: Layer {
         guard let y = output else { preconditionFailure("ReLU.backward without a training forward") }
         guard inputGradient else { return .none }
         precondition(dy.shape == y.shape)
-        let dx = dInput.view(y.shape)
+        let dy = dy.laidOut(y.channelBlock, using: convertedDOutput)
+        let dx = Activation(data: dInput.reserve(y.shape.count), shape: y.shape, channelBlock: y.channelBlock)
         Parallel.forEach(y.shape.n, costPerItem: y.shape.perImage) { i in
             Vectorized.reluBackward(dx.image(i), dy.image(i), y.image(i), count: y.shape.perImage)
         }

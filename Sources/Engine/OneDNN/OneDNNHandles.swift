@@ -35,6 +35,16 @@ final class MemoryDescriptor {
 
     func isEqual(to other: MemoryDescriptor) -> Bool { dnnl_memory_desc_equal(handle, other.handle) != 0 }
 
+    /// For an (N, C, H, W) descriptor: 1 when it is NCHW, b when it is nChw8c or nChw16c with
+    /// C a multiple of b (the layouts an `Activation` can be in), else nil.
+    func channelBlock(_ dims: [Int]) throws(OneDNNError) -> Int? {
+        guard dims.count == 4 else { return nil }
+        for (tag, block) in [(dnnl_nchw, 1), (dnnl_nChw8c, 8), (dnnl_nChw16c, 16)] where dims[1] % block == 0 {
+            if isEqual(to: try MemoryDescriptor(dims, tag)) { return block }
+        }
+        return nil
+    }
+
     /// Floats a buffer of this layout needs (blocked layouts pad the channels).
     var floatCount: Int { (dnnl_memory_desc_get_size(handle) + 3) / 4 }
 }

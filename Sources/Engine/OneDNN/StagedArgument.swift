@@ -11,10 +11,16 @@ final class StagedArgument {
     private let reorder: Primitive?
     private let into: Bool
     private let storage: FloatBuffer?
+    /// The primitive's layout as an `Activation`'s channel block (1: NCHW; 8, 16: nChw8c,
+    /// nChw16c), when `dims` were given and it is one of those; else nil.
+    let channelBlock: Int?
+    /// The last `enter(_:data:block:)` bound the caller's blocked data directly.
+    private var direct = false
 
     init(user: Memory, layout: MemoryDescriptor, into: Bool, engine: dnnl_engine_t,
-         storage: FloatBuffer? = nil) throws(OneDNNError) {
+         storage: FloatBuffer? = nil, activation dims: [Int]? = nil) throws(OneDNNError) {
         self.user = user; self.into = into
+        channelBlock = try dims.flatMap { (dims) throws(OneDNNError) in try layout.channelBlock(dims) }
         if layout.isEqual(to: user.descriptor) {
             memory = user; reorder = nil; self.storage = nil
         } else {
@@ -33,8 +39,28 @@ final class StagedArgument {
         return memory
     }
 
-    /// For an output, reorders the result out to the user's memory.
+    /// Like `enter(_:)` for the caller's `data` in layout `block`: NCHW (1) is bound as the
+    /// user's memory and reordered as usual; the primitive's own blocked layout
+    /// (`channelBlock`) is bound as the primitive's memory, with nothing to reorder. The
+    /// memory must have been made with a `storage` buffer or be the user's (the binding
+    /// replaces the staging buffer for this use only).
+    func enter(_ stream: Stream, data: UnsafeRawPointer, block: Int) throws(OneDNNError) -> Memory {
+        direct = block != 1
+        guard direct else {
+            try user.bind(data)
+            return try enter(stream)
+        }
+        guard block == channelBlock, storage != nil || memory === user else {
+            throw OneDNNError(operation: "binding an activation in nChw\(block)c to a primitive that wants another layout", status: -1)
+        }
+        try memory.bind(data)
+        return memory
+    }
+
+    /// For an output, reorders the result out to the user's memory (unless it was written in
+    /// place by a direct `enter`).
     func leave(_ stream: Stream) throws(OneDNNError) {
+        if direct { return }
         if let reorder, !into { try reorder.execute(stream, [(DNNL_ARG_FROM, memory), (DNNL_ARG_TO, user)]) }
     }
 }

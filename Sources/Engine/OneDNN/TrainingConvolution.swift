@@ -2,12 +2,17 @@ internal import CDNNL
 
 /// One convolution layer for training through oneDNN, for one batch shape: the forward pass,
 /// the input gradient (backward data) and the weight and bias gradients (backward weights), each
-/// in the layouts oneDNN's kernels want, with NCHW / OIHW in and out. The weights change every
-/// step, so they are reordered on every forward and backward; at training batch sizes that
-/// costs little beside the products. The activations are reordered once each: the weight
-/// gradient reads the forward's reordered input and the input gradient's reordered ∂output
-/// where their layouts agree (on an AVX2 machine they do: that saved 36 of ResNet-18's 71
-/// activation reorders per step).
+/// in the layouts oneDNN's kernels want. The weights, OIHW, change every step, so they are
+/// reordered on every forward and backward; at training batch sizes that costs little beside
+/// the products.
+///
+/// Activations come and go either in NCHW, reordered into and out of the kernels' layouts, or
+/// already in the kernels' channel-blocked layout (`ChannelBlocks`), bound as they are: the
+/// output is written blocked whenever the kernel's layout is one an `Activation` can hold, so
+/// a network whose layers keep that layout reorders only its input. Each argument says which
+/// blocks it takes (`inputBlock`, `dOutputBlock`, …); the caller passes NCHW or that block.
+/// In NCHW, the weight gradient reads the forward's reordered input and the input gradient's
+/// reordered ∂output where their layouts agree.
 ///
 /// input (N, C, H, W), weight (OC, C, KH, KW), bias (OC) → output (N, OC, OH, OW).
 final class TrainingConvolution {
@@ -27,6 +32,9 @@ final class TrainingConvolution {
     /// The weight and bias gradients of one backward pass, added into the parameters' gradients.
     private let dWeights: FloatBuffer, dBias: FloatBuffer
     private let weightCount: Int, biasCount: Int
+    /// The staging buffers of the activation arguments (bound per use, so a direct binding
+    /// can replace them for one call).
+    private let staging = (0..<6).map { _ in FloatBuffer() }
 
     init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, bias: Bool) throws(OneDNNError) {
         let engine = try OneDNN.requireEngine()
@@ -80,27 +88,54 @@ final class TrainingConvolution {
         userDOutput = try Memory(plainOutput, engine: engine, owned: false)
         userDWeights = try Memory(plainWeights, engine: engine, owned: false)
         userDBias = bias ? try Memory(plainBias, engine: engine, owned: false) : nil
-        forwardInput = try StagedArgument(user: userInput, layout: fwdSource, into: true, engine: engine)
+        forwardInput = try StagedArgument(user: userInput, layout: fwdSource, into: true, engine: engine,
+                                          storage: staging[0], activation: sourceDims)
         forwardWeights = try StagedArgument(user: userWeights, layout: fwdWeights, into: true, engine: engine)
-        forwardOutput = try StagedArgument(user: userOutput, layout: fwdOutput, into: false, engine: engine)
-        dataDOutput = try StagedArgument(user: userDOutput, layout: bwdDOutput, into: true, engine: engine)
+        forwardOutput = try StagedArgument(user: userOutput, layout: fwdOutput, into: false, engine: engine,
+                                           storage: staging[1], activation: outputDims)
+        dataDOutput = try StagedArgument(user: userDOutput, layout: bwdDOutput, into: true, engine: engine,
+                                         storage: staging[2], activation: outputDims)
         dataWeights = try StagedArgument(user: userWeights, layout: bwdWeights, into: true, engine: engine)
-        dataDInput = try StagedArgument(user: userDInput, layout: bwdDSource, into: false, engine: engine)
+        dataDInput = try StagedArgument(user: userDInput, layout: bwdDSource, into: false, engine: engine,
+                                        storage: staging[3], activation: sourceDims)
         weightsInput = wSource.isEqual(to: fwdSource) ? nil
-            : try StagedArgument(user: userInput, layout: wSource, into: true, engine: engine)
+            : try StagedArgument(user: userInput, layout: wSource, into: true, engine: engine,
+                                 storage: staging[4], activation: sourceDims)
         sharedDOutput = wDOutput.isEqual(to: bwdDOutput)
-        weightsDOutput = try StagedArgument(user: userDOutput, layout: wDOutput, into: true, engine: engine)
+        weightsDOutput = try StagedArgument(user: userDOutput, layout: wDOutput, into: true, engine: engine,
+                                            storage: staging[5], activation: outputDims)
         weightsDWeights = try StagedArgument(user: userDWeights, layout: wDWeights, into: false, engine: engine)
         weightCount = weightDims.reduce(1, *); biasCount = bias ? oc : 0
         dWeights = FloatBuffer(capacity: weightCount); dBias = FloatBuffer(capacity: biasCount)
     }
 
-    /// y = conv(x, w) + b, NCHW.
-    func forward(input x: UnsafePointer<Float>, weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
-                 output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
-        try userInput.bind(x); try userWeights.bind(w); try userOutput.bind(y)
-        var arguments = [(DNNL_ARG_SRC, try forwardInput.enter(stream)), (DNNL_ARG_WEIGHTS, try forwardWeights.enter(stream)),
-                         (DNNL_ARG_DST, try forwardOutput.enter(stream))]
+    /// The channel block the output is written in: the kernel's, when an `Activation` can
+    /// hold it, else 1 (NCHW).
+    var outputBlock: Int { forwardOutput.channelBlock ?? 1 }
+
+    /// True when the forward (and the weight gradient after it) can read an input in `block`.
+    func accepts(inputBlock block: Int) -> Bool {
+        block == 1 || (block == forwardInput.channelBlock && (weightsInput == nil || block == weightsInput?.channelBlock))
+    }
+
+    /// True when the backward can read ∂output in `block` (computing the input gradient or not).
+    func accepts(dOutputBlock block: Int, inputGradient: Bool) -> Bool {
+        if block == 1 { return true }
+        let weights = block == weightsDOutput.channelBlock
+        return inputGradient ? block == dataDOutput.channelBlock && (sharedDOutput || weights) : weights
+    }
+
+    /// The block the input gradient is written in when the caller wants `block`: that one if
+    /// the kernel writes it, else 1 (NCHW).
+    func dInputBlock(wanting block: Int) -> Int { block == dataDInput.channelBlock ? block : 1 }
+
+    /// y = conv(x, w) + b, x in `inputBlock` (which `accepts`), y in `outputBlock`.
+    func forward(input x: UnsafePointer<Float>, inputBlock: Int, weights w: UnsafePointer<Float>,
+                 bias b: UnsafePointer<Float>?, output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
+        try userWeights.bind(w)
+        var arguments = [(DNNL_ARG_SRC, try forwardInput.enter(stream, data: x, block: inputBlock)),
+                         (DNNL_ARG_WEIGHTS, try forwardWeights.enter(stream)),
+                         (DNNL_ARG_DST, try forwardOutput.enter(stream, data: y, block: outputBlock))]
         if let userBias, let b {
             try userBias.bind(b)
             arguments.append((DNNL_ARG_BIAS, userBias))
@@ -109,25 +144,26 @@ final class TrainingConvolution {
         try forwardOutput.leave(stream)
     }
 
-    /// ∂loss/∂x into `dInput` (when given), and ∂loss/∂w, ∂loss/∂b *added* into `dWeights`,
-    /// `dBias` (when given), from ∂loss/∂y and the forward's x and w. All NCHW / OIHW. Must
-    /// follow this plan's forward on the same `x` (whose reordered copy it may read).
-    func backward(input x: UnsafePointer<Float>, weights w: UnsafePointer<Float>, dOutput dy: UnsafePointer<Float>,
-                  dInput dx: UnsafeMutablePointer<Float>?, dWeights gw: UnsafeMutablePointer<Float>?,
-                  dBias gb: UnsafeMutablePointer<Float>?) throws(OneDNNError) {
-        try userDOutput.bind(dy)
+    /// ∂loss/∂x into `dInput` (when given) in `dInputBlock` (from `dInputBlock(wanting:)`), and
+    /// ∂loss/∂w, ∂loss/∂b *added* into `dWeights`, `dBias` (when given), from ∂loss/∂y in
+    /// `dOutputBlock` (which `accepts`) and the forward's x (in the block it was given in) and
+    /// w. Must follow this plan's forward on the same `x` (whose reordered copy it may read).
+    func backward(input x: UnsafePointer<Float>, inputBlock: Int, weights w: UnsafePointer<Float>,
+                  dOutput dy: UnsafePointer<Float>, dOutputBlock: Int,
+                  dInput dx: UnsafeMutablePointer<Float>?, dInputBlock: Int,
+                  dWeights gw: UnsafeMutablePointer<Float>?, dBias gb: UnsafeMutablePointer<Float>?) throws(OneDNNError) {
         if let dx {
-            try userWeights.bind(w); try userDInput.bind(dx)
-            try backwardData.execute(stream, [(DNNL_ARG_DIFF_DST, try dataDOutput.enter(stream)),
+            try userWeights.bind(w)
+            try backwardData.execute(stream, [(DNNL_ARG_DIFF_DST, try dataDOutput.enter(stream, data: dy, block: dOutputBlock)),
                                               (DNNL_ARG_WEIGHTS, try dataWeights.enter(stream)),
-                                              (DNNL_ARG_DIFF_SRC, try dataDInput.enter(stream))])
+                                              (DNNL_ARG_DIFF_SRC, try dataDInput.enter(stream, data: dx, block: dInputBlock))])
             try dataDInput.leave(stream)
         }
         guard let gw else { return }
-        try userInput.bind(x)
         try userDWeights.bind(dWeights.pointer)
-        let source = try weightsInput?.enter(stream) ?? forwardInput.memory
-        let dOutput = dx != nil && sharedDOutput ? dataDOutput.memory : try weightsDOutput.enter(stream)
+        let source = try weightsInput?.enter(stream, data: x, block: inputBlock) ?? forwardInput.memory
+        let dOutput = dx != nil && sharedDOutput ? dataDOutput.memory
+            : try weightsDOutput.enter(stream, data: dy, block: dOutputBlock)
         var arguments = [(DNNL_ARG_SRC, source), (DNNL_ARG_DIFF_DST, dOutput),
                          (DNNL_ARG_DIFF_WEIGHTS, try weightsDWeights.enter(stream))]
         if let userDBias {
