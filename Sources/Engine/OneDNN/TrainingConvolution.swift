@@ -88,22 +88,28 @@ final class TrainingConvolution {
         userDOutput = try Memory(plainOutput, engine: engine, owned: false)
         userDWeights = try Memory(plainWeights, engine: engine, owned: false)
         userDBias = bias ? try Memory(plainBias, engine: engine, owned: false) : nil
+        // The channel block this machine's kernels use for activations, which the layers around
+        // this one keep (`Activation.channelBlock`): arguments in other layouts reorder from it.
+        var block: Int?
+        for (layout, dims) in [(fwdOutput, outputDims), (bwdDOutput, outputDims), (fwdSource, sourceDims)] where block == nil {
+            if let b = try layout.channelBlock(dims), b > 1 { block = b }
+        }
         forwardInput = try StagedArgument(user: userInput, layout: fwdSource, into: true, engine: engine,
-                                          storage: staging[0], activation: sourceDims)
+                                          storage: staging[0], activation: sourceDims, blocked: block)
         forwardWeights = try StagedArgument(user: userWeights, layout: fwdWeights, into: true, engine: engine)
         forwardOutput = try StagedArgument(user: userOutput, layout: fwdOutput, into: false, engine: engine,
-                                           storage: staging[1], activation: outputDims)
+                                           storage: staging[1], activation: outputDims, blocked: block)
         dataDOutput = try StagedArgument(user: userDOutput, layout: bwdDOutput, into: true, engine: engine,
-                                         storage: staging[2], activation: outputDims)
+                                         storage: staging[2], activation: outputDims, blocked: block)
         dataWeights = try StagedArgument(user: userWeights, layout: bwdWeights, into: true, engine: engine)
         dataDInput = try StagedArgument(user: userDInput, layout: bwdDSource, into: false, engine: engine,
-                                        storage: staging[3], activation: sourceDims)
+                                        storage: staging[3], activation: sourceDims, blocked: block)
         weightsInput = wSource.isEqual(to: fwdSource) ? nil
             : try StagedArgument(user: userInput, layout: wSource, into: true, engine: engine,
-                                 storage: staging[4], activation: sourceDims)
+                                 storage: staging[4], activation: sourceDims, blocked: block)
         sharedDOutput = wDOutput.isEqual(to: bwdDOutput)
         weightsDOutput = try StagedArgument(user: userDOutput, layout: wDOutput, into: true, engine: engine,
-                                            storage: staging[5], activation: outputDims)
+                                            storage: staging[5], activation: outputDims, blocked: block)
         weightsDWeights = try StagedArgument(user: userDWeights, layout: wDWeights, into: false, engine: engine)
         weightCount = weightDims.reduce(1, *); biasCount = bias ? oc : 0
         dWeights = FloatBuffer(capacity: weightCount); dBias = FloatBuffer(capacity: biasCount)
@@ -115,19 +121,18 @@ final class TrainingConvolution {
 
     /// True when the forward (and the weight gradient after it) can read an input in `block`.
     func accepts(inputBlock block: Int) -> Bool {
-        block == 1 || (block == forwardInput.channelBlock && (weightsInput == nil || block == weightsInput?.channelBlock))
+        forwardInput.takes(block: block) && weightsInput?.takes(block: block) ?? true
     }
 
     /// True when the backward can read ∂output in `block` (computing the input gradient or not).
     func accepts(dOutputBlock block: Int, inputGradient: Bool) -> Bool {
-        if block == 1 { return true }
-        let weights = block == weightsDOutput.channelBlock
-        return inputGradient ? block == dataDOutput.channelBlock && (sharedDOutput || weights) : weights
+        let weights = weightsDOutput.takes(block: block)
+        return inputGradient ? dataDOutput.takes(block: block) && (sharedDOutput || weights) : weights
     }
 
     /// The block the input gradient is written in when the caller wants `block`: that one if
-    /// the kernel writes it, else 1 (NCHW).
-    func dInputBlock(wanting block: Int) -> Int { block == dataDInput.channelBlock ? block : 1 }
+    /// the kernel writes it or it has a reorder to it, else 1 (NCHW).
+    func dInputBlock(wanting block: Int) -> Int { dataDInput.takes(block: block) ? block : 1 }
 
     /// y = conv(x, w) + b, x in `inputBlock` (which `accepts`), y in `outputBlock`.
     func forward(input x: UnsafePointer<Float>, inputBlock: Int, weights w: UnsafePointer<Float>,
