@@ -72,21 +72,18 @@ enum BlockedChannelKernels {
             for q in 0..<groups {
                 let c0 = block * b + q * 8, offset = block * plane * b + q * 8
                 let mu = load(mean, c0), kv = load(k, c0)
-                @inline(__always) func gradient(_ i: Int, _ p: Int) -> V {
-                    let g = load(dy.image(i) + offset, p * b)
-                    guard let mask else { return g }
-                    return V().replacing(with: g, where: load(mask.image(i) + offset, p * b) .> 0)
-                }
                 var sumsG = SIMD8<Double>(), sumsGX = SIMD8<Double>()
                 for i in 0..<s.n {
-                    let source = UnsafePointer(x.image(i) + offset)
+                    let gp = UnsafePointer(dy.image(i) + offset), xp = UnsafePointer(x.image(i) + offset)
+                    let mp = mask.map { UnsafePointer($0.image(i) + offset) }
                     var start = 0
                     while start < plane {
                         let end = min(plane, start + chunk)
                         var partG = V(), partGX = V()
                         for p in start..<end {
-                            let g = gradient(i, p)
-                            partG += g; partGX += g * (load(source, p * b) - mu) * kv
+                            var g = load(gp, p * b)
+                            if let mp { g = V().replacing(with: g, where: load(mp, p * b) .> 0) }
+                            partG += g; partGX += g * (load(xp, p * b) - mu) * kv
                         }
                         sumsG += SIMD8<Double>(partG); sumsGX += SIMD8<Double>(partGX)
                         start = end
@@ -97,10 +94,12 @@ enum BlockedChannelKernels {
                 guard let dx else { continue }
                 let scale = load(gamma, c0) * kv / m, kGX = kv * totalGX
                 for i in 0..<s.n {
-                    let source = UnsafePointer(x.image(i) + offset), target = dx.image(i) + offset
+                    let gp = UnsafePointer(dy.image(i) + offset), xp = UnsafePointer(x.image(i) + offset)
+                    let mp = mask.map { UnsafePointer($0.image(i) + offset) }, target = dx.image(i) + offset
                     for p in 0..<plane {
-                        let xhat = load(source, p * b) - mu
-                        store(scale * (m * gradient(i, p) - totalG - xhat * kGX), target, p * b)
+                        var g = load(gp, p * b)
+                        if let mp { g = V().replacing(with: g, where: load(mp, p * b) .> 0) }
+                        store(scale * (m * g - totalG - (load(xp, p * b) - mu) * kGX), target, p * b)
                     }
                 }
             }
