@@ -1,4 +1,6 @@
-/// One step of a network: a forward pass and its backward pass over NCHW float32 batches.
+/// One step of a network: a forward pass and its backward pass over float32 batches, NCHW or
+/// channel-blocked (`Activation.channelBlock`): a layer takes either, converting what it cannot
+/// work in, and returns its input gradient in its input's layout.
 ///
 /// A layer owns the memory of what it returns (its output, its input gradient); a returned
 /// view stays valid until the layer's next call. Backward passes *add* into parameter

@@ -95,8 +95,9 @@ public final class Conv2D: Layer {
         trained = nil
         input = nil
         if usesOneDNN, EngineSettings.oneDNN {
-            if mode == .inference, fusedForward(x.plain(using: converted), output.view(outputShape(for: x.shape)), g, epilogue) {
-                return output.view(outputShape(for: x.shape))
+            if mode == .inference {
+                let y = output.view(outputShape(for: x.shape))
+                if fusedForward(x.plain(using: converted), y, g, epilogue) { return y }
             }
             if mode == .training, epilogue == nil, let y = trainingForward(x, g) { return y }
         }
@@ -154,7 +155,8 @@ public final class Conv2D: Layer {
     /// `Activation` can be in; nil when oneDNN cannot run it.
     private func trainingForward(_ x: Activation, _ g: ConvGeometry) -> Activation? {
         guard let plan = plans.trainingPlan(for: x.shape, geometry: g, outChannels: outChannels, bias: bias != nil) else { return nil }
-        let read = plan.accepts(inputBlock: x.channelBlock) && x.isContiguous ? x : x.laidOut(1, using: converted)
+        // In a layout the plan takes, contiguous (a channel slice is copied out).
+        let read = plan.accepts(inputBlock: x.channelBlock) ? x : x.plain(using: converted)
         let contiguous = read.isContiguous ? read : Activation(data: converted.reserve(read.shape.count), shape: read.shape)
         if !read.isContiguous { ChannelBlocks.copy(read, to: contiguous) }
         let y = Activation(data: output.reserve(outputShape(for: x.shape).count), shape: outputShape(for: x.shape),
