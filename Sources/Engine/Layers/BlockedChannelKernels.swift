@@ -16,6 +16,23 @@ enum BlockedChannelKernels {
         UnsafeMutableRawPointer(p).storeBytes(of: v, toByteOffset: offset * 4, as: V.self)
     }
 
+    /// (Σ first, Σ second) of `terms(p)` over p in 0..<count: in float over runs of `chunk`
+    /// pixels, in double across runs (so long planes lose no precision to one float sum).
+    @inline(__always) private static func chunkedSums(_ count: Int, _ terms: (Int) -> (V, V)) -> (SIMD8<Double>, SIMD8<Double>) {
+        var first = SIMD8<Double>(), second = SIMD8<Double>(), start = 0
+        while start < count {
+            let end = min(count, start + chunk)
+            var a = V(), c = V()
+            for p in start..<end {
+                let (u, v) = terms(p)
+                a += u; c += v
+            }
+            first += SIMD8<Double>(a); second += SIMD8<Double>(c)
+            start = end
+        }
+        return (first, second)
+    }
+
     /// Per channel c: (Σ x, Σ x²) over the batch and pixels, into `sums[c]`, `squares[c]`.
     static func sumsAndSquares(_ x: Activation, sums: UnsafeMutablePointer<Double>, squares: UnsafeMutablePointer<Double>) {
         let s = x.shape, b = x.channelBlock, plane = s.plane, groups = b / 8
@@ -24,17 +41,11 @@ enum BlockedChannelKernels {
                 var sum = SIMD8<Double>(), square = SIMD8<Double>()
                 for i in 0..<s.n {
                     let run = UnsafePointer(x.image(i) + block * plane * b + q * 8)
-                    var start = 0
-                    while start < plane {
-                        let end = min(plane, start + chunk)
-                        var a = V(), c = V()
-                        for p in start..<end {
-                            let v = load(run, p * b)
-                            a += v; c += v * v
-                        }
-                        sum += SIMD8<Double>(a); square += SIMD8<Double>(c)
-                        start = end
+                    let (a, c) = chunkedSums(plane) { p in
+                        let v = load(run, p * b)
+                        return (v, v * v)
                     }
+                    sum += a; square += c
                 }
                 let c0 = block * b + q * 8
                 for lane in 0..<8 { sums[c0 + lane] = sum[lane]; squares[c0 + lane] = square[lane] }
@@ -76,18 +87,12 @@ enum BlockedChannelKernels {
                 for i in 0..<s.n {
                     let gp = UnsafePointer(dy.image(i) + offset), xp = UnsafePointer(x.image(i) + offset)
                     let mp = mask.map { UnsafePointer($0.image(i) + offset) }
-                    var start = 0
-                    while start < plane {
-                        let end = min(plane, start + chunk)
-                        var partG = V(), partGX = V()
-                        for p in start..<end {
-                            var g = load(gp, p * b)
-                            if let mp { g = V().replacing(with: g, where: load(mp, p * b) .> 0) }
-                            partG += g; partGX += g * (load(xp, p * b) - mu) * kv
-                        }
-                        sumsG += SIMD8<Double>(partG); sumsGX += SIMD8<Double>(partGX)
-                        start = end
+                    let (a, c) = chunkedSums(plane) { p in
+                        var g = load(gp, p * b)
+                        if let mp { g = V().replacing(with: g, where: load(mp, p * b) .> 0) }
+                        return (g, g * (load(xp, p * b) - mu) * kv)
                     }
+                    sumsG += a; sumsGX += c
                 }
                 let totalG = V(sumsG), totalGX = V(sumsGX)
                 for lane in 0..<8 { sumG[c0 + lane] = totalG[lane]; sumGX[c0 + lane] = totalGX[lane] }
