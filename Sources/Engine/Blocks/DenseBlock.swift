@@ -56,9 +56,9 @@ public final class DenseBlock: Layer {
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
         guard let s = inputShape else { preconditionFailure("DenseBlock.backward without a training forward") }
         let os = outputShape(for: s), plane = s.plane
-        precondition(dy.shape == os && dy.isContiguous && dy.isPlain)
+        precondition(dy.shape == os && dy.isContiguous)
         let dAll = dFeatures.view(os)
-        dAll.data.update(from: dy.data, count: os.count)
+        ChannelBlocks.copy(dy, to: dAll)
         for (index, layer) in layers.enumerated().reversed() {
             let channels = inputChannels + index * growth
             let dNew = slice.view(Shape(n: s.n, c: growth, h: s.h, w: s.w))

@@ -39,12 +39,18 @@ public struct Activation {
     /// images contiguous).
     public var channelBlock: Int
 
-    public init(data: UnsafeMutablePointer<Float>, shape: Shape, imageStride: Int? = nil, channelBlock: Int = 1) {
-        precondition(channelBlock == 1 || (shape.c % channelBlock == 0 && (imageStride ?? shape.perImage) == shape.perImage),
-                     "a blocked activation needs whole channel blocks and contiguous images")
+    /// An NCHW view (a channel slice of a wider buffer when `imageStride` is given).
+    public init(data: UnsafeMutablePointer<Float>, shape: Shape, imageStride: Int? = nil) {
         self.data = data
         self.shape = shape
         self.imageStride = imageStride ?? shape.perImage
+        self.channelBlock = 1
+    }
+
+    /// A contiguous view in layout `channelBlock`; the engine makes these only for a block that
+    /// divides C (a layout oneDNN reported, `MemoryDescriptor.channelBlock`).
+    init(data: UnsafeMutablePointer<Float>, shape: Shape, channelBlock: Int) {
+        self.init(data: data, shape: shape)
         self.channelBlock = channelBlock
     }
 

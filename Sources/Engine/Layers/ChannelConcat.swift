@@ -15,18 +15,16 @@ public final class ChannelConcat {
         precondition(!inputs.isEmpty)
         let first = inputs[0].shape
         for x in inputs {
-            precondition(x.isPlain, "ChannelConcat takes NCHW inputs")
             precondition(x.shape.n == first.n && x.shape.h == first.h && x.shape.w == first.w,
                          "ChannelConcat: \(x.shape) does not match \(first)")
         }
         let channels = inputs.reduce(0) { $0 + $1.shape.c }
         let y = output.view(Shape(n: first.n, c: channels, h: first.h, w: first.w))
-        for i in 0..<first.n {
-            var offset = 0
-            for x in inputs {
-                (y.image(i) + offset).update(from: x.image(i), count: x.shape.perImage)
-                offset += x.shape.perImage
-            }
+        var offset = 0
+        for x in inputs {
+            // Into its channels of every image, from either layout.
+            ChannelBlocks.copy(x, to: Activation(data: y.data + offset, shape: x.shape, imageStride: y.shape.perImage))
+            offset += x.shape.perImage
         }
         inputShapes = inputs.map(\.shape)
         return y
