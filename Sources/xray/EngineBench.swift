@@ -13,16 +13,21 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Input size (square).") var size: Int = 224
     @Option(help: "Engine worker threads (default: every core).") var threads: Int?
     @Option(help: "Measurements, comma-separated: infer1, infer16, train16.") var modes: String = "infer1,infer16,train16"
-    @Option(help: "Inference convolutions: onednn, or openblas (im2col and sgemm, as training does).")
+    @Option(help: """
+        Inference convolutions: onednn (Winograd for the 3x3 layers where it gains, oneDNN's \
+        direct convolutions for the rest), direct (oneDNN's direct convolutions only), or \
+        openblas (im2col and sgemm, as training does).
+        """)
     var convolutions: String = "onednn"
     @Flag(help: "One JSON line per architecture instead of the table (for Ops/bench-engine).") var json = false
 
     func run() async throws {
         if let threads { EngineSettings.threads = threads }
         switch convolutions {
-        case "onednn": EngineSettings.oneDNN = true
+        case "onednn": EngineSettings.oneDNN = true; EngineSettings.winograd = true
+        case "direct": EngineSettings.oneDNN = true; EngineSettings.winograd = false
         case "openblas": EngineSettings.oneDNN = false
-        default: throw ValidationError("--convolutions takes onednn or openblas, not \(convolutions)")
+        default: throw ValidationError("--convolutions takes onednn, direct or openblas, not \(convolutions)")
         }
         if !json {
             print("engine benchmark: \(size)x\(size), \(EngineSettings.threads) worker threads, \(seconds) s per figure")
@@ -52,7 +57,7 @@ struct EngineBench: AsyncParsableCommand {
         if json { return }
         print("""
             training GFLOP/s counts 3x the forward FLOPs (forward, input and weight gradients).
-            convolutions: \(EngineSettings.oneDNN ? "oneDNN" : "im2col + OpenBLAS"). \
+            convolutions: \(!EngineSettings.oneDNN ? "im2col + OpenBLAS" : EngineSettings.winograd ? "oneDNN and Winograd" : "oneDNN direct"). \
             Ops/bench-engine runs this beside PyTorch and ONNX Runtime on the same machine.
             """)
     }

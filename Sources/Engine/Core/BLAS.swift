@@ -67,6 +67,16 @@ public enum EngineSettings {
 
     private static let oneDNNEnabled = Atomic<Bool>(true)
 
+    private static let winogradEnabled = Atomic<Bool>(true)
+
+    /// Whole-network inference computes 3x3, stride-1 convolutions with enough output tiles by
+    /// Winograd's F(4x4, 3x3) (`WinogradConvolution`; on by default). Off, oneDNN's direct
+    /// convolution computes them. Takes effect for batch shapes not yet planned.
+    public static var winograd: Bool {
+        get { winogradEnabled.load(ordering: .relaxed) }
+        set { winogradEnabled.store(newValue, ordering: .relaxed) }
+    }
+
     /// Inference convolutions through oneDNN (on by default; off computes them with im2col and
     /// OpenBLAS, as training does). A convolution oneDNN refuses is computed here either way.
     public static var oneDNN: Bool {

@@ -53,12 +53,14 @@ final class ConvolutionPlans {
     /// plan (`InferenceGraph`): made once per layout and kept until the weights or the folded
     /// batch norm change. Throws `OneDNNError.nonFiniteWeights` when they fold to values that
     /// are not finite.
-    func packedWeights(for layout: MemoryDescriptor, weight: Parameter, bias: Parameter?,
+    /// With `winograd` they are transformed for a `WinogradConvolution` whose matrix products
+    /// chose `layout`.
+    func packedWeights(for layout: MemoryDescriptor, winograd: Bool = false, weight: Parameter, bias: Parameter?,
                        scale: [Float], shift: [Float], relu: Bool) throws(OneDNNError) -> PackedWeights {
         follow(Source(generation: weight.generation, scale: scale, shift: shift, relu: relu))
         guard !sourceNotFinite else { throw OneDNNError.nonFiniteWeights }
         do {
-            return try packedWeights(layout: layout, weight: weight, bias: bias, scale: scale, shift: shift)
+            return try packedWeights(layout: layout, winograd: winograd, weight: weight, bias: bias, scale: scale, shift: shift)
         } catch where error.isNonFiniteWeights {
             sourceNotFinite = true
             throw error
@@ -71,11 +73,15 @@ final class ConvolutionPlans {
         plans = [:]; packed = []; source = current; sourceNotFinite = false
     }
 
-    private func packedWeights(layout: MemoryDescriptor, weight: Parameter, bias: Parameter?,
+    /// (A Winograd layout is (36, C, OC), never equal to a convolution's (OC, C, KH, KW).)
+    private func packedWeights(layout: MemoryDescriptor, winograd: Bool = false, weight: Parameter, bias: Parameter?,
                                scale: [Float], shift: [Float]) throws(OneDNNError) -> PackedWeights {
         if let found = packed.first(where: { $0.weights.descriptor.isEqual(to: layout) }) { return found }
-        let made = try PackedWeights(layout: layout, shape: weight.shape, weights: weight.storage,
-                                     bias: bias?.storage, scale: scale, shift: shift)
+        let made = winograd
+            ? try PackedWeights(winogradLayout: layout, shape: weight.shape, weights: weight.storage,
+                                bias: bias?.storage, scale: scale, shift: shift)
+            : try PackedWeights(layout: layout, shape: weight.shape, weights: weight.storage,
+                                bias: bias?.storage, scale: scale, shift: shift)
         packed.append(made)
         return made
     }

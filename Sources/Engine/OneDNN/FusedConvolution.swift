@@ -53,10 +53,25 @@ final class ConvolutionStaging {
 /// layout a convolution chose, and its bias with the batch norm's shift folded in.
 final class PackedWeights {
     let weights: Memory, bias: Memory
+    /// b'[o], as `bias` holds it.
+    let foldedBias: [Float]
 
     /// w'[o] = w[o]·scale[o] (OC, C, KH, KW) into `layout`; b'[o] = b[o]·scale[o] + shift[o].
-    init(layout: MemoryDescriptor, shape: [Int], weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
-         scale: [Float], shift: [Float]) throws(OneDNNError) {
+    convenience init(layout: MemoryDescriptor, shape: [Int], weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
+                     scale: [Float], shift: [Float]) throws(OneDNNError) {
+        try self.init(layout: layout, shape: shape, weights: w, bias: b, scale: scale, shift: shift, winograd: false)
+    }
+
+    /// w' and b' as above, w' (OC, C, 3, 3) transformed for Winograd F(4x4, 3x3) into U
+    /// (36, C, OC) (`WinogradTransforms.transformWeights`) and packed into `layout`, the
+    /// layout a `WinogradConvolution`'s matrix products chose.
+    convenience init(winogradLayout layout: MemoryDescriptor, shape: [Int], weights w: UnsafePointer<Float>,
+                     bias b: UnsafePointer<Float>?, scale: [Float], shift: [Float]) throws(OneDNNError) {
+        try self.init(layout: layout, shape: shape, weights: w, bias: b, scale: scale, shift: shift, winograd: true)
+    }
+
+    private init(layout: MemoryDescriptor, shape: [Int], weights w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
+                 scale: [Float], shift: [Float], winograd: Bool) throws(OneDNNError) {
         let engine = try OneDNN.requireEngine()
         let oc = shape[0], perOutput = shape.dropFirst().reduce(1, *)
         var folded = [Float](repeating: 0, count: oc * perOutput)
@@ -67,11 +82,24 @@ final class PackedWeights {
                 finite = finite && folded[o * perOutput + j].isFinite
             }
         }
-        let foldedBias = (0..<oc).map { (b?[$0] ?? 0) * scale[$0] + shift[$0] }
+        foldedBias = (0..<oc).map { (b?[$0] ?? 0) * scale[$0] + shift[$0] }
         // oneDNN's ReLU turns NaN into 0, where the im2col path (and PyTorch) keep it: a model
         // whose weights overflow must show it (ModelCheck refuses such a version by its output).
         guard finite, foldedBias.allSatisfy(\.isFinite) else { throw OneDNNError.nonFiniteWeights }
-        let plain = try Memory(MemoryDescriptor(shape, dnnl_oihw), engine: engine, owned: false)
+        var plainDims = shape, plainTag = dnnl_oihw
+        if winograd, shape.count == 4 {
+            let c = shape[1]
+            var transformed = [Float](repeating: 0, count: WinogradTransforms.products * c * oc)
+            folded.withUnsafeBufferPointer { g in
+                transformed.withUnsafeMutableBufferPointer { u in
+                    guard let g = g.baseAddress, let u = u.baseAddress else { return }
+                    WinogradTransforms.transformWeights(g, outChannels: oc, channels: c, into: u)
+                }
+            }
+            folded = transformed
+            plainDims = [WinogradTransforms.products, c, oc]; plainTag = dnnl_abc
+        }
+        let plain = try Memory(MemoryDescriptor(plainDims, plainTag), engine: engine, owned: false)
         let packed = try Memory(layout, engine: engine, owned: true)
         let stream = try Stream(engine: engine)
         let reorder = try Primitive(reorderFrom: plain.descriptor, to: layout, engine: engine)

@@ -22,6 +22,8 @@ final class InferenceGraph {
     let remainder: Sequential
     /// Convolutions the graph runs.
     let convolutionCount: Int
+    /// Of those, the ones computed by Winograd's algorithm (`WinogradConvolution`).
+    let winogradCount: Int
     private let steps: [Step]
     private let stream: Stream
     /// Floats each activation buffer needs; the last is the NCHW output.
@@ -53,11 +55,14 @@ final class InferenceGraph {
         let batchNorm: BatchNorm2D?
         let relu: Bool
         let layout: MemoryDescriptor
+        /// The weights are for a `WinogradConvolution`.
+        var winograd = false
 
         func weights() throws(OneDNNError) -> PackedWeights {
             let oc = conv.outChannels
             let (scale, shift) = batchNorm?.inferenceAffine() ?? (.init(repeating: 1, count: oc), .init(repeating: 0, count: oc))
-            return try conv.plans.packedWeights(for: layout, weight: conv.weight, bias: conv.bias, scale: scale, shift: shift, relu: relu)
+            return try conv.plans.packedWeights(for: layout, winograd: winograd, weight: conv.weight, bias: conv.bias,
+                                                scale: scale, shift: shift, relu: relu)
         }
     }
 
@@ -66,6 +71,8 @@ final class InferenceGraph {
         case primitive(Primitive, [Argument], convolution: ConvolutionSource?)
         /// A batch norm before a convolution, computed here.
         case affine(ChannelAffine, from: Operand, to: Operand)
+        /// A 3x3 convolution by Winograd's algorithm.
+        case winograd(WinogradConvolution, from: Operand, to: Operand, convolution: ConvolutionSource)
     }
 
     /// A graph for inputs of `shape` over `layers`, or nil when it would cover no convolution.
@@ -80,6 +87,7 @@ final class InferenceGraph {
         outputShape = builder.shape
         output = builder.current
         convolutionCount = builder.convolutions
+        winogradCount = builder.steps.count { if case .winograd = $0 { true } else { false } }
         remainder = Sequential(Array(layers[covered...]))
     }
 
@@ -110,6 +118,8 @@ final class InferenceGraph {
                 try primitive.execute(stream, arguments)
             case .affine(let affine, let from, let to):
                 affine.run(source: pointer(from), destination: pointer(to))
+            case .winograd(let convolution, let from, let to, let source):
+                try convolution.run(source: pointer(from), destination: pointer(to), weights: try source.weights())
             }
         }
         return Activation(data: pointer(output), shape: outputShape)
@@ -273,10 +283,24 @@ final class InferenceGraph {
                                  from: source, to: .buffer(destination)))
         }
 
-        /// One convolution from `source` (NHWC, of the current shape) to buffer `destination`.
+        /// One convolution from `source` (NHWC, of the current shape) to buffer `destination`:
+        /// by Winograd's algorithm where it applies (`WinogradConvolution`, unless
+        /// `EngineSettings.winograd` is off), else a oneDNN convolution primitive.
         private mutating func convolve(_ link: ConvolutionChain.Link, from source: Operand, to destination: Int,
                                        postOps: [ConvolutionPostOp]) throws(OneDNNError) {
             let g = link.conv.geometry(shape), out = link.conv.outputShape(for: shape)
+            if EngineSettings.winograd, let epilogue = WinogradTransforms.Epilogue(postOps),
+               let made = try WinogradConvolution(geometry: g, batch: shape.n, outChannels: link.conv.outChannels, epilogue: epilogue) {
+                // Both buffers are NHWC and as large as the direct convolution's.
+                sizes[destination] = max(sizes[destination], out.count)
+                if case .buffer(let index) = source { sizes[index] = max(sizes[index], shape.count) }
+                var weights = ConvolutionSource(conv: link.conv, batchNorm: link.batchNorm, relu: link.relu, layout: made.weightsLayout)
+                weights.winograd = true
+                steps.append(.winograd(made, from: source, to: .buffer(destination), convolution: weights))
+                convolutions += 1
+                shape = out
+                return
+            }
             let made = try InferenceConvolution(geometry: g, batch: shape.n, outChannels: link.conv.outChannels,
                                                 activationLayout: dnnl_nhwc, postOps: postOps)
             let arguments = [try argument(DNNL_ARG_SRC, made.source, source),

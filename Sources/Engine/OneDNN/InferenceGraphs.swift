@@ -22,6 +22,9 @@ final class InferenceGraphs {
     /// Convolutions the graph for `shape` runs (0 when there is none).
     func convolutionCount(for shape: Shape) -> Int { graphs[shape]?.convolutionCount ?? 0 }
 
+    /// Of those, the ones computed by Winograd's algorithm.
+    func winogradCount(for shape: Shape) -> Int { graphs[shape]?.winogradCount ?? 0 }
+
     /// The network's output for `x` through a graph over `layers` (the network's layers in
     /// order) and layer by layer after it, or nil when the layers must compute it all: oneDNN
     /// is off or refused, or a convolution's weights are not finite.

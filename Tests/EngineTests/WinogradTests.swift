@@ -1,0 +1,107 @@
+import Testing
+@testable import Engine
+
+/// Winograd's F(4x4, 3x3) (`WinogradTransforms`, `WinogradConvolution`) against a direct
+/// convolution in double, and whole networks whose inference graphs use it against the same
+/// networks layer by layer (oneDNN's direct convolutions). Tolerance 1e-4 absolute and relative:
+/// the transforms' float32 rounding is about 1e-6 of the outputs' size.
+@Suite("Winograd convolutions")
+struct WinogradTests {
+    /// y = epilogue(conv3x3(x) + b) in double, NHWC; `y` holds what a sum adds.
+    func direct(_ x: [Float], _ s: Shape, _ w: [Float], _ b: [Float], oc: Int,
+                epilogue: WinogradTransforms.Epilogue, onto y: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: s.n * s.h * s.w * oc)
+        for n in 0..<s.n {
+            for row in 0..<s.h {
+                for column in 0..<s.w {
+                    for o in 0..<oc {
+                        var sum = Double(b[o])
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let iy = row + ky - 1, ix = column + kx - 1
+                                guard iy >= 0 && iy < s.h && ix >= 0 && ix < s.w else { continue }
+                                for c in 0..<s.c {
+                                    sum += Double(x[((n * s.h + iy) * s.w + ix) * s.c + c]) * Double(w[((o * s.c + c) * 3 + ky) * 3 + kx])
+                                }
+                            }
+                        }
+                        let at = ((n * s.h + row) * s.w + column) * oc + o
+                        if epilogue.relu { sum = max(sum, 0) }
+                        if epilogue.sum { sum += Double(y[at]) }
+                        if epilogue.reluAfterSum { sum = max(sum, 0) }
+                        out[at] = Float(sum)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    static let cases: [(Shape, Int)] = [
+        (Shape(n: 2, c: 16, h: 20, w: 17), 24),  // partial tiles at the bottom and right
+        (Shape(n: 3, c: 32, h: 36, w: 29), 16),  // several chunks, the last one partial
+        (Shape(n: 1, c: 8, h: 30, w: 41), 8),
+    ]
+
+    @Test(arguments: [[], [ConvolutionPostOp.relu], [.sum, .relu], [.relu, .sum, .relu]], [0, 1, 2])
+    func matchesTheDirectConvolution(postOps: [ConvolutionPostOp], caseIndex: Int) throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let (s, oc) = Self.cases[caseIndex]
+        let epilogue = try #require(WinogradTransforms.Epilogue(postOps))
+        let x = randomValues(s.count, seed: 21)
+        let w = randomValues(oc * s.c * 9, seed: 22, scale: 1 / Float(3 * s.c).squareRoot())
+        let b = randomValues(oc, seed: 23, scale: 0.1)
+        let before = randomValues(s.n * s.h * s.w * oc, seed: 24)
+        let geometry = ConvGeometry(channels: s.c, height: s.h, width: s.w, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
+        let convolution = try #require(try WinogradConvolution(geometry: geometry, batch: s.n, outChannels: oc, epilogue: epilogue),
+                                       "the convolution is too small for Winograd on \(Parallel.workers) workers")
+        let packed = try w.withUnsafeBufferPointer { weights in
+            try b.withUnsafeBufferPointer { bias in
+                try PackedWeights(winogradLayout: convolution.weightsLayout, shape: [oc, s.c, 3, 3], weights: weights.baseAddress!,
+                                  bias: bias.baseAddress, scale: .init(repeating: 1, count: oc), shift: .init(repeating: 0, count: oc))
+            }
+        }
+        var y = before
+        try x.withUnsafeBufferPointer { source in
+            try y.withUnsafeMutableBufferPointer { destination in
+                try convolution.run(source: source.baseAddress!, destination: destination.baseAddress!, weights: packed)
+            }
+        }
+        let expected = direct(x, s, w, b, oc: oc, epilogue: epilogue, onto: before)
+        expectClose(y, expected, absolute: 1e-4, relative: 1e-4, "Winograd \(s) → \(oc), \(postOps)")
+        #expect(Set(y).count > y.count / 4, "the outputs are not varied enough to compare")
+    }
+
+    @Test func refusesWhatItCannotCompute() throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let big = ConvGeometry(channels: 16, height: 64, width: 64, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
+        var strided = big; strided.stride = 2
+        var wide = big; wide.kernelH = 5; wide.kernelW = 5; wide.padding = 2
+        var odd = big; odd.channels = 3
+        for g in [strided, wide, odd] {
+            #expect(try WinogradConvolution(geometry: g, batch: 4, outChannels: 16, epilogue: .init()) == nil)
+        }
+        // 7x7 at batch 1: 4 tiles, too few to repay reading the transformed weights.
+        let small = ConvGeometry(channels: 512, height: 7, width: 7, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
+        #expect(try WinogradConvolution(geometry: small, batch: 1, outChannels: 512, epilogue: .init()) == nil)
+        #expect(WinogradTransforms.Epilogue([.sum, .sum]) == nil)
+    }
+
+    /// Whole networks: the inference graph, with its Winograd convolutions, gives the logits of
+    /// the layers run one by one.
+    @Test(arguments: [Architecture.smallCNN, .resnet18])
+    func networksMatchTheLayerPath(architecture: Architecture) throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let network = Network(architecture: architecture, labels: 5, seed: 7)
+        let shape = Shape(n: 4, c: 3, h: 64, w: 64)
+        let x = Batch(randomValues(shape.count, seed: 31), shape)
+        func logits(graphs: Bool) -> [Float] {
+            network.usesInferenceGraphs = graphs
+            return x.with { network.forward($0, mode: .inference).values }
+        }
+        let graph = logits(graphs: true), layers = logits(graphs: false)
+        #expect(network.inferenceGraphs.winogradCount(for: shape) > 0, "no convolution ran by Winograd")
+        expectClose(graph, layers, absolute: 1e-4, relative: 1e-4, "\(architecture.rawValue) logits, graph against layers")
+        #expect(Set(graph).count > 1)
+    }
+}
