@@ -38,9 +38,9 @@ struct WinogradTests {
     }
 
     static let cases: [(Shape, Int)] = [
-        (Shape(n: 2, c: 16, h: 20, w: 17), 24),  // partial tiles at the bottom and right
-        (Shape(n: 3, c: 32, h: 36, w: 29), 16),  // several chunks, the last one partial
-        (Shape(n: 1, c: 8, h: 30, w: 41), 8),
+        (Shape(n: 2, c: 64, h: 20, w: 17), 64),  // partial tiles at the bottom and right
+        (Shape(n: 2, c: 64, h: 36, w: 29), 96),  // several chunks, the last one partial
+        (Shape(n: 1, c: 128, h: 30, w: 41), 64),
     ]
 
     @Test(arguments: [[], [ConvolutionPostOp.relu], [.sum, .relu], [.relu, .sum, .relu]], [0, 1, 2])
@@ -74,13 +74,17 @@ struct WinogradTests {
 
     @Test func refusesWhatItCannotCompute() throws {
         try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
-        let big = ConvGeometry(channels: 16, height: 64, width: 64, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
+        let big = ConvGeometry(channels: 64, height: 64, width: 64, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
         var strided = big; strided.stride = 2
         var wide = big; wide.kernelH = 5; wide.kernelW = 5; wide.padding = 2
         var odd = big; odd.channels = 3
         for g in [strided, wide, odd] {
-            #expect(try WinogradConvolution(geometry: g, batch: 4, outChannels: 16, epilogue: .init()) == nil)
+            #expect(try WinogradConvolution(geometry: g, batch: 4, outChannels: 64, epilogue: .init()) == nil)
         }
+        // DenseNet's 128 → 32: too narrow for the transforms to pay.
+        var dense = big; dense.channels = 128
+        #expect(try WinogradConvolution(geometry: dense, batch: 4, outChannels: 32, epilogue: .init()) == nil)
+        #expect(try WinogradConvolution(geometry: dense, batch: 4, outChannels: 64, epilogue: .init()) != nil)
         // 7x7 at batch 1: 4 tiles, too few to repay reading the transformed weights.
         let small = ConvGeometry(channels: 512, height: 7, width: 7, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
         #expect(try WinogradConvolution(geometry: small, batch: 1, outChannels: 512, epilogue: .init()) == nil)
