@@ -78,34 +78,39 @@ enum WinogradTransforms {
         let raw = UnsafeRawPointer(x), out = UnsafeMutableRawPointer(v)
         let productStride = tilesPerChunk * channels * 4
         withUnsafeTemporaryAllocation(of: V.self, capacity: 36) { d in
-            for index in range {
-                let n = index / (rows * columns), r = index % (rows * columns)
-                let top = (r / columns) * tile - 1, left = (r % columns) * tile - 1
-                let base = (index - range.lowerBound) * channels * 4
-                for c0 in stride(from: 0, to: channels, by: 8) {
-                    // d[i][j]: the patch; columns first (Bᵀ d), then rows ((Bᵀ d) B).
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 36) { pixel in
+                for index in range {
+                    let n = index / (rows * columns), r = index % (rows * columns)
+                    let top = (r / columns) * tile - 1, left = (r % columns) * tile - 1
+                    let base = (index - range.lowerBound) * channels * 4
+                    // Each patch position's byte offset in x, or -1 outside the image.
                     for i in 0..<6 {
                         let y = top + i
                         for j in 0..<6 {
                             let xx = left + j
-                            d[i * 6 + j] = y >= 0 && y < height && xx >= 0 && xx < width
-                                ? raw.loadUnaligned(fromByteOffset: (((n * height + y) * width + xx) * channels + c0) * 4, as: V.self)
-                                : V()
+                            let inside = y >= 0 && y < height && xx >= 0 && xx < width
+                            pixel[i * 6 + j] = inside ? ((n * height + y) * width + xx) * channels * 4 : -1
                         }
                     }
-                    for j in 0..<6 {
-                        let t = inputRows(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j])
-                        d[j] = t.0; d[6 + j] = t.1; d[12 + j] = t.2; d[18 + j] = t.3; d[24 + j] = t.4; d[30 + j] = t.5
-                    }
-                    for i in 0..<6 {
-                        let t = inputRows(d[i * 6], d[i * 6 + 1], d[i * 6 + 2], d[i * 6 + 3], d[i * 6 + 4], d[i * 6 + 5])
-                        let row = base + c0 * 4 + i * 6 * productStride
-                        out.storeBytes(of: t.0, toByteOffset: row, as: V.self)
-                        out.storeBytes(of: t.1, toByteOffset: row + productStride, as: V.self)
-                        out.storeBytes(of: t.2, toByteOffset: row + 2 * productStride, as: V.self)
-                        out.storeBytes(of: t.3, toByteOffset: row + 3 * productStride, as: V.self)
-                        out.storeBytes(of: t.4, toByteOffset: row + 4 * productStride, as: V.self)
-                        out.storeBytes(of: t.5, toByteOffset: row + 5 * productStride, as: V.self)
+                    for c0 in stride(from: 0, to: channels, by: 8) {
+                        // d[i][j]: the patch; columns first (Bᵀ d), then rows ((Bᵀ d) B).
+                        for k in 0..<36 {
+                            d[k] = pixel[k] >= 0 ? raw.loadUnaligned(fromByteOffset: pixel[k] + c0 * 4, as: V.self) : V()
+                        }
+                        for j in 0..<6 {
+                            let t = inputRows(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j])
+                            d[j] = t.0; d[6 + j] = t.1; d[12 + j] = t.2; d[18 + j] = t.3; d[24 + j] = t.4; d[30 + j] = t.5
+                        }
+                        for i in 0..<6 {
+                            let t = inputRows(d[i * 6], d[i * 6 + 1], d[i * 6 + 2], d[i * 6 + 3], d[i * 6 + 4], d[i * 6 + 5])
+                            let row = base + c0 * 4 + i * 6 * productStride
+                            out.storeBytes(of: t.0, toByteOffset: row, as: V.self)
+                            out.storeBytes(of: t.1, toByteOffset: row + productStride, as: V.self)
+                            out.storeBytes(of: t.2, toByteOffset: row + 2 * productStride, as: V.self)
+                            out.storeBytes(of: t.3, toByteOffset: row + 3 * productStride, as: V.self)
+                            out.storeBytes(of: t.4, toByteOffset: row + 4 * productStride, as: V.self)
+                            out.storeBytes(of: t.5, toByteOffset: row + 5 * productStride, as: V.self)
+                        }
                     }
                 }
             }
