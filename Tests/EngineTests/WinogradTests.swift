@@ -39,7 +39,7 @@ struct WinogradTests {
 
     static let cases: [(Shape, Int)] = [
         (Shape(n: 2, c: 64, h: 20, w: 17), 64),  // partial tiles at the bottom and right
-        (Shape(n: 2, c: 64, h: 36, w: 29), 96),  // several chunks, the last one partial
+        (Shape(n: 3, c: 64, h: 36, w: 25), 96),  // 189 tiles: several chunks, the last one partial
         (Shape(n: 1, c: 128, h: 30, w: 41), 64),
     ]
 
@@ -89,6 +89,18 @@ struct WinogradTests {
         let small = ConvGeometry(channels: 512, height: 7, width: 7, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
         #expect(try WinogradConvolution(geometry: small, batch: 1, outChannels: 512, epilogue: .init()) == nil)
         #expect(WinogradTransforms.Epilogue([.sum, .sum]) == nil)
+    }
+
+    /// Chunks: at most 64 tiles, as many per worker, none below 24 tiles.
+    @Test func chunksShareTheTilesEvenly() {
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 196, workers: 2) == 49)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 3136, workers: 2) == 63)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 64, workers: 2) == 32)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 49, workers: 2) == 25)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 16, workers: 2) == nil)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 16, workers: 1) == nil)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 30, workers: 1) == 30)
+        #expect(WinogradConvolution.tilesPerChunk(tiles: 3136, workers: 16) == 49)
     }
 
     /// Whole networks: the inference graph, with its Winograd convolutions, gives the logits of

@@ -73,11 +73,15 @@ final class WinogradConvolution {
         2 * c * oc >= minimumChannels * (c + oc)
     }
 
-    /// Tiles per chunk for `tiles` output tiles over `workers` threads, or nil when a chunk
-    /// would be too small to repay reading the transformed weights.
+    /// Tiles per chunk for `tiles` output tiles over `workers` threads: at most
+    /// `maximumTilesPerChunk`, in a number of chunks that is a multiple of the workers so each
+    /// gets the same share (196 tiles on 2 workers: 4 chunks of 49, not 64, 64, 64 and 4); nil
+    /// when a chunk would be too small to repay reading the transformed weights.
     static func tilesPerChunk(tiles: Int, workers: Int) -> Int? {
-        let share = (tiles + workers - 1) / max(1, workers)
-        let chunk = min(maximumTilesPerChunk, share)
+        let workers = max(1, workers)
+        var chunks = (tiles + maximumTilesPerChunk - 1) / maximumTilesPerChunk
+        chunks = (chunks + workers - 1) / workers * workers
+        let chunk = (tiles + chunks - 1) / chunks
         return chunk >= minimumTilesPerChunk ? chunk : nil
     }
 
