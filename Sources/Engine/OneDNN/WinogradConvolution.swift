@@ -44,13 +44,14 @@ final class WinogradConvolution {
              engine: dnnl_engine_t) throws(OneDNNError) {
             product = try Primitive(consuming: pd, "a Winograd matrix product")
             stream = try Stream(engine: engine)
-            v = .allocate(capacity: source.floatCount)
-            m = .allocate(capacity: destination.floatCount)
-            // A last, partial chunk leaves slots of V as they were; the products read them.
-            v.initialize(repeating: 0, count: source.floatCount)
-            m.initialize(repeating: 0, count: destination.floatCount)
             self.source = try Memory(source, engine: engine, owned: false)
             self.destination = try Memory(destination, engine: engine, owned: false)
+            // Allocated last, so deinit frees them if binding throws. A last, partial chunk
+            // leaves slots of V as they were; the products read them.
+            v = .allocate(capacity: source.floatCount)
+            m = .allocate(capacity: destination.floatCount)
+            v.initialize(repeating: 0, count: source.floatCount)
+            m.initialize(repeating: 0, count: destination.floatCount)
             try self.source.bind(v)
             try self.destination.bind(m)
         }
@@ -67,8 +68,8 @@ final class WinogradConvolution {
     /// multiply-adds, and the transforms cost about as much per input and per output channel, so
     /// the gain goes with C·OC / (C + OC), half the channels' harmonic mean. Measured on the
     /// Xeon (whole networks, alternating runs with and without): DenseNet-121's 128 → 32
-    /// (harmonic mean 51) was 10–15% slower at batch 1 and no faster at 16, the small CNN's
-    /// 32 → 64 (43) neither faster nor slower, ResNet-18's 64 → 64 and wider faster.
+    /// (harmonic mean 51) was 7–17% slower at batch 1 (6 pairs) and no faster at 16, the small
+    /// CNN's 32 → 64 (43) neither faster nor slower, ResNet-18's 64 → 64 and wider faster.
     static func gains(channels c: Int, outChannels oc: Int) -> Bool {
         2 * c * oc >= minimumChannels * (c + oc)
     }
