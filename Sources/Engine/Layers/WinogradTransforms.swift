@@ -71,7 +71,8 @@ enum WinogradTransforms {
 
     /// V[k][t - tiles.lowerBound][c] = (Bᵀ d B)[k / 6][k % 6] for the input patch of each
     /// output tile t in `tiles` (an index over images, tile rows, tile columns) of `x`
-    /// (N, H, W, C NHWC), zero outside the image; `v` holds `tilesPerChunk` tiles per product.
+    /// (N, H, W, C NHWC), zero outside the image; `v` holds `tilesPerChunk` tiles per product,
+    /// and the slots past `tiles.count` (a last, partial chunk) are set to zero.
     static func transformInput(_ x: UnsafePointer<Float>, height: Int, width: Int, channels: Int,
                                tiles range: Range<Int>, tilesPerChunk: Int, into v: UnsafeMutablePointer<Float>) {
         let (rows, columns) = tiles(height: height, width: width)
@@ -114,6 +115,10 @@ enum WinogradTransforms {
                     }
                 }
             }
+        }
+        let used = range.count * channels, unused = (tilesPerChunk - range.count) * channels
+        if unused > 0 {
+            for k in 0..<products { (v + k * tilesPerChunk * channels + used).initialize(repeating: 0, count: unused) }
         }
     }
 

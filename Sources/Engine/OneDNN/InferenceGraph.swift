@@ -24,6 +24,8 @@ final class InferenceGraph {
     let convolutionCount: Int
     /// Of those, the ones computed by Winograd's algorithm (`WinogradConvolution`).
     let winogradCount: Int
+    /// Chunk buffers its Winograd convolutions need (`run`'s `chunkBuffers`).
+    let chunkBufferCount: Int
     private let steps: [Step]
     private let stream: Stream
     /// Floats each activation buffer needs; the last is the NCHW output.
@@ -88,14 +90,16 @@ final class InferenceGraph {
         output = builder.current
         convolutionCount = builder.convolutions
         winogradCount = builder.steps.count { if case .winograd = $0 { true } else { false } }
+        chunkBufferCount = builder.steps.map { if case .winograd(let w, _, _, _) = $0 { w.bufferCount } else { 0 } }.max() ?? 0
         remainder = Sequential(Array(layers[covered...]))
     }
 
     /// Runs the covered layers on `x` (of the graph's shape, contiguous) with `buffers` (at least
-    /// `bufferCount`) as activation memory, and returns their output: a view of one of the
-    /// buffers, valid until they are used again. Throws `OneDNNError.nonFiniteWeights` when a
+    /// `bufferCount`) as activation memory and `chunkBuffers` (at least `chunkBufferCount`) as
+    /// the Winograd convolutions', and returns their output: a view of one of the buffers, valid
+    /// until they are used again. Throws `OneDNNError.nonFiniteWeights` when a
     /// convolution's weights fold to values that are not finite (the layers compute it then).
-    func run(_ x: Activation, buffers: [FloatBuffer]) throws(OneDNNError) -> Activation {
+    func run(_ x: Activation, buffers: [FloatBuffer], chunkBuffers: [FloatBuffer]) throws(OneDNNError) -> Activation {
         let pointers = bufferSizes.indices.map { buffers[$0].reserve(bufferSizes[$0]) }
         func pointer(_ operand: Operand) -> UnsafeMutablePointer<Float> {
             switch operand {
@@ -119,7 +123,8 @@ final class InferenceGraph {
             case .affine(let affine, let from, let to):
                 affine.run(source: pointer(from), destination: pointer(to))
             case .winograd(let convolution, let from, let to, let source):
-                try convolution.run(source: pointer(from), destination: pointer(to), weights: try source.weights())
+                try convolution.run(source: pointer(from), destination: pointer(to), weights: try source.weights(),
+                                    buffers: chunkBuffers)
             }
         }
         return Activation(data: pointer(output), shape: outputShape)

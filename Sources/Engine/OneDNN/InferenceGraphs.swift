@@ -6,6 +6,8 @@ final class InferenceGraphs {
     /// Shapes whose layers give no graph (no convolution comes first).
     private var uncovered: Set<Shape> = []
     private let buffers = (0..<InferenceGraph.bufferCount).map { _ in FloatBuffer() }
+    /// The Winograd convolutions' chunk buffers, as many as the graph that needs most.
+    private var chunkBuffers: [FloatBuffer] = []
     /// Why whole-network inference is not used, once oneDNN refused it.
     private(set) var refusal: String?
     /// Batch shapes kept at once (a scorer's adaptive batches have up to its batch size).
@@ -43,7 +45,8 @@ final class InferenceGraphs {
                 graphs[x.shape] = made
                 graph = made
             }
-            let covered = try graph.run(x, buffers: buffers)
+            while chunkBuffers.count < graph.chunkBufferCount { chunkBuffers.append(FloatBuffer()) }
+            let covered = try graph.run(x, buffers: buffers, chunkBuffers: chunkBuffers)
             return graph.remainder.forward(covered, mode: .inference)
         } catch where error.isNonFiniteWeights {
             return nil

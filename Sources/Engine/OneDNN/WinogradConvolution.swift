@@ -6,7 +6,7 @@ internal import CDNNL
 /// patch and output tile.
 ///
 /// The output tiles are taken in chunks of `tilesPerChunk`, each worker thread its own chunks
-/// with its own buffers: input transform into V (36 × tiles × C), 36 matrix products
+/// with its own buffers (shared with the network's other Winograd convolutions): input transform into V (36 × tiles × C), 36 matrix products
 /// M[k] = V[k]·U[k] by a oneDNN matmul primitive (single-threaded inside the worker, with the
 /// weights U (36 × C × OC) packed once per model version in the layout the primitive chose),
 /// output transform with bias, ReLU and residual sum into the destination. Chunks keep V and
@@ -33,11 +33,10 @@ final class WinogradConvolution {
     /// Fewest tiles per chunk worth the weights' traffic (each chunk reads all of U).
     static let minimumTilesPerChunk = 24
 
-    /// One worker's chunk buffers, matrix-product primitive and stream.
+    /// One worker's matrix-product primitive, stream, and memories over its chunk buffers.
     private final class Worker {
         let product: Primitive
         let stream: Stream
-        let v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>
         let source: Memory, destination: Memory
 
         init(product pd: dnnl_primitive_desc_t, source: MemoryDescriptor, destination: MemoryDescriptor,
@@ -46,20 +45,11 @@ final class WinogradConvolution {
             stream = try Stream(engine: engine)
             self.source = try Memory(source, engine: engine, owned: false)
             self.destination = try Memory(destination, engine: engine, owned: false)
-            // Allocated last, so deinit frees them if binding throws. A last, partial chunk
-            // leaves slots of V as they were; the products read them.
-            v = .allocate(capacity: source.floatCount)
-            m = .allocate(capacity: destination.floatCount)
-            v.initialize(repeating: 0, count: source.floatCount)
-            m.initialize(repeating: 0, count: destination.floatCount)
-            try self.source.bind(v)
-            try self.destination.bind(m)
-        }
-
-        deinit {
-            v.deallocate(); m.deallocate()
         }
     }
+
+    /// Chunk buffers `run` needs: V and M for each worker.
+    var bufferCount: Int { 2 * workers.count }
 
     /// Fewest channels (the harmonic mean of input and output channels) worth the transforms.
     static let minimumChannels = 64
@@ -132,9 +122,22 @@ final class WinogradConvolution {
 
     /// destination = epilogue(convolution(source) + bias) with `weights` (packed into
     /// `weightsLayout`, `PackedWeights(winogradLayout:…)`); with `epilogue.sum` the destination
-    /// holds what is added.
+    /// holds what is added. `buffers` (at least `bufferCount`) hold the chunks' V and M; a
+    /// network's convolutions share them, one at a time.
     func run(source x: UnsafePointer<Float>, destination y: UnsafeMutablePointer<Float>,
-             weights: PackedWeights) throws(OneDNNError) {
+             weights: PackedWeights, buffers: [FloatBuffer]) throws(OneDNNError) {
+        guard buffers.count >= bufferCount else {
+            throw OneDNNError(operation: "a Winograd convolution given \(buffers.count) of \(bufferCount) chunk buffers", status: -1)
+        }
+        // V (36 × chunk × C) and M (36 × chunk × OC) of each worker.
+        var chunkBuffers: [(v: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>)] = []
+        for (index, worker) in workers.enumerated() {
+            let v = buffers[2 * index].reserve(worker.source.descriptor.floatCount)
+            let m = buffers[2 * index + 1].reserve(worker.destination.descriptor.floatCount)
+            try worker.source.bind(v)
+            try worker.destination.bind(m)
+            chunkBuffers.append((v, m))
+        }
         let chunks = (tileCount + tilesPerChunk - 1) / tilesPerChunk
         let failures = UnsafeMutableBufferPointer<OneDNNError?>.allocate(capacity: workers.count)
         failures.initialize(repeating: nil)
@@ -142,11 +145,11 @@ final class WinogradConvolution {
         weights.foldedBias.withUnsafeBufferPointer { bias in
             guard let bias = bias.baseAddress else { return }
             Parallel.forEach(workers.count) { index in
-                let worker = workers[index]
+                let worker = workers[index], (v, m) = chunkBuffers[index]
                 for chunk in stride(from: index, to: chunks, by: workers.count) {
                     let tiles = (chunk * tilesPerChunk)..<min(tileCount, (chunk + 1) * tilesPerChunk)
                     WinogradTransforms.transformInput(x, height: height, width: width, channels: channels, tiles: tiles,
-                                                      tilesPerChunk: tilesPerChunk, into: worker.v)
+                                                      tilesPerChunk: tilesPerChunk, into: v)
                     do throws(OneDNNError) {
                         try worker.product.execute(worker.stream, [(DNNL_ARG_SRC, worker.source), (DNNL_ARG_WEIGHTS, weights.weights),
                                                                    (DNNL_ARG_DST, worker.destination)])
@@ -154,7 +157,7 @@ final class WinogradConvolution {
                         failures[index] = error
                         return
                     }
-                    WinogradTransforms.transformOutput(worker.m, tiles: tiles, tilesPerChunk: tilesPerChunk, bias: bias,
+                    WinogradTransforms.transformOutput(m, tiles: tiles, tilesPerChunk: tilesPerChunk, bias: bias,
                                                        epilogue: epilogue, height: height, width: width,
                                                        outChannels: outChannels, into: y)
                 }
