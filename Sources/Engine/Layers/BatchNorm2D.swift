@@ -73,17 +73,18 @@ public final class BatchNorm2D: Layer {
 
     /// Mean and variance per channel in one pass (sums in double), then the running update.
     private func computeBatchStatistics(_ x: Activation) {
+        let m = x.shape.n * x.shape.plane
+        let (means, variances) = x.isPlain ? planeStatistics(x) : blockedStatistics(x)
+        batchMean = means
+        inverseStd = variances.map { 1 / ($0 + epsilon).squareRoot() }
+        updateRunningStatistics(means: means, variances: variances, count: m)
+    }
+
+    /// Per-channel mean and (biased) variance of an NCHW batch: a channel's planes summed in
+    /// double, channels in parallel.
+    private func planeStatistics(_ x: Activation) -> (means: [Float], variances: [Float]) {
         let s = x.shape, plane = s.plane, m = s.n * plane
         var means = [Float](repeating: 0, count: channels), variances = means
-        if !x.isPlain {
-            var sums = [Double](repeating: 0, count: channels), squares = sums
-            BlockedChannelKernels.sumsAndSquares(x, sums: &sums, squares: &squares)
-            for c in 0..<channels {
-                let mean = sums[c] / Double(m)
-                means[c] = Float(mean)
-                variances[c] = Float(max(0, squares[c] / Double(m) - mean * mean))
-            }
-        } else {
         means.withUnsafeMutableBufferPointer { meanOut in
             variances.withUnsafeMutableBufferPointer { varOut in
                 Parallel.forEach(channels, costPerItem: m) { c in
@@ -98,10 +99,21 @@ public final class BatchNorm2D: Layer {
                 }
             }
         }
+        return (means, variances)
+    }
+
+    /// The same of a channel-blocked batch (`BlockedChannelKernels.sumsAndSquares`).
+    private func blockedStatistics(_ x: Activation) -> (means: [Float], variances: [Float]) {
+        let m = Double(x.shape.n * x.shape.plane)
+        var sums = [Double](repeating: 0, count: channels), squares = sums
+        BlockedChannelKernels.sumsAndSquares(x, sums: &sums, squares: &squares)
+        var means = [Float](repeating: 0, count: channels), variances = means
+        for c in 0..<channels {
+            let mean = sums[c] / m
+            means[c] = Float(mean)
+            variances[c] = Float(max(0, squares[c] / m - mean * mean))
         }
-        batchMean = means
-        inverseStd = variances.map { 1 / ($0 + epsilon).squareRoot() }
-        updateRunningStatistics(means: means, variances: variances, count: m)
+        return (means, variances)
     }
 
     private func trainingAffine() -> (scale: [Float], shift: [Float]) {

@@ -11,30 +11,18 @@ public final class GlobalAvgPool: Layer {
     public func outputShape(for s: Shape) -> Shape { Shape(n: s.n, c: s.c) }
 
     public func forward(_ x: Activation, mode: Mode) -> Activation {
-        precondition(x.isContiguous)
         let s = x.shape
         let y = output.view(outputShape(for: s))
         let scale = 1 / Float(s.plane)
         inputShape = mode == .training ? s : nil
         inputBlock = x.channelBlock
-        if !x.isPlain {
-            // (N, C, 1, 1) is the same in either layout, so the output is NCHW.
-            let b = x.channelBlock
-            for i in 0..<s.n {
-                for c in 0..<s.c {
-                    let run = x.image(i) + (c / b) * s.plane * b + c % b
-                    var sum: Float = 0
-                    for p in 0..<s.plane { sum += run[p * b] }
-                    y.image(i)[c] = sum * scale
-                }
+        // (N, C, 1, 1) is the same in either layout, so the output is NCHW.
+        for i in 0..<s.n {
+            for c in 0..<s.c {
+                var sum: Float = 0
+                for p in 0..<s.plane { sum += x[i, c, p] }
+                y.image(i)[c] = sum * scale
             }
-            return y
-        }
-        for p in 0..<(s.n * s.c) {
-            let src = x.data + p * s.plane
-            var sum: Float = 0
-            for j in 0..<s.plane { sum += src[j] }
-            y.data[p] = sum * scale
         }
         return y
     }
@@ -44,18 +32,11 @@ public final class GlobalAvgPool: Layer {
         guard inputGradient else { return .none }
         let dx = Activation(data: dInput.reserve(s.count), shape: s, channelBlock: inputBlock)
         let scale = 1 / Float(s.plane)
-        if !dx.isPlain {
-            let b = inputBlock
-            for i in 0..<s.n {
-                for c in 0..<s.c {
-                    let run = dx.image(i) + (c / b) * s.plane * b + c % b, value = dy.image(i)[c] * scale
-                    for p in 0..<s.plane { run[p * b] = value }
-                }
+        for i in 0..<s.n {
+            for c in 0..<s.c {
+                let value = dy.image(i)[c] * scale
+                for p in 0..<s.plane { dx[i, c, p] = value }
             }
-            return dx
-        }
-        for p in 0..<(s.n * s.c) {
-            (dx.data + p * s.plane).update(repeating: dy.data[p] * scale, count: s.plane)
         }
         return dx
     }
