@@ -3,8 +3,10 @@ internal import CDNNL
 /// Inference through oneDNN for one batch shape over a run of a network's layers, with the
 /// activations kept in NHWC from the first convolution to the last supported layer: the input
 /// is reordered once, every convolution has its batch norm folded into its weights and its
-/// ReLU as a post-op, a residual block's addition and ReLU are post-ops of its last
-/// convolution writing onto the shortcut's result (`ConvolutionPostOp.sum`), and max and
+/// ReLU as a post-op (the 3x3 stride-1 ones wide enough run by Winograd's algorithm,
+/// `WinogradConvolution`, with the same folding and the post-ops in its output transform), a
+/// residual block's addition and ReLU are post-ops of its last convolution writing onto the
+/// shortcut's result (`ConvolutionPostOp.sum`), and max and
 /// global average pooling are oneDNN primitives. Layer by layer (`FusedConvolution`) each
 /// convolution reorders its input in and its output out, and pooling and additions run in
 /// NCHW between them; in ResNet-18 those reorders alone were 12–16% of inference.
