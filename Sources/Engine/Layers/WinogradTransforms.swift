@@ -15,9 +15,9 @@
 enum WinogradTransforms {
     typealias V = SIMD8<Float>
 
-    /// Output pixels per tile side, and input pixels per patch side.
-    static let tile = 4, patch = 6
-    /// Products per tile (patch²).
+    /// Output pixels per tile side (the input patch around a tile is 6 pixels a side).
+    static let tile = 4
+    /// Products per tile: one per element of the 6x6 transformed patch.
     static let products = 36
 
     /// Whether a convolution of `channels` into `outChannels` can use these transforms.
