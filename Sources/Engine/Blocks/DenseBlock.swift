@@ -56,7 +56,6 @@ public final class DenseBlock: Layer {
     public func backward(_ dy: Activation, inputGradient: Bool) -> Activation {
         guard let s = inputShape else { preconditionFailure("DenseBlock.backward without a training forward") }
         let os = outputShape(for: s), plane = s.plane
-        precondition(dy.shape == os && dy.isContiguous)
         let dAll = dFeatures.view(os)
         ChannelBlocks.copy(dy, to: dAll)
         for (index, layer) in layers.enumerated().reversed() {
