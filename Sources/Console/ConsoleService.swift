@@ -13,9 +13,10 @@ public import Wire
 /// `xray console`: reads the cluster and serves the operator's page. Four loops feed one
 /// `ConsoleModel`: a reader of xray.predictions, xray.alerts and xray.deadletter (outside any
 /// group, nothing committed, starting `backlog` records before each partition's end); a look at
-/// every topic's end offsets and every consumer group's members and commits each `interval`; the
-/// model registry from xray.models.heads every `registryInterval`; and the training figures from
-/// the `/metrics` URLs given. The page is rendered from the model on each request.
+/// every topic's end offsets and the consumer groups' members and commits each `interval`
+/// (`GroupWatch` says which groups are asked for their commits); the model registry from
+/// xray.models.heads every `registryInterval`; and the training figures from the `/metrics` URLs
+/// given. The page is rendered from the model on each request.
 public final class ConsoleService: Service {
     public struct Settings: Sendable {
         public var host = "127.0.0.1"
@@ -33,6 +34,8 @@ public final class ConsoleService: Service {
     private let logger: Logger
     private let state: SharedModel
     private let http: HTTPService
+    /// Which groups to ask for their commits at each look.
+    private let groupWatch = Mutex(GroupWatch())
 
     public init(kafka: KafkaConfiguration, topics: TopicCatalog, settings: Settings, logger: Logger) {
         self.kafka = kafka
@@ -86,12 +89,17 @@ public final class ConsoleService: Service {
     private func lookAtFlow(_ admin: KafkaAdmin) async throws {
         do {
             let names = TopicCatalog.all.map { topics.name($0) }
-            let ends = try await admin.watermarks(topics: names).mapValues(\.high)
+            let ends = try await admin.endOffsets(topics: names)
             let groups = try await admin.consumerGroups()
+            let now = Date().timeIntervalSince1970
+            let asked = groupWatch.withLock { $0.groupsToAsk(listed: groups, now: now) }
             var committed: [String: [TopicPartition: Int64]] = [:]
-            for g in groups {
-                let offsets = try await admin.committedOffsets(group: g.name).filter { names.contains($0.key.topic) }
-                if !offsets.isEmpty { committed[g.name] = offsets }
+            for (group, answer) in try await admin.committedOffsets(groups: asked) {
+                // A group deleted since the listing has no answer; it is asked again next time.
+                guard case .success(let all) = answer else { continue }
+                let offsets = all.filter { names.contains($0.key.topic) }
+                groupWatch.withLock { $0.learned(group, readsWatched: !offsets.isEmpty, at: now) }
+                if !offsets.isEmpty { committed[group] = offsets }
             }
             let sample = FlowTracker.Sample(at: Date().timeIntervalSince1970, ends: ends,
                                             groups: groups.filter { committed[$0.name] != nil }, committed: committed)

@@ -43,35 +43,115 @@ extension KafkaAdmin {
     /// The offsets `group` has committed, per partition (ListConsumerGroupOffsets); partitions
     /// without a commit are left out.
     public func committedOffsets(group: String) async throws -> [TopicPartition: Int64] {
-        try await blocking { [client, timeoutMilliseconds] in
-            guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, nil) else {
-                throw KafkaError.local("INVALID_ARG", "cannot ask for the offsets of group \(group)")
+        let answers = try await committedOffsets(groups: [group])
+        switch answers[group] {
+        case .success(let offsets): return offsets
+        case .failure(let error): throw error
+        case nil: return [:]
+        }
+    }
+
+    /// The offsets each of `groups` has committed, per partition, or why the broker would not
+    /// say (a group deleted since it was listed). The requests go out together and are
+    /// answered as the broker gets to them, so asking for many groups costs about one round
+    /// trip, not one per group. Throws when the broker does not answer them all in time.
+    public func committedOffsets(groups: [String]) async throws -> [String: Result<[TopicPartition: Int64], KafkaError>] {
+        guard !groups.isEmpty else { return [:] }
+        return try await blocking { [client, timeoutMilliseconds] in
+            guard let queue = rd_kafka_queue_new(client.pointer) else {
+                throw KafkaError.local("QUEUE", "cannot make a queue for the answers about \(groups.count) groups")
             }
-            defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
-            var offsets: [TopicPartition: Int64] = [:]
-            try Self.request(client, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeoutMilliseconds,
-                             issue: { rk, options, queue in
-                                 var list: [OpaquePointer?] = [request]
-                                 rd_kafka_ListConsumerGroupOffsets(rk, &list, 1, options, queue)
-                             },
-                             check: { event in
-                                 var count = 0
-                                 let result = rd_kafka_event_ListConsumerGroupOffsets_result(event)
-                                 let groups = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &count)
-                                 for i in 0..<count {
-                                     guard let g = groups?[i] else { continue }
-                                     if let error = rd_kafka_group_result_error(g) {
-                                         throw KafkaError(rd_kafka_error_code(error), context: "offsets of group \(group)")
-                                     }
-                                     guard let parts = rd_kafka_group_result_partitions(g) else { continue }
-                                     for j in 0..<Int(max(0, parts.pointee.cnt)) {
-                                         let p = parts.pointee.elems[j]
-                                         guard p.err == RD_KAFKA_RESP_ERR_NO_ERROR, p.offset >= 0, let topic = p.topic else { continue }
-                                         offsets[TopicPartition(String(cString: topic), p.partition)] = p.offset
-                                     }
-                                 }
-                             })
-            return offsets
+            defer { rd_kafka_queue_destroy(queue) }
+            var issued = 0
+            for (index, group) in groups.enumerated() {
+                guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, nil) else {
+                    throw KafkaError.local("INVALID_ARG", "cannot ask for the offsets of group \(group)")
+                }
+                defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
+                // Each request's options carry its group's position, so an answer that failed as a
+                // whole (no group in it) still says whose it was.
+                let options = rd_kafka_AdminOptions_new(client.pointer, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS)
+                defer { rd_kafka_AdminOptions_destroy(options) }
+                var errstr = [CChar](repeating: 0, count: 512)
+                _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMilliseconds, &errstr, errstr.count)
+                rd_kafka_AdminOptions_set_opaque(options, UnsafeMutableRawPointer(bitPattern: index + 1))
+                var list: [OpaquePointer?] = [request]
+                rd_kafka_ListConsumerGroupOffsets(client.pointer, &list, 1, options, queue)
+                issued += 1
+            }
+            var answers: [String: Result<[TopicPartition: Int64], KafkaError>] = [:]
+            let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMilliseconds) + 2_000)
+            for _ in 0..<issued {
+                let left = max(0, (deadline - ContinuousClock.now) / .milliseconds(1))
+                guard let event = rd_kafka_queue_poll(queue, Int32(clamping: Int(left))) else {
+                    throw KafkaError.local("ADMIN_TIMEOUT", "the broker did not answer about \(issued - answers.count) of "
+                                           + "\(issued) consumer groups in time; is it running?")
+                }
+                defer { rd_kafka_event_destroy(event) }
+                let err = rd_kafka_event_error(event)
+                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    let index = rd_kafka_event_opaque(event).map { Int(bitPattern: $0) - 1 } ?? -1
+                    let error = KafkaError(err, context: rd_kafka_event_error_string(event).map { String(cString: $0) })
+                    guard groups.indices.contains(index) else { throw error }
+                    answers[groups[index]] = .failure(error)
+                    continue
+                }
+                var count = 0
+                let result = rd_kafka_event_ListConsumerGroupOffsets_result(event)
+                let results = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &count)
+                for i in 0..<count {
+                    guard let g = results?[i], let name = rd_kafka_group_result_name(g).map({ String(cString: $0) }) else { continue }
+                    if let error = rd_kafka_group_result_error(g) {
+                        answers[name] = .failure(KafkaError(rd_kafka_error_code(error), context: "offsets of group \(name)"))
+                        continue
+                    }
+                    var offsets: [TopicPartition: Int64] = [:]
+                    if let parts = rd_kafka_group_result_partitions(g) {
+                        for j in 0..<Int(max(0, parts.pointee.cnt)) {
+                            let p = parts.pointee.elems[j]
+                            guard p.err == RD_KAFKA_RESP_ERR_NO_ERROR, p.offset >= 0, let topic = p.topic else { continue }
+                            offsets[TopicPartition(String(cString: topic), p.partition)] = p.offset
+                        }
+                    }
+                    answers[name] = .success(offsets)
+                }
+            }
+            return answers
+        }
+    }
+
+    /// The end offset (high watermark) of every partition of `topics` that exists, asked of
+    /// each partition's leader in one request (ListOffsets for the latest offset), not one
+    /// round trip per partition as `watermarks(topics:)` takes.
+    public func endOffsets(topics: [String]) async throws -> [TopicPartition: Int64] {
+        let counts = try await partitionCounts(topics: nil).filter { topics.contains($0.key) }
+        guard !counts.isEmpty else { return [:] }
+        return try await blocking { [client, timeoutMilliseconds] in
+            let total = counts.values.reduce(0, +)
+            guard let list = rd_kafka_topic_partition_list_new(Int32(clamping: total)) else {
+                throw KafkaError.local("NO_MEMORY", "cannot make a list of \(total) partitions")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for (topic, count) in counts {
+                for p in 0..<Int32(clamping: count) {
+                    // A timestamp of -1 asks for the latest offset.
+                    rd_kafka_topic_partition_list_add(list, topic, p)?.pointee.offset = -1
+                }
+            }
+            let err = rd_kafka_offsets_for_times(client.pointer, list, timeoutMilliseconds)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaError(err, context: "asking where \(counts.count) topics end")
+            }
+            var ends: [TopicPartition: Int64] = [:]
+            for i in 0..<Int(max(0, list.pointee.cnt)) {
+                let p = list.pointee.elems[i]
+                guard let topic = p.topic else { continue }
+                if p.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    throw KafkaError(p.err, context: "asking where \(String(cString: topic))[\(p.partition)] ends")
+                }
+                ends[TopicPartition(String(cString: topic), p.partition)] = p.offset
+            }
+            return ends
         }
     }
 

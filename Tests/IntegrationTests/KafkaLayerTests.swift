@@ -17,6 +17,11 @@ struct KafkaLayerTests {
             #expect(report.topic == topics.raw && report.offset >= 0 && (0..<6).contains(report.partition))
         }
         await producer.close()
+        // Where the partitions end, asked in one request and partition by partition, agree.
+        let admin = try KafkaAdmin(configuration: TestBroker.kafka, logger: TestBroker.logger)
+        let ends = try await admin.endOffsets(topics: [topics.raw, topics.predictions, "\(topics.prefix)no-such-topic"])
+        #expect(ends == (try await admin.watermarks(topics: [topics.raw, topics.predictions])).mapValues(\.high))
+        #expect(ends.count == 12 && ends.filter { $0.key.topic == topics.raw }.values.reduce(0, +) > 0)
         let received = try await TestBroker.collect(topics.raw, timeout: .seconds(30)) { $0.count >= 20 }
         #expect(received.count == 20)
         for record in received {
@@ -74,6 +79,14 @@ struct KafkaLayerTests {
         // Records 0, 1, 2 and 4 are done; 3 is not: the group must resume at 3.
         for i in [0, 1, 2, 4] { first.complete(taken[i]) }
         await first.close()
+        // The admin client sees the commit, for this group asked alone and among others at once.
+        let admin = try KafkaAdmin(configuration: TestBroker.kafka, logger: TestBroker.logger)
+        #expect(try await admin.committedOffsets(group: configuration.groupID) == [TopicPartition(topic, 0): 3])
+        let others = (0..<20).map { "never-committed-\(topic)-\($0)" }
+        let answers = try await admin.committedOffsets(groups: others + [configuration.groupID])
+        #expect(answers.count == 21)
+        #expect(try answers[configuration.groupID]?.get() == [TopicPartition(topic, 0): 3])
+        #expect(others.allSatisfy { (try? answers[$0]?.get())?.isEmpty == true })
 
         let second = try KafkaConsumer(configuration: configuration, subscription: .group(topics: [topic]), logger: TestBroker.logger)
         let next = await second.next(timeout: .seconds(30))
