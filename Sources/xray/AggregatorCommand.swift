@@ -114,6 +114,7 @@ struct EvaluatorCommand: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var stage: StageOptions
+    @OptionGroup var engine: EngineOptions
     @Option(help: "Share of patients held out (must match the trainers').") var validation: Double = 0.15
     @Option(help: "Held-out images kept (the newest; when full, the site with the most gives up its oldest).") var window: Int = 500
     @Option(help: "Held-out images needed before anything is evaluated.") var minImages: Int = 20
@@ -157,6 +158,7 @@ struct EvaluatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        engine.apply()
         let logger = kafka.logger("xray.evaluator")
         var settings = EvaluatorSettings(topics: kafka.topics)
         settings.groupID = stage.groupID("evaluator", prefix: kafka.topicPrefix)

@@ -22,11 +22,7 @@ struct ScorerCommand: AsyncParsableCommand {
     @OptionGroup var stage: StageOptions
     @Option(help: "Most images scored together.") var batch: Int = 16
     @Option(help: "Longest wait, in milliseconds, for a batch to fill after its first image.") var batchWaitMs: Int = 20
-    @Flag(inversion: .prefixedNo, help: """
-        Compute the wide 3x3 convolutions by Winograd's algorithm (faster; their transformed \
-        weights take 4x the memory of the kernels: ResNet-18 about 200 MB more at peak).
-        """)
-    var winograd = true
+    @OptionGroup var engine: EngineOptions
 
     func validate() throws {
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
@@ -34,7 +30,7 @@ struct ScorerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        EngineSettings.winograd = winograd
+        engine.apply()
         let slot = ModelSlot()
         let scorer = ScorerStage(topics: kafka.topics, slot: slot,
                                  batching: Batching(maxRecords: batch, maxWait: .milliseconds(batchWaitMs)),

@@ -27,6 +27,7 @@ struct TrainerCommand: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var stage: StageOptions
+    @OptionGroup var engine: EngineOptions
     @Option(help: "Images per mini-batch.") var batch: Int = 16
     @Option(help: "Longest wait, in milliseconds, for a batch to fill after its first image.") var batchWaitMs: Int = 5_000
     @Flag(help: "Do not wait for a new version after each batch (asynchronous training).") var async = false
@@ -73,6 +74,7 @@ struct TrainerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        engine.apply()
         let logger = kafka.logger("xray.trainer")
         let clientKafka = try kafka.kafka(clientID: "xray-trainer")
         let topics = kafka.topics

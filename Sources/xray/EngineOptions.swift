@@ -1,0 +1,16 @@
+import ArgumentParser
+import Engine
+
+/// Options of the stages that run the network (scorer, evaluator, trainer).
+struct EngineOptions: ParsableArguments {
+    @Flag(inversion: .prefixedNo, help: """
+        Compute the wide 3x3 convolutions of inference by Winograd's algorithm (faster; their \
+        transformed weights take 4x the memory of the kernels: ResNet-18 about 200 MB more at peak).
+        """)
+    var winograd = true
+
+    /// Sets the engine's process-wide settings from these options.
+    func apply() {
+        EngineSettings.winograd = winograd
+    }
+}
