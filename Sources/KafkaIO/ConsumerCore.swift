@@ -364,7 +364,10 @@ final class ConsumerCore: RDKafkaCallbackTarget {
         guard commitsEnabled else { return }
         let points = state.withLock { $0.tracker.pendingCommits(only: subset) }
         guard !points.isEmpty else { return }
-        let list = rd_kafka_topic_partition_list_new(Int32(points.count))!
+        guard let list = rd_kafka_topic_partition_list_new(Int32(clamping: points.count)) else {
+            logger.error("cannot make a list of \(points.count) partitions to commit; their commits wait for the next one")
+            return
+        }
         defer { rd_kafka_topic_partition_list_destroy(list) }
         for (tp, offset) in points {
             rd_kafka_topic_partition_list_add(list, tp.topic, tp.partition).pointee.offset = offset

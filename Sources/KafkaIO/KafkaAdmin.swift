@@ -79,7 +79,7 @@ public final class KafkaAdmin: Sendable {
             let differing = topic.configs.filter { actual[$0.key] != $0.value }
             if !differing.isEmpty {
                 try await alterConfigs(topic.name, topic.configs)
-                done += differing.keys.sorted().map { "\($0)=\(topic.configs[$0]!)" }
+                done += differing.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
             }
             changes[topic.name] = done.isEmpty ? .unchanged : .updated(done)
         }
@@ -133,7 +133,9 @@ public final class KafkaAdmin: Sendable {
     /// The topic's configuration as the broker reports it.
     public func describeConfigs(_ name: String) async throws -> [String: String] {
         try await blocking { [client, timeoutMilliseconds] in
-            let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name)!
+            guard let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name) else {
+                throw KafkaError.local("INVALID_ARG", "cannot ask for the configs of topic \(name)")
+            }
             defer { rd_kafka_ConfigResource_destroy(resource) }
             var configs: [String: String] = [:]
             try Self.request(client, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeoutMilliseconds,
@@ -161,7 +163,9 @@ public final class KafkaAdmin: Sendable {
     /// Sets topic configs (AlterConfigs replaces the set configs; unnamed ones return to defaults).
     public func alterConfigs(_ name: String, _ configs: [String: String]) async throws {
         try await blocking { [client, timeoutMilliseconds] in
-            let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name)!
+            guard let resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name) else {
+                throw KafkaError.local("INVALID_ARG", "cannot set the configs of topic \(name)")
+            }
             defer { rd_kafka_ConfigResource_destroy(resource) }
             for (key, value) in configs { rd_kafka_ConfigResource_set_config(resource, key, value) }
             try Self.request(client, RD_KAFKA_ADMIN_OP_ALTERCONFIGS, timeoutMilliseconds,
@@ -210,7 +214,9 @@ public final class KafkaAdmin: Sendable {
     static func request(_ client: RDKafkaClient, _ op: rd_kafka_admin_op_t, _ timeoutMilliseconds: Int32,
                                 issue: (OpaquePointer, OpaquePointer?, OpaquePointer) -> Void,
                                 check: (OpaquePointer) throws -> Void) throws {
-        let queue = rd_kafka_queue_new(client.pointer)!
+        guard let queue = rd_kafka_queue_new(client.pointer) else {
+            throw KafkaError.local("QUEUE", "cannot make a queue for an admin request's answer")
+        }
         defer { rd_kafka_queue_destroy(queue) }
         let options = rd_kafka_AdminOptions_new(client.pointer, op)
         defer { rd_kafka_AdminOptions_destroy(options) }

@@ -12,7 +12,9 @@ final class RDKafkaClient: @unchecked Sendable {
     /// `rd_kafka_conf_t` before librdkafka takes ownership of it.
     init(kind: rd_kafka_type_t, properties: [String: String],
          configure: (OpaquePointer) -> Void) throws {
-        let conf = rd_kafka_conf_new()!
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError.local("CONF", "librdkafka could not make a configuration object (out of memory?)")
+        }
         do {
             for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
                 try RDKafkaClient.set(conf, key, value)
@@ -56,7 +58,7 @@ final class RDKafkaClient: @unchecked Sendable {
             let t = md.pointee.topics[i]
             guard t.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
             let name = String(cString: t.topic)
-            if topics == nil || topics!.contains(name) { counts[name] = Int(t.partition_cnt) }
+            if topics?.contains(name) ?? true { counts[name] = Int(t.partition_cnt) }
         }
         return counts
     }
@@ -87,7 +89,7 @@ extension RDKafkaCallbackTarget {
 let rdkafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafePointer<CChar>?) -> Void = {
     rk, level, facility, message in
     guard let rk, let opaque = rd_kafka_opaque(rk) else { return }
-    let target = Unmanaged<AnyObject>.fromOpaque(opaque).takeUnretainedValue() as! any RDKafkaCallbackTarget
+    guard let target = Unmanaged<AnyObject>.fromOpaque(opaque).takeUnretainedValue() as? any RDKafkaCallbackTarget else { return }
     let kind = facility.map { String(cString: $0) } ?? "?"
     let text = "librdkafka \(kind): \(message.map { String(cString: $0) } ?? "")"
     switch level {
@@ -102,7 +104,7 @@ let rdkafkaLogCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CCh
 let rdkafkaErrorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void = {
     rk, code, reason, opaque in
     guard let opaque else { return }
-    let target = Unmanaged<AnyObject>.fromOpaque(opaque).takeUnretainedValue() as! any RDKafkaCallbackTarget
+    guard let target = Unmanaged<AnyObject>.fromOpaque(opaque).takeUnretainedValue() as? any RDKafkaCallbackTarget else { return }
     let err = rd_kafka_resp_err_t(rawValue: code)
     var error = KafkaError(err, context: reason.map { String(cString: $0) })
     if err == RD_KAFKA_RESP_ERR__FATAL, let rk {
