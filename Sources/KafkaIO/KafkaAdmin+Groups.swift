@@ -120,9 +120,11 @@ extension KafkaAdmin {
         }
     }
 
-    /// The end offset (high watermark) of every partition of `topics` that exists, asked of
-    /// each partition's leader in one request (ListOffsets for the latest offset), not one
-    /// round trip per partition as `watermarks(topics:)` takes.
+    /// The end offset of every partition of `topics` that exists, asked of each partition's
+    /// leader in one request (ListOffsets for the latest offset), not one round trip per
+    /// partition as `watermarks(topics:)` takes. It is the high watermark, or the last stable
+    /// offset while a transaction is open (librdkafka's default isolation, read_committed, as
+    /// `watermarks` asks too).
     public func endOffsets(topics: [String]) async throws -> [TopicPartition: Int64] {
         let counts = try await partitionCounts(topics: nil).filter { topics.contains($0.key) }
         guard !counts.isEmpty else { return [:] }
