@@ -58,66 +58,49 @@ extension KafkaAdmin {
     public func committedOffsets(groups: [String]) async throws -> [String: Result<[TopicPartition: Int64], KafkaError>] {
         guard !groups.isEmpty else { return [:] }
         return try await blocking { [client, timeoutMilliseconds] in
-            guard let queue = rd_kafka_queue_new(client.pointer) else {
-                throw KafkaError.local("QUEUE", "cannot make a queue for the answers about \(groups.count) groups")
-            }
-            defer { rd_kafka_queue_destroy(queue) }
-            var issued = 0
-            for (index, group) in groups.enumerated() {
-                guard let request = rd_kafka_ListConsumerGroupOffsets_new(group, nil) else {
-                    throw KafkaError.local("INVALID_ARG", "cannot ask for the offsets of group \(group)")
-                }
-                defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
-                // Each request's options carry its group's position, so an answer that failed as a
-                // whole (no group in it) still says whose it was.
-                let options = rd_kafka_AdminOptions_new(client.pointer, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS)
-                defer { rd_kafka_AdminOptions_destroy(options) }
-                var errstr = [CChar](repeating: 0, count: 512)
-                _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMilliseconds, &errstr, errstr.count)
-                rd_kafka_AdminOptions_set_opaque(options, UnsafeMutableRawPointer(bitPattern: index + 1))
-                var list: [OpaquePointer?] = [request]
-                rd_kafka_ListConsumerGroupOffsets(client.pointer, &list, 1, options, queue)
-                issued += 1
-            }
             var answers: [String: Result<[TopicPartition: Int64], KafkaError>] = [:]
-            let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMilliseconds) + 2_000)
-            for _ in 0..<issued {
-                let left = max(0, (deadline - ContinuousClock.now) / .milliseconds(1))
-                guard let event = rd_kafka_queue_poll(queue, Int32(clamping: Int(left))) else {
-                    throw KafkaError.local("ADMIN_TIMEOUT", "the broker did not answer about \(issued - answers.count) of "
-                                           + "\(issued) consumer groups in time; is it running?")
-                }
-                defer { rd_kafka_event_destroy(event) }
-                let err = rd_kafka_event_error(event)
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    let index = rd_kafka_event_opaque(event).map { Int(bitPattern: $0) - 1 } ?? -1
-                    let error = KafkaError(err, context: rd_kafka_event_error_string(event).map { String(cString: $0) })
-                    guard groups.indices.contains(index) else { throw error }
-                    answers[groups[index]] = .failure(error)
-                    continue
-                }
-                var count = 0
-                let result = rd_kafka_event_ListConsumerGroupOffsets_result(event)
-                let results = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &count)
-                for i in 0..<count {
-                    guard let g = results?[i], let name = rd_kafka_group_result_name(g).map({ String(cString: $0) }) else { continue }
-                    if let error = rd_kafka_group_result_error(g) {
-                        answers[name] = .failure(KafkaError(rd_kafka_error_code(error), context: "offsets of group \(name)"))
-                        continue
-                    }
-                    var offsets: [TopicPartition: Int64] = [:]
-                    if let parts = rd_kafka_group_result_partitions(g) {
-                        for j in 0..<Int(max(0, parts.pointee.cnt)) {
-                            let p = parts.pointee.elems[j]
-                            guard p.err == RD_KAFKA_RESP_ERR_NO_ERROR, p.offset >= 0, let topic = p.topic else { continue }
-                            offsets[TopicPartition(String(cString: topic), p.partition)] = p.offset
-                        }
-                    }
-                    answers[name] = .success(offsets)
-                }
-            }
+            try Self.requests(client, RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS, timeoutMilliseconds, count: groups.count,
+                              issue: { rk, options, queue, index in
+                                  guard let request = rd_kafka_ListConsumerGroupOffsets_new(groups[index], nil) else {
+                                      throw KafkaError.local("INVALID_ARG", "cannot ask for the offsets of group \(groups[index])")
+                                  }
+                                  defer { rd_kafka_ListConsumerGroupOffsets_destroy(request) }
+                                  var list: [OpaquePointer?] = [request]
+                                  rd_kafka_ListConsumerGroupOffsets(rk, &list, 1, options, queue)
+                              },
+                              answer: { index, outcome in
+                                  switch outcome {
+                                  case .failure(let error):
+                                      // A request that failed as a whole names no group: its index does.
+                                      if groups.indices.contains(index) { answers[groups[index]] = .failure(error) }
+                                  case .success(let event):
+                                      var count = 0
+                                      let result = rd_kafka_event_ListConsumerGroupOffsets_result(event)
+                                      let results = rd_kafka_ListConsumerGroupOffsets_result_groups(result, &count)
+                                      for g in (0..<count).compactMap({ results?[$0] }) {
+                                          guard let name = rd_kafka_group_result_name(g).map({ String(cString: $0) }) else { continue }
+                                          answers[name] = Self.offsets(of: g, group: name)
+                                      }
+                                  }
+                              })
             return answers
         }
+    }
+
+    /// The committed offsets in one group's result, or its error.
+    private static func offsets(of g: OpaquePointer, group: String) -> Result<[TopicPartition: Int64], KafkaError> {
+        if let error = rd_kafka_group_result_error(g) {
+            return .failure(KafkaError(rd_kafka_error_code(error), context: "offsets of group \(group)"))
+        }
+        var offsets: [TopicPartition: Int64] = [:]
+        if let parts = rd_kafka_group_result_partitions(g) {
+            for j in 0..<Int(max(0, parts.pointee.cnt)) {
+                let p = parts.pointee.elems[j]
+                guard p.err == RD_KAFKA_RESP_ERR_NO_ERROR, p.offset >= 0, let topic = p.topic else { continue }
+                offsets[TopicPartition(String(cString: topic), p.partition)] = p.offset
+            }
+        }
+        return .success(offsets)
     }
 
     /// The end offset of every partition of `topics` that exists, asked of each partition's

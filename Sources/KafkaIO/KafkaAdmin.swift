@@ -212,26 +212,47 @@ public final class KafkaAdmin: Sendable {
 
     /// Issues one admin request on a private queue and waits for its result event.
     static func request(_ client: RDKafkaClient, _ op: rd_kafka_admin_op_t, _ timeoutMilliseconds: Int32,
-                                issue: (OpaquePointer, OpaquePointer?, OpaquePointer) -> Void,
-                                check: (OpaquePointer) throws -> Void) throws {
+                        issue: (OpaquePointer, OpaquePointer?, OpaquePointer) -> Void,
+                        check: (OpaquePointer) throws -> Void) throws {
+        try requests(client, op, timeoutMilliseconds, count: 1, issue: { rk, options, queue, _ in issue(rk, options, queue) },
+                     answer: { _, event in try check(event.get()) })
+    }
+
+    /// Issues `count` admin requests at once on one private queue, each with options of its own
+    /// that carry its index, and hands each result event to `answer` with that index as it
+    /// arrives, or the request's error when it failed as a whole. So many requests cost about
+    /// one round trip, not one each. Throws when they are not all answered in time.
+    static func requests(_ client: RDKafkaClient, _ op: rd_kafka_admin_op_t, _ timeoutMilliseconds: Int32, count: Int,
+                         issue: (OpaquePointer, OpaquePointer?, OpaquePointer, Int) throws -> Void,
+                         answer: (Int, Result<OpaquePointer, KafkaError>) throws -> Void) throws {
         guard let queue = rd_kafka_queue_new(client.pointer) else {
-            throw KafkaError.local("QUEUE", "cannot make a queue for an admin request's answer")
+            throw KafkaError.local("QUEUE", "cannot make a queue for the answers to admin requests")
         }
         defer { rd_kafka_queue_destroy(queue) }
-        let options = rd_kafka_AdminOptions_new(client.pointer, op)
-        defer { rd_kafka_AdminOptions_destroy(options) }
-        var errstr = [CChar](repeating: 0, count: 512)
-        _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMilliseconds, &errstr, errstr.count)
-        issue(client.pointer, options, queue)
-        guard let event = rd_kafka_queue_poll(queue, timeoutMilliseconds + 2_000) else {
-            throw KafkaError.local("ADMIN_TIMEOUT", "the broker did not answer an admin request in time; is it running?")
+        for index in 0..<count {
+            let options = rd_kafka_AdminOptions_new(client.pointer, op)
+            defer { rd_kafka_AdminOptions_destroy(options) }
+            var errstr = [CChar](repeating: 0, count: 512)
+            _ = rd_kafka_AdminOptions_set_request_timeout(options, timeoutMilliseconds, &errstr, errstr.count)
+            rd_kafka_AdminOptions_set_opaque(options, UnsafeMutableRawPointer(bitPattern: index + 1))
+            try issue(client.pointer, options, queue, index)
         }
-        defer { rd_kafka_event_destroy(event) }
-        let err = rd_kafka_event_error(event)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaError(err, context: rd_kafka_event_error_string(event).map { String(cString: $0) })
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeoutMilliseconds) + 2_000)
+        for answered in 0..<count {
+            let left = max(0, (deadline - ContinuousClock.now) / .milliseconds(1))
+            guard let event = rd_kafka_queue_poll(queue, Int32(clamping: Int(left))) else {
+                throw KafkaError.local("ADMIN_TIMEOUT", "the broker did not answer \(count - answered) of \(count) admin "
+                                       + "requests in time; is it running?")
+            }
+            defer { rd_kafka_event_destroy(event) }
+            let index = rd_kafka_event_opaque(event).map { Int(bitPattern: $0) - 1 } ?? 0
+            let err = rd_kafka_event_error(event)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                try answer(index, .failure(KafkaError(err, context: rd_kafka_event_error_string(event).map { String(cString: $0) })))
+            } else {
+                try answer(index, .success(event))
+            }
         }
-        try check(event)
     }
 
     private static func checkTopicResults(_ results: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int,
