@@ -27,7 +27,8 @@ def spread(values):
 def engine_table(engine, peers):
     versions = next((f"PyTorch {d['torch']}, ONNX Runtime {d['onnxruntime']}" for rs in peers.values() for d in rs), "peers not run")
     runs = max((len(v) for v in engine.values()), default=0)
-    print(f"images/s, median of {runs} run(s) (range); ratio = engine / peer. {versions}")
+    vectors = next((d["onednn_vectors"] for rs in engine.values() for d in rs if "onednn_vectors" in d), "unknown")
+    print(f"images/s, median of {runs} run(s) (range); ratio = engine / peer. {versions}; this engine's oneDNN on {vectors}")
     print(f"{'arch':13} {'measure':9} {'this engine':>22} {'ONNX Runtime':>22} {'PyTorch':>22}  {'vs ORT':>7} {'vs torch':>8}")
     for arch in engine:
         for measure, ort_key, torch_key in (("infer1", "ort_infer1", "torch_infer1"), ("infer16", "ort_infer16", "torch_infer16"),

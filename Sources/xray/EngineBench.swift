@@ -44,7 +44,7 @@ struct EngineBench: AsyncParsableCommand {
             if json {
                 let figures = ["infer1": b1, "infer16": b16, "train16": train].filter { $0.value.isFinite }
                     .map { "\"\($0.key)\": \(String(format: "%.3f", $0.value))" }.sorted().joined(separator: ", ")
-                print("{\"arch\": \"\(arch.rawValue)\", \"gflop\": \(String(format: "%.4f", gflop)), \"threads\": \(EngineSettings.threads), \(figures)}")
+                print("{\"arch\": \"\(arch.rawValue)\", \"gflop\": \(String(format: "%.4f", gflop)), \"threads\": \(EngineSettings.threads), \"onednn_vectors\": \"\(EngineSettings.oneDNNVectors)\", \(figures)}")
                 continue
             }
             func cell(_ rate: Double, _ flopsPerImage: Double) -> String {
@@ -57,7 +57,8 @@ struct EngineBench: AsyncParsableCommand {
         if json { return }
         print("""
             training GFLOP/s counts 3x the forward FLOPs (forward, input and weight gradients).
-            convolutions: \(!EngineSettings.oneDNN ? "im2col + OpenBLAS" : EngineSettings.winograd ? "oneDNN and Winograd" : "oneDNN direct"). \
+            convolutions: \(!EngineSettings.oneDNN ? "im2col + OpenBLAS" : EngineSettings.winograd ? "oneDNN and Winograd" : "oneDNN direct"), \
+            oneDNN on \(EngineSettings.oneDNNVectors). \
             Ops/bench-engine runs this beside PyTorch and ONNX Runtime on the same machine.
             """)
     }

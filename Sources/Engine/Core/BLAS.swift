@@ -77,6 +77,11 @@ public enum EngineSettings {
         set { winogradEnabled.store(newValue, ordering: .relaxed) }
     }
 
+    /// The vector instructions oneDNN's kernels use here, for benchmark reports: "AVX-512" or
+    /// "AVX2 or less" (`ONEDNN_MAX_CPU_ISA` can hold them below what the processor has). Winograd
+    /// takes narrower convolutions with AVX2 (`WinogradConvolution.gains`).
+    public static var oneDNNVectors: String { OneDNN.usesAVX512 ? "AVX-512" : "AVX2 or less" }
+
     /// Inference convolutions through oneDNN (on by default; off computes them with im2col and
     /// OpenBLAS, as training does). A convolution oneDNN refuses is computed here either way.
     public static var oneDNN: Bool {

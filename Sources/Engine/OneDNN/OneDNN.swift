@@ -12,6 +12,14 @@ enum OneDNN {
         return status == dnnl_success ? engine : nil
     }()
 
+    /// Whether oneDNN's kernels run on AVX-512 here (512-bit vectors, twice the multiply-adds
+    /// per instruction of AVX2's); false on AVX2-only processors and when `ONEDNN_MAX_CPU_ISA`
+    /// holds oneDNN below AVX-512.
+    static let usesAVX512: Bool = {
+        let avx512 = dnnl_cpu_isa_avx512_core.rawValue
+        return dnnl_get_effective_cpu_isa().rawValue & avx512 == avx512
+    }()
+
     /// The CPU engine, or the error a plan reports when there is none.
     static func requireEngine() throws(OneDNNError) -> dnnl_engine_t {
         guard let engine else { throw OneDNNError(operation: "creating the CPU engine", status: -1) }

@@ -51,16 +51,28 @@ final class WinogradConvolution {
     /// Chunk buffers `run` needs: V and M for each worker.
     var bufferCount: Int { 2 * workers.count }
 
-    /// Fewest channels (the harmonic mean of input and output channels) worth the transforms.
-    static let minimumChannels = 64
+    /// Fewest channels (the harmonic mean of input and output channels) worth the transforms
+    /// where the matrix products run on AVX-512.
+    static let minimumChannelsWithAVX512 = 64
+    /// The same on AVX2 (and below): half, as each multiply-add the products save costs twice
+    /// the instructions there, while the transforms, which wait on memory, cost the same.
+    static let minimumChannelsWithAVX2 = 32
+
+    /// Fewest channels worth the transforms on this machine (`OneDNN.usesAVX512`).
+    static var minimumChannels: Int {
+        OneDNN.usesAVX512 ? minimumChannelsWithAVX512 : minimumChannelsWithAVX2
+    }
 
     /// Whether the saving repays the transforms: per tile the products save 108·C·OC
     /// multiply-adds, and the transforms cost about as much per input and per output channel, so
     /// the gain goes with C·OC / (C + OC), half the channels' harmonic mean. Measured on the
-    /// Xeon (whole networks, alternating runs with and without): DenseNet-121's 128 → 32
-    /// (harmonic mean 51) was 7–17% slower at batch 1 (6 pairs) and no faster at 16, the small
-    /// CNN's 32 → 64 (43) neither faster nor slower, ResNet-18's 64 → 64 and wider faster.
-    static func gains(channels c: Int, outChannels oc: Int) -> Bool {
+    /// Xeon (whole networks, alternating runs with and without): with AVX-512, DenseNet-121's
+    /// 128 → 32 (harmonic mean 51) was 7–17% slower at batch 1 (6 pairs) and no faster at 16,
+    /// the small CNN's 32 → 64 (43) neither faster nor slower, ResNet-18's 64 → 64 and wider
+    /// faster; with oneDNN held to AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`), DenseNet-121 by Winograd
+    /// was faster in 5 of 5 pairs at batch 1 (15.2–17.4 → 17.2–19.7 img/s) and 8 of 8 at 16,
+    /// the small CNN with its 32 → 64 in 8 of 8 at batch 1 and at 16.
+    static func gains(channels c: Int, outChannels oc: Int, minimumChannels: Int = minimumChannels) -> Bool {
         2 * c * oc >= minimumChannels * (c + oc)
     }
 
@@ -79,11 +91,13 @@ final class WinogradConvolution {
     /// The convolution of `geometry` over `batch` images into `outChannels` channels, or nil
     /// when it is not a 3x3, stride 1, padding 1 convolution these transforms take, or one too
     /// narrow (`gains(channels:outChannels:)`) or with too few tiles
-    /// (`tilesPerChunk(tiles:workers:)`) to gain.
-    init?(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, epilogue: WinogradTransforms.Epilogue) throws(OneDNNError) {
+    /// (`tilesPerChunk(tiles:workers:)`) to gain. `minimumChannels` is this machine's unless a
+    /// test asks for another.
+    init?(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, epilogue: WinogradTransforms.Epilogue,
+          minimumChannels: Int = WinogradConvolution.minimumChannels) throws(OneDNNError) {
         guard g.kernelH == 3, g.kernelW == 3, g.stride == 1, g.padding == 1,
               WinogradTransforms.supports(channels: g.channels, outChannels: oc),
-              Self.gains(channels: g.channels, outChannels: oc) else { return nil }
+              Self.gains(channels: g.channels, outChannels: oc, minimumChannels: minimumChannels) else { return nil }
         let (rows, columns) = WinogradTransforms.tiles(height: g.height, width: g.width)
         let tiles = batch * rows * columns, threads = Parallel.workers
         guard let chunk = Self.tilesPerChunk(tiles: tiles, workers: threads) else { return nil }
