@@ -137,3 +137,49 @@ struct WinogradTests {
         #expect(network.inferenceGraphs.count == 2)
     }
 }
+
+/// Training convolutions whose forward and input gradient run by Winograd (`TrainingConvolution`,
+/// where oneDNN runs on AVX2; forced here) against the same convolution all oneDNN: output and
+/// ∂input within 1e-4, the weight and bias gradients (which read the forward's input and the
+/// input gradient's ∂output) unchanged.
+@Suite("Winograd in training")
+struct WinogradTrainingTests {
+    @Test(arguments: [(64, 64, 24), (64, 128, 28)])
+    func forwardAndTheBackwardAfterIt(shape: (Int, Int, Int)) throws {
+        try #require(OneDNN.unavailable == nil, "oneDNN: \(OneDNN.unavailable ?? "")")
+        let (c, oc, side) = shape, batch = 4
+        let g = ConvGeometry(channels: c, height: side, width: side, kernelH: 3, kernelW: 3, stride: 1, padding: 1)
+        let fast = try TrainingConvolution(geometry: g, batch: batch, outChannels: oc, bias: true, winograd: true)
+        let direct = try TrainingConvolution(geometry: g, batch: batch, outChannels: oc, bias: true, winograd: false)
+        try #require(fast.winogradForward && fast.winogradInputGradient, "\(c) → \(oc) at \(side)² did not take Winograd")
+        #expect(!direct.winogradForward && !direct.winogradInputGradient)
+        // Activations in the kernels' channel block (nChw8c or nChw16c), as a network keeps them.
+        let block = fast.outputBlock
+        try #require(block > 1 && fast.accepts(inputBlock: block) && fast.accepts(dOutputBlock: block, inputGradient: true))
+        let x = randomValues(batch * c * side * side, seed: 41)
+        let w = randomValues(oc * c * 9, seed: 42, scale: 1 / Float(9 * c).squareRoot())
+        let b = randomValues(oc, seed: 43, scale: 0.1), dy = randomValues(batch * oc * side * side, seed: 44)
+        func run(_ plan: TrainingConvolution) throws -> (y: [Float], dx: [Float], dw: [Float], db: [Float]) {
+            var y = [Float](repeating: .nan, count: dy.count), dx = [Float](repeating: .nan, count: x.count)
+            var dw = [Float](repeating: 0, count: w.count), db = [Float](repeating: 0, count: oc)
+            try x.withUnsafeBufferPointer { x in
+                try w.withUnsafeBufferPointer { w in
+                    try plan.forward(input: x.baseAddress!, inputBlock: block, weights: w.baseAddress!, bias: b, output: &y)
+                    try dy.withUnsafeBufferPointer { dy in
+                        try plan.backward(input: x.baseAddress!, inputBlock: block, weights: w.baseAddress!,
+                                          dOutput: dy.baseAddress!, dOutputBlock: block, dInput: &dx,
+                                          dInputBlock: plan.dInputBlock(wanting: block), dWeights: &dw, dBias: &db)
+                    }
+                }
+            }
+            return (y, dx, dw, db)
+        }
+        let winograd = try run(fast), reference = try run(direct)
+        let label = "\(c) → \(oc) at \(side)², nChw\(block)c"
+        expectClose(winograd.y, reference.y, absolute: 1e-4, relative: 1e-4, label + " output")
+        expectClose(winograd.dx, reference.dx, absolute: 1e-4, relative: 1e-4, label + " ∂input")
+        expectClose(winograd.dw, reference.dw, absolute: 1e-5, relative: 1e-5, label + " ∂weights")
+        expectClose(winograd.db, reference.db, absolute: 1e-5, relative: 1e-5, label + " ∂bias")
+        #expect(Set(winograd.y).count > winograd.y.count / 4, "the outputs are not varied enough to compare")
+    }
+}

@@ -25,6 +25,37 @@ enum WinogradTransforms {
         channels % 8 == 0 && outChannels % 8 == 0 && channels > 0 && outChannels > 0
     }
 
+    /// Where an activation's values lie: channels in blocks of `block` (a multiple of 8 that
+    /// divides the channels), each block an (N, H, W, block) array, the blocks of an image one
+    /// after another: nChw8c or nChw16c (`ChannelBlocks`), and NHWC when the block is every
+    /// channel. Value (n, y, x, c) is at `pixel(n, y, x) + channel(c)`.
+    struct Layout {
+        let height: Int, width: Int, channels: Int, block: Int
+
+        /// NHWC.
+        init(height: Int, width: Int, channels: Int) {
+            self.init(height: height, width: width, channels: channels, block: channels)
+        }
+
+        /// Channel-blocked; `block` must be a multiple of 8 that divides `channels` (`takes`).
+        init(height: Int, width: Int, channels: Int, block: Int) {
+            self.height = height; self.width = width; self.channels = channels; self.block = block
+        }
+
+        /// Whether the transforms can read or write `channels` channels in blocks of `block`.
+        static func takes(channels: Int, block: Int) -> Bool {
+            block > 0 && block % 8 == 0 && channels % block == 0
+        }
+
+        /// Offset of (n, y, x, channel 0).
+        @inline(__always)
+        func pixel(_ n: Int, _ y: Int, _ x: Int) -> Int { n * channels * height * width + (y * width + x) * block }
+
+        /// Offset of channel `c` (a multiple of 8) from its pixel's channel 0.
+        @inline(__always)
+        func channel(_ c: Int) -> Int { c / block * height * width * block + c % block }
+    }
+
     /// Tiles of an (height, width) output: (rows, columns).
     static func tiles(height: Int, width: Int) -> (rows: Int, columns: Int) {
         ((height + tile - 1) / tile, (width + tile - 1) / tile)
@@ -32,25 +63,46 @@ enum WinogradTransforms {
 
     // MARK: weights
 
+    /// G applied to a column of 3: the rows of G are (1/4, 0, 0), (−1/6, −1/6, −1/6),
+    /// (−1/6, 1/6, −1/6), (1/24, 1/12, 1/6), (1/24, −1/12, 1/6), (0, 0, 1).
+    @inline(__always)
+    private static func weightRows(_ a: SIMD8<Double>, _ b: SIMD8<Double>, _ c: SIMD8<Double>)
+        -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>) {
+        let outer = a + c, quarter = a / 24 + c / 6, middle = b / 12
+        return (a / 4, -(outer + b) / 6, -(outer - b) / 6, quarter + middle, quarter - middle, c)
+    }
+
     /// U[k][c][o] = (G g[o][c] Gᵀ)[k / 6][k % 6] for weights (OC, C, 3, 3), into `u`
-    /// (36·C·OC floats), computed in double and rounded once.
+    /// (36·C·OC floats), computed in double and rounded once, 8 output channels to a vector
+    /// (OC a multiple of 8, `supports`). Training transforms its weights at every step
+    /// (`WinogradStepWeights`).
     static func transformWeights(_ g: UnsafePointer<Float>, outChannels oc: Int, channels c: Int,
                                  into u: UnsafeMutablePointer<Float>) {
-        let G: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
-        Parallel.forEach(oc, costPerItem: c * 200) { o in
-            var left = [Double](repeating: 0, count: 18) // G g: 6x3
-            for ci in 0..<c {
-                let w = g + (o * c + ci) * 9
-                for i in 0..<6 {
-                    for j in 0..<3 {
-                        left[i * 3 + j] = G[i][0] * Double(w[j]) + G[i][1] * Double(w[3 + j]) + G[i][2] * Double(w[6 + j])
+        let raw = UnsafeMutableRawPointer(u)
+        Parallel.forEach(oc / 8, costPerItem: c * 8 * 100) { group in
+            let o0 = group * 8
+            withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: 9 + 18) { t in
+                for ci in 0..<c {
+                    // t[r·3 + s]: tap (r, s) of the 8 kernels (o0 + lane, ci).
+                    for k in 0..<9 {
+                        var taps = SIMD8<Double>()
+                        for lane in 0..<8 { taps[lane] = Double(g[((o0 + lane) * c + ci) * 9 + k]) }
+                        t[k] = taps
                     }
-                }
-                for i in 0..<6 {
-                    for j in 0..<6 {
-                        let value = left[i * 3] * G[j][0] + left[i * 3 + 1] * G[j][1] + left[i * 3 + 2] * G[j][2]
-                        u[((i * 6 + j) * c + ci) * oc + o] = Float(value)
+                    // G g (6x3) into t[9...], then (G g) Gᵀ a row at a time.
+                    for s in 0..<3 {
+                        let r = weightRows(t[s], t[3 + s], t[6 + s])
+                        t[9 + s] = r.0; t[12 + s] = r.1; t[15 + s] = r.2; t[18 + s] = r.3; t[21 + s] = r.4; t[24 + s] = r.5
+                    }
+                    for i in 0..<6 {
+                        let r = weightRows(t[9 + i * 3], t[10 + i * 3], t[11 + i * 3])
+                        let row = ((i * 6 * c + ci) * oc + o0) * 4, step = c * oc * 4
+                        raw.storeBytes(of: SIMD8<Float>(r.0), toByteOffset: row, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: SIMD8<Float>(r.1), toByteOffset: row + step, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: SIMD8<Float>(r.2), toByteOffset: row + 2 * step, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: SIMD8<Float>(r.3), toByteOffset: row + 3 * step, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: SIMD8<Float>(r.4), toByteOffset: row + 4 * step, as: SIMD8<Float>.self)
+                        raw.storeBytes(of: SIMD8<Float>(r.5), toByteOffset: row + 5 * step, as: SIMD8<Float>.self)
                     }
                 }
             }
@@ -71,10 +123,11 @@ enum WinogradTransforms {
 
     /// V[k][t - tiles.lowerBound][c] = (Bᵀ d B)[k / 6][k % 6] for the input patch of each
     /// output tile t in `tiles` (an index over images, tile rows, tile columns) of `x`
-    /// (N, H, W, C NHWC), zero outside the image; `v` holds `tilesPerChunk` tiles per product,
-    /// and the slots past `tiles.count` (a last, partial chunk) are set to zero.
-    static func transformInput(_ x: UnsafePointer<Float>, height: Int, width: Int, channels: Int,
+    /// (N, C, H, W in `layout`), zero outside the image; `v` holds `tilesPerChunk` tiles per
+    /// product, and the slots past `tiles.count` (a last, partial chunk) are set to zero.
+    static func transformInput(_ x: UnsafePointer<Float>, layout: Layout,
                                tiles range: Range<Int>, tilesPerChunk: Int, into v: UnsafeMutablePointer<Float>) {
+        let height = layout.height, width = layout.width, channels = layout.channels
         let (rows, columns) = tiles(height: height, width: width)
         let raw = UnsafeRawPointer(x), out = UnsafeMutableRawPointer(v)
         let productStride = tilesPerChunk * channels * 4
@@ -90,13 +143,14 @@ enum WinogradTransforms {
                         for j in 0..<6 {
                             let xx = left + j
                             let inside = y >= 0 && y < height && xx >= 0 && xx < width
-                            pixel[i * 6 + j] = inside ? ((n * height + y) * width + xx) * channels * 4 : -1
+                            pixel[i * 6 + j] = inside ? layout.pixel(n, y, xx) * 4 : -1
                         }
                     }
                     for c0 in stride(from: 0, to: channels, by: 8) {
                         // d[i][j]: the patch; columns first (Bᵀ d), then rows ((Bᵀ d) B).
+                        let channel = layout.channel(c0) * 4
                         for k in 0..<36 {
-                            d[k] = pixel[k] >= 0 ? raw.loadUnaligned(fromByteOffset: pixel[k] + c0 * 4, as: V.self) : V()
+                            d[k] = pixel[k] >= 0 ? raw.loadUnaligned(fromByteOffset: pixel[k] + channel, as: V.self) : V()
                         }
                         for j in 0..<6 {
                             let t = inputRows(d[j], d[6 + j], d[12 + j], d[18 + j], d[24 + j], d[30 + j])
@@ -140,12 +194,13 @@ enum WinogradTransforms {
         var reluAfterSum = false
     }
 
-    /// y[n, 4·row + i, 4·column + j, o] = epilogue((Aᵀ m A)[i][j] + bias[o]) for each output
-    /// tile t in `tiles`, where m[k] = M[k][t - tiles.lowerBound][o]; rows and columns past the
-    /// image are dropped.
+    /// y[n, o, 4·row + i, 4·column + j] = epilogue((Aᵀ m A)[i][j] + bias[o]) for each output
+    /// tile t in `tiles`, where m[k] = M[k][t - tiles.lowerBound][o], y in `layout`; rows and
+    /// columns past the image are dropped.
     static func transformOutput(_ m: UnsafePointer<Float>, tiles range: Range<Int>, tilesPerChunk: Int,
-                                bias: UnsafePointer<Float>, epilogue: Epilogue, height: Int, width: Int,
-                                outChannels: Int, into y: UnsafeMutablePointer<Float>) {
+                                bias: UnsafePointer<Float>, epilogue: Epilogue, layout: Layout,
+                                into y: UnsafeMutablePointer<Float>) {
+        let height = layout.height, width = layout.width, outChannels = layout.channels
         let (rows, columns) = tiles(height: height, width: width)
         let raw = UnsafeRawPointer(m), out = UnsafeMutableRawPointer(y), biasRaw = UnsafeRawPointer(bias)
         let productStride = tilesPerChunk * outChannels * 4
@@ -163,11 +218,12 @@ enum WinogradTransforms {
                         t[j] = c.0; t[6 + j] = c.1; t[12 + j] = c.2; t[18 + j] = c.3
                     }
                     let b = biasRaw.loadUnaligned(fromByteOffset: o0 * 4, as: V.self)
+                    let channel = layout.channel(o0) * 4
                     for i in 0..<4 where top + i < height {
                         let c = outputRows(t[i * 6], t[i * 6 + 1], t[i * 6 + 2], t[i * 6 + 3], t[i * 6 + 4], t[i * 6 + 5])
                         t[24] = c.0; t[25] = c.1; t[26] = c.2; t[27] = c.3
                         for j in 0..<4 where left + j < width {
-                            let offset = (((n * height + top + i) * width + left + j) * outChannels + o0) * 4
+                            let offset = layout.pixel(n, top + i, left + j) * 4 + channel
                             var value = t[24 + j] + b
                             if epilogue.relu { value.replace(with: zero, where: value .< zero) }
                             if epilogue.sum { value += out.loadUnaligned(fromByteOffset: offset, as: V.self) }

@@ -14,6 +14,11 @@ internal import CDNNL
 /// In NCHW, the weight gradient reads the forward's reordered input and the input gradient's
 /// reordered ∂output where their layouts agree.
 ///
+/// Where oneDNN runs on AVX2 (`winogradPays`), the forward and the input gradient of the wide
+/// 3x3, stride-1 convolutions with enough tiles run by Winograd's F(4x4, 3x3)
+/// (`WinogradConvolution` over the channel blocks, the weights transformed at every step by
+/// `WinogradStepWeights`); the weight gradient stays oneDNN's.
+///
 /// input (N, C, H, W), weight (OC, C, KH, KW), bias (OC) → output (N, OC, OH, OW).
 final class TrainingConvolution {
     private let hasBias: Bool
@@ -35,8 +40,18 @@ final class TrainingConvolution {
     /// The staging buffers of the activation arguments (bound per use, so a direct binding
     /// can replace them for one call).
     private let staging = (0..<6).map { _ in FloatBuffer() }
+    /// The forward by Winograd's F(4x4, 3x3) over the kernels' channel blocks, where it applies
+    /// (`winogradForward`), with its weights transformed at each step and its chunk buffers;
+    /// nil where oneDNN's forward runs.
+    private let winograd: (convolution: WinogradConvolution, block: Int, weights: WinogradStepWeights, buffers: [FloatBuffer])?
+    /// The input gradient by Winograd likewise (a convolution of ∂output by the turned kernels,
+    /// `WinogradStepWeights(transposed:)`), sharing the forward's chunk buffers.
+    private let winogradData: (convolution: WinogradConvolution, weights: WinogradStepWeights)?
 
-    init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, bias: Bool) throws(OneDNNError) {
+    /// `winograd`: whether the forward and input gradient may run by Winograd's algorithm
+    /// where it applies (`winogradPays` unless a test says otherwise).
+    init(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, bias: Bool,
+         winograd useWinograd: Bool = TrainingConvolution.winogradPays) throws(OneDNNError) {
         let engine = try OneDNN.requireEngine()
         hasBias = bias
         let sourceDims = [batch, g.channels, g.height, g.width], outputDims = [batch, oc, g.outHeight, g.outWidth]
@@ -113,7 +128,50 @@ final class TrainingConvolution {
         weightsDWeights = try StagedArgument(user: userDWeights, layout: wDWeights, into: false, engine: engine)
         weightCount = weightDims.reduce(1, *); biasCount = bias ? oc : 0
         dWeights = FloatBuffer(capacity: weightCount); dBias = FloatBuffer(capacity: biasCount)
+        if useWinograd, let block, forwardInput.channelBlock == block, forwardOutput.channelBlock == block,
+           let made = try WinogradConvolution(geometry: g, batch: batch, outChannels: oc, epilogue: .init(), channelBlock: block,
+                                              minimumChannels: Self.winogradMinimumChannels),
+           made.tileCount >= Self.minimumWinogradTiles {
+            winograd = (made, block, try WinogradStepWeights(layout: made.weightsLayout, channels: g.channels, outChannels: oc),
+                        (0..<made.bufferCount).map { _ in FloatBuffer() })
+            var back = g; back.channels = oc
+            if dataDOutput.channelBlock == block, dataDInput.channelBlock == block,
+               let data = try WinogradConvolution(geometry: back, batch: batch, outChannels: g.channels, epilogue: .init(),
+                                                  channelBlock: block, minimumChannels: Self.winogradMinimumChannels),
+               data.bufferCount == made.bufferCount {
+                winogradData = (data, try WinogradStepWeights(layout: data.weightsLayout, channels: oc, outChannels: g.channels,
+                                                              transposed: true))
+            } else {
+                winogradData = nil
+            }
+        } else {
+            winograd = nil; winogradData = nil
+        }
     }
+
+    /// Whether training convolutions run by Winograd where it applies: with
+    /// `EngineSettings.winograd` on, where oneDNN runs on AVX2 (or less). Measured on the Xeon
+    /// (ResNet-18 training at batch 16, alternating runs): with oneDNN held to AVX2 the forward
+    /// of the ten convolutions it takes went from 1,073–1,275 ms to 832–932 ms per 40 calls
+    /// (3 pairs), and whole steps with the input gradient too from 10.5–11.0 to 11.8–14.8 img/s
+    /// (4 of 4 pairs faster); on AVX-512 the forward was level (667 and 643 ms against 671 and
+    /// 762), as oneDNN's direct kernels do twice the multiply-adds per instruction there.
+    static var winogradPays: Bool { EngineSettings.winograd && !OneDNN.usesAVX512 }
+
+    /// Fewest channels (harmonic mean of input and output) for Winograd in training: the
+    /// AVX-512 figure on any machine. With oneDNN held to AVX2, DenseNet-121's training with its
+    /// 128 → 32 (51) by Winograd was slower in 3 of 3 pairs (5.6–6.3 → 4.9–5.1 img/s).
+    static let winogradMinimumChannels = WinogradConvolution.minimumChannelsWithAVX512
+
+    /// Fewest output tiles for which Winograd can repay transforming the weights at every step
+    /// (36·C·OC values, twice): ResNet-18's last stage at batch 16 (64 tiles, 2.4 million
+    /// weights) stays direct. (Not measured at other values.)
+    static let minimumWinogradTiles = 128
+
+    /// Whether the forward runs by Winograd's algorithm (for tests and benchmarks).
+    var winogradForward: Bool { winograd != nil }
+    /// Whether the input gradient does.
+    var winogradInputGradient: Bool { winogradData != nil }
 
     /// The channel block the output is written in: the kernel's, when an `Activation` can
     /// hold it, else 1 (NCHW).
@@ -137,6 +195,17 @@ final class TrainingConvolution {
     /// y = conv(x, w) + b, x in `inputBlock` (which `accepts`), y in `outputBlock`.
     func forward(input x: UnsafePointer<Float>, inputBlock: Int, weights w: UnsafePointer<Float>,
                  bias b: UnsafePointer<Float>?, output y: UnsafeMutablePointer<Float>) throws(OneDNNError) {
+        if let winograd, inputBlock == winograd.block, outputBlock == winograd.block {
+            // The weight gradient reads the input through the forward's memory.
+            _ = try forwardInput.enter(stream, data: x, block: inputBlock)
+            try winograd.weights.update(w)
+            try winograd.weights.zeroBias.withUnsafeBufferPointer { (zero) throws(OneDNNError) in
+                guard let zero = zero.baseAddress else { return }
+                try winograd.convolution.run(source: x, destination: y, weights: winograd.weights.memory, bias: b ?? zero,
+                                             buffers: winograd.buffers)
+            }
+            return
+        }
         try userWeights.bind(w)
         var arguments = [(DNNL_ARG_SRC, try forwardInput.enter(stream, data: x, block: inputBlock)),
                          (DNNL_ARG_WEIGHTS, try forwardWeights.enter(stream)),
@@ -157,7 +226,16 @@ final class TrainingConvolution {
                   dOutput dy: UnsafePointer<Float>, dOutputBlock: Int,
                   dInput dx: UnsafeMutablePointer<Float>?, dInputBlock: Int,
                   dWeights gw: UnsafeMutablePointer<Float>?, dBias gb: UnsafeMutablePointer<Float>?) throws(OneDNNError) {
-        if let dx {
+        if let dx, let winogradData, let winograd, dOutputBlock == winograd.block, dInputBlock == winograd.block {
+            // The weight gradient may read ∂output through this memory (`sharedDOutput`).
+            _ = try dataDOutput.enter(stream, data: dy, block: dOutputBlock)
+            try winogradData.weights.update(w)
+            try winogradData.weights.zeroBias.withUnsafeBufferPointer { (zero) throws(OneDNNError) in
+                guard let zero = zero.baseAddress else { return }
+                try winogradData.convolution.run(source: dy, destination: dx, weights: winogradData.weights.memory, bias: zero,
+                                                 buffers: winograd.buffers)
+            }
+        } else if let dx {
             try userWeights.bind(w)
             try backwardData.execute(stream, [(DNNL_ARG_DIFF_DST, try dataDOutput.enter(stream, data: dy, block: dOutputBlock)),
                                               (DNNL_ARG_WEIGHTS, try dataWeights.enter(stream)),

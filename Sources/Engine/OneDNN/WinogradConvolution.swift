@@ -1,6 +1,6 @@
 internal import CDNNL
 
-/// A 3x3, stride 1, padding 1 inference convolution by Winograd F(4x4, 3x3)
+/// A 3x3, stride 1, padding 1 convolution by Winograd F(4x4, 3x3)
 /// (`WinogradTransforms`) over NHWC activations, for the whole-network path (`InferenceGraph`):
 /// 4x fewer multiply-adds than the direct convolution, at the cost of transforming each input
 /// patch and output tile.
@@ -18,13 +18,16 @@ internal import CDNNL
 /// last stage at batch 1 (4 tiles for 2.4 million weights), which is why a convolution needs
 /// at least `minimumTilesPerChunk` tiles per worker.
 ///
-/// source (N, H, W, C) NHWC · weights (OC, C, 3, 3) + bias (OC) → destination (N, H, W, OC) NHWC.
+/// source (N, H, W, C) NHWC · weights (OC, C, 3, 3) + bias (OC) → destination (N, H, W, OC) NHWC;
+/// in training both channel-blocked instead (`TrainingConvolution`).
 final class WinogradConvolution {
     /// The layout the matrix products want U in (`PackedWeights(winogradLayout:…)`).
     let weightsLayout: MemoryDescriptor
     let tilesPerChunk: Int
-    private let height: Int, width: Int, channels: Int, outChannels: Int
-    private let tileCount: Int
+    /// The source's and the destination's layouts: NHWC, or channel-blocked in training.
+    private let sourceLayout: WinogradTransforms.Layout, destinationLayout: WinogradTransforms.Layout
+    /// Output tiles of 4x4 over the batch.
+    let tileCount: Int
     private let epilogue: WinogradTransforms.Epilogue
     private let workers: [Worker]
 
@@ -91,13 +94,18 @@ final class WinogradConvolution {
     /// The convolution of `geometry` over `batch` images into `outChannels` channels, or nil
     /// when it is not a 3x3, stride 1, padding 1 convolution these transforms take, or one too
     /// narrow (`gains(channels:outChannels:)`) or with too few tiles
-    /// (`tilesPerChunk(tiles:workers:)`) to gain. `minimumChannels` is this machine's unless a
-    /// test asks for another.
+    /// (`tilesPerChunk(tiles:workers:)`) to gain. Source and destination are NHWC, or with
+    /// `channelBlock` both in that channel-blocked layout (nil when the channels do not divide
+    /// into it). `minimumChannels` is this machine's unless a test asks for another.
     init?(geometry g: ConvGeometry, batch: Int, outChannels oc: Int, epilogue: WinogradTransforms.Epilogue,
-          minimumChannels: Int = WinogradConvolution.minimumChannels) throws(OneDNNError) {
+          channelBlock: Int? = nil, minimumChannels: Int = WinogradConvolution.minimumChannels) throws(OneDNNError) {
         guard g.kernelH == 3, g.kernelW == 3, g.stride == 1, g.padding == 1,
               WinogradTransforms.supports(channels: g.channels, outChannels: oc),
               Self.gains(channels: g.channels, outChannels: oc, minimumChannels: minimumChannels) else { return nil }
+        if let channelBlock {
+            guard WinogradTransforms.Layout.takes(channels: g.channels, block: channelBlock),
+                  WinogradTransforms.Layout.takes(channels: oc, block: channelBlock) else { return nil }
+        }
         let (rows, columns) = WinogradTransforms.tiles(height: g.height, width: g.width)
         let tiles = batch * rows * columns, threads = Parallel.workers
         guard let chunk = Self.tilesPerChunk(tiles: tiles, workers: threads) else { return nil }
@@ -128,7 +136,8 @@ final class WinogradConvolution {
         guard let layout else { return nil }
         weightsLayout = layout
         tilesPerChunk = chunk
-        height = g.height; width = g.width; channels = g.channels; outChannels = oc
+        sourceLayout = .init(height: g.height, width: g.width, channels: g.channels, block: channelBlock ?? g.channels)
+        destinationLayout = .init(height: g.height, width: g.width, channels: oc, block: channelBlock ?? oc)
         tileCount = tiles
         self.epilogue = epilogue
         workers = made
@@ -140,6 +149,15 @@ final class WinogradConvolution {
     /// network's convolutions share them, one at a time.
     func run(source x: UnsafePointer<Float>, destination y: UnsafeMutablePointer<Float>,
              weights: PackedWeights, buffers: [FloatBuffer]) throws(OneDNNError) {
+        try weights.foldedBias.withUnsafeBufferPointer { (bias) throws(OneDNNError) in
+            guard let bias = bias.baseAddress else { return }
+            try run(source: x, destination: y, weights: weights.weights, bias: bias, buffers: buffers)
+        }
+    }
+
+    /// The same with U already in `weightsLayout` (`WinogradStepWeights`) and `bias` (OC).
+    func run(source x: UnsafePointer<Float>, destination y: UnsafeMutablePointer<Float>,
+             weights: Memory, bias: UnsafePointer<Float>, buffers: [FloatBuffer]) throws(OneDNNError) {
         guard buffers.count >= bufferCount else {
             throw OneDNNError(operation: "a Winograd convolution given \(buffers.count) of \(bufferCount) chunk buffers", status: -1)
         }
@@ -156,25 +174,20 @@ final class WinogradConvolution {
         let failures = UnsafeMutableBufferPointer<OneDNNError?>.allocate(capacity: workers.count)
         failures.initialize(repeating: nil)
         defer { failures.deallocate() }
-        weights.foldedBias.withUnsafeBufferPointer { bias in
-            guard let bias = bias.baseAddress else { return }
-            Parallel.forEach(workers.count) { index in
-                let worker = workers[index], (v, m) = chunkBuffers[index]
-                for chunk in stride(from: index, to: chunks, by: workers.count) {
-                    let tiles = (chunk * tilesPerChunk)..<min(tileCount, (chunk + 1) * tilesPerChunk)
-                    WinogradTransforms.transformInput(x, height: height, width: width, channels: channels, tiles: tiles,
-                                                      tilesPerChunk: tilesPerChunk, into: v)
-                    do throws(OneDNNError) {
-                        try worker.product.execute(worker.stream, [(DNNL_ARG_SRC, worker.source), (DNNL_ARG_WEIGHTS, weights.weights),
-                                                                   (DNNL_ARG_DST, worker.destination)])
-                    } catch {
-                        failures[index] = error
-                        return
-                    }
-                    WinogradTransforms.transformOutput(m, tiles: tiles, tilesPerChunk: tilesPerChunk, bias: bias,
-                                                       epilogue: epilogue, height: height, width: width,
-                                                       outChannels: outChannels, into: y)
+        Parallel.forEach(workers.count) { index in
+            let worker = workers[index], (v, m) = chunkBuffers[index]
+            for chunk in stride(from: index, to: chunks, by: workers.count) {
+                let tiles = (chunk * tilesPerChunk)..<min(tileCount, (chunk + 1) * tilesPerChunk)
+                WinogradTransforms.transformInput(x, layout: sourceLayout, tiles: tiles, tilesPerChunk: tilesPerChunk, into: v)
+                do throws(OneDNNError) {
+                    try worker.product.execute(worker.stream, [(DNNL_ARG_SRC, worker.source), (DNNL_ARG_WEIGHTS, weights),
+                                                               (DNNL_ARG_DST, worker.destination)])
+                } catch {
+                    failures[index] = error
+                    return
                 }
+                WinogradTransforms.transformOutput(m, tiles: tiles, tilesPerChunk: tilesPerChunk, bias: bias,
+                                                   epilogue: epilogue, layout: destinationLayout, into: y)
             }
         }
         if let failure = failures.lazy.compactMap({ $0 }).first { throw failure }
