@@ -1,7 +1,8 @@
 internal import CDNNL
 
 /// A 3x3, stride 1, padding 1 convolution by Winograd F(4x4, 3x3)
-/// (`WinogradTransforms`) over NHWC activations, for the whole-network path (`InferenceGraph`):
+/// (`WinogradTransforms`) over NHWC activations for the whole-network inference path
+/// (`InferenceGraph`), or over channel-blocked ones in training (`TrainingConvolution`):
 /// 4x fewer multiply-adds than the direct convolution, at the cost of transforming each input
 /// patch and output tile.
 ///
