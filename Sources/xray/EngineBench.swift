@@ -14,9 +14,9 @@ struct EngineBench: AsyncParsableCommand {
     @Option(help: "Engine worker threads (default: every core).") var threads: Int?
     @Option(help: "Measurements, comma-separated: infer1, infer16, train16.") var modes: String = "infer1,infer16,train16"
     @Option(help: """
-        Inference convolutions: onednn (Winograd for the 3x3 layers where it gains, oneDNN's \
-        direct convolutions for the rest), direct (oneDNN's direct convolutions only), or \
-        openblas (im2col and sgemm, as training does).
+        Convolutions: onednn (Winograd for the 3x3 layers where it gains, in training only where \
+        oneDNN runs on AVX2; oneDNN's direct convolutions for the rest), direct (oneDNN's direct \
+        convolutions only), or openblas (im2col and sgemm).
         """)
     var convolutions: String = "onednn"
     @Flag(help: "One JSON line per architecture instead of the table (for Ops/bench-engine).") var json = false

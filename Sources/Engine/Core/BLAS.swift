@@ -70,7 +70,8 @@ public enum EngineSettings {
     private static let winogradEnabled = Atomic<Bool>(true)
 
     /// Whole-network inference computes 3x3, stride-1 convolutions with enough output tiles by
-    /// Winograd's F(4x4, 3x3) (`WinogradConvolution`; on by default). Off, oneDNN's direct
+    /// Winograd's F(4x4, 3x3) (`WinogradConvolution`; on by default), and so does training
+    /// where oneDNN runs on AVX2 (`TrainingConvolution.winogradPays`). Off, oneDNN's direct
     /// convolution computes them. Takes effect for batch shapes not yet planned.
     public static var winograd: Bool {
         get { winogradEnabled.load(ordering: .relaxed) }
@@ -82,8 +83,8 @@ public enum EngineSettings {
     /// takes narrower convolutions with AVX2 (`WinogradConvolution.gains`).
     public static var oneDNNVectors: String { OneDNN.usesAVX512 ? "AVX-512" : "AVX2 or less" }
 
-    /// Inference convolutions through oneDNN (on by default; off computes them with im2col and
-    /// OpenBLAS, as training does). A convolution oneDNN refuses is computed here either way.
+    /// Convolutions through oneDNN (on by default; off computes them with im2col and
+    /// OpenBLAS, in inference and training). A convolution oneDNN refuses is computed so either way.
     public static var oneDNN: Bool {
         get { oneDNNEnabled.load(ordering: .relaxed) && OneDNN.engine != nil }
         set { oneDNNEnabled.store(newValue, ordering: .relaxed) }
