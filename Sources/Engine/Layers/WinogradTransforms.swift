@@ -32,12 +32,7 @@ enum WinogradTransforms {
     struct Layout {
         let height: Int, width: Int, channels: Int, block: Int
 
-        /// NHWC.
-        init(height: Int, width: Int, channels: Int) {
-            self.init(height: height, width: width, channels: channels, block: channels)
-        }
-
-        /// Channel-blocked; `block` must be a multiple of 8 that divides `channels` (`takes`).
+        /// `block` must be a multiple of 8 that divides `channels` (`takes`); NHWC: `channels`.
         init(height: Int, width: Int, channels: Int, block: Int) {
             self.height = height; self.width = width; self.channels = channels; self.block = block
         }

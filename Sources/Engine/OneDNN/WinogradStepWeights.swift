@@ -12,7 +12,7 @@ internal import CDNNL
 final class WinogradStepWeights {
     /// U as the matrix products read it.
     let memory: Memory
-    /// OC zeros: training convolutions add their bias after (`TrainingConvolution.forward`).
+    /// OC zeros: the bias of the input gradient, and of a forward without one.
     let zeroBias: [Float]
     private let plain: FloatBuffer
     private let plainMemory: Memory
@@ -50,7 +50,7 @@ final class WinogradStepWeights {
     func update(_ w: UnsafePointer<Float>) throws(OneDNNError) {
         var kernels = w
         if let turned {
-            // w is (channels' = outChannels here, …): w'[o][c] = w[c][o] turned, o < outChannels.
+            // w is the forward's (channels, outChannels, 3, 3) in this object's terms.
             let target = turned.pointer, c = channels, oc = outChannels
             Parallel.forEach(oc, costPerItem: 9 * c) { o in
                 for ci in 0..<c {
