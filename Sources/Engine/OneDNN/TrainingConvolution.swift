@@ -137,8 +137,7 @@ final class TrainingConvolution {
             var back = g; back.channels = oc
             if dataDOutput.channelBlock == block, dataDInput.channelBlock == block,
                let data = try WinogradConvolution(geometry: back, batch: batch, outChannels: g.channels, epilogue: .init(),
-                                                  channelBlock: block, minimumChannels: Self.winogradMinimumChannels),
-               data.bufferCount == made.bufferCount {
+                                                  channelBlock: block, minimumChannels: Self.winogradMinimumChannels) {
                 winogradData = (data, try WinogradStepWeights(layout: data.weightsLayout, channels: oc, outChannels: g.channels,
                                                               transposed: true))
             } else {
@@ -154,8 +153,9 @@ final class TrainingConvolution {
     /// (ResNet-18 training at batch 16, alternating runs): with oneDNN held to AVX2 the forward
     /// of the ten convolutions it takes went from 1,073–1,275 ms to 832–932 ms per 40 calls
     /// (3 pairs), and whole steps with the input gradient too from 10.5–11.0 to 11.8–14.8 img/s
-    /// (4 of 4 pairs faster); on AVX-512 the forward was level (667 and 643 ms against 671 and
-    /// 762), as oneDNN's direct kernels do twice the multiply-adds per instruction there.
+    /// (4 of 4 pairs faster); on AVX-512 the forward was level (667 ms per 40 calls and 803 per
+    /// 50 against 671 and 762 per 40), as oneDNN's direct kernels do twice the multiply-adds per
+    /// instruction there.
     static var winogradPays: Bool { EngineSettings.winograd && !OneDNN.usesAVX512 }
 
     /// Fewest channels (harmonic mean of input and output) for Winograd in training: the
@@ -198,12 +198,8 @@ final class TrainingConvolution {
         if let winograd, inputBlock == winograd.block, outputBlock == winograd.block {
             // The weight gradient reads the input through the forward's memory.
             _ = try forwardInput.enter(stream, data: x, block: inputBlock)
-            try winograd.weights.update(w)
-            try winograd.weights.zeroBias.withUnsafeBufferPointer { (zero) throws(OneDNNError) in
-                guard let zero = zero.baseAddress else { return }
-                try winograd.convolution.run(source: x, destination: y, weights: winograd.weights.memory, bias: b ?? zero,
-                                             buffers: winograd.buffers)
-            }
+            try winograd.weights.convolve(winograd.convolution, source: x, destination: y, kernels: w, bias: b,
+                                          buffers: winograd.buffers)
             return
         }
         try userWeights.bind(w)
@@ -229,12 +225,8 @@ final class TrainingConvolution {
         if let dx, let winogradData, let winograd, dOutputBlock == winograd.block, dInputBlock == winograd.block {
             // The weight gradient may read ∂output through this memory (`sharedDOutput`).
             _ = try dataDOutput.enter(stream, data: dy, block: dOutputBlock)
-            try winogradData.weights.update(w)
-            try winogradData.weights.zeroBias.withUnsafeBufferPointer { (zero) throws(OneDNNError) in
-                guard let zero = zero.baseAddress else { return }
-                try winogradData.convolution.run(source: dy, destination: dx, weights: winogradData.weights.memory, bias: zero,
-                                                 buffers: winograd.buffers)
-            }
+            try winogradData.weights.convolve(winogradData.convolution, source: dy, destination: dx, kernels: w, bias: nil,
+                                              buffers: winograd.buffers)
         } else if let dx {
             try userWeights.bind(w)
             try backwardData.execute(stream, [(DNNL_ARG_DIFF_DST, try dataDOutput.enter(stream, data: dy, block: dOutputBlock)),

@@ -75,7 +75,7 @@ final class WinogradConvolution {
     /// the small CNN's 32 → 64 (43) neither faster nor slower, ResNet-18's 64 → 64 and wider
     /// faster; with oneDNN held to AVX2 (`ONEDNN_MAX_CPU_ISA=AVX2`), DenseNet-121 by Winograd
     /// was faster in 5 of 5 pairs at batch 1 (15.2–17.4 → 17.2–19.7 img/s) and 8 of 8 at 16,
-    /// the small CNN with its 32 → 64 in 8 of 8 at batch 1 and at 16.
+    /// the small CNN with its 32 → 64 in 4 of 4 at batch 1 and at 16.
     static func gains(channels c: Int, outChannels oc: Int, minimumChannels: Int = minimumChannels) -> Bool {
         2 * c * oc >= minimumChannels * (c + oc)
     }

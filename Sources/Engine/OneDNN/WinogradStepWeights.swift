@@ -11,9 +11,9 @@ internal import CDNNL
 /// gradient of a 3x3, stride-1, padding-1 convolution is one itself.
 final class WinogradStepWeights {
     /// U as the matrix products read it.
-    let memory: Memory
+    private let memory: Memory
     /// OC zeros: the bias of the input gradient, and of a forward without one.
-    let zeroBias: [Float]
+    private let zeroBias: [Float]
     private let plain: FloatBuffer
     private let plainMemory: Memory
     private let reorder: Primitive?
@@ -62,5 +62,16 @@ final class WinogradStepWeights {
         }
         WinogradTransforms.transformWeights(kernels, outChannels: outChannels, channels: channels, into: plain.pointer)
         if let reorder { try reorder.execute(stream, [(DNNL_ARG_FROM, plainMemory), (DNNL_ARG_TO, memory)]) }
+    }
+
+    /// destination = `convolution`(source) + bias (zero when nil) with this step's `w`
+    /// (`update`), the chunks in `buffers`.
+    func convolve(_ convolution: WinogradConvolution, source: UnsafePointer<Float>, destination: UnsafeMutablePointer<Float>,
+                  kernels w: UnsafePointer<Float>, bias: UnsafePointer<Float>?, buffers: [FloatBuffer]) throws(OneDNNError) {
+        try update(w)
+        try zeroBias.withUnsafeBufferPointer { (zero) throws(OneDNNError) in
+            guard let zero = zero.baseAddress else { return }
+            try convolution.run(source: source, destination: destination, weights: memory, bias: bias ?? zero, buffers: buffers)
+        }
     }
 }
